@@ -1,0 +1,87 @@
+"""Artifact layouts shared by all components (TFX's conventions) and safe writing of outputs.
+
+Examples:    <dir>/Split-<name>/data-*.tfrecord.gz  +  <dir>/examples_meta.json
+Statistics:  <dir>/Split-<name>/FeatureStats.pb
+Schema:      <dir>/schema.pbtxt
+Anomalies:   <dir>/Split-<name>/SchemaDiff.pb
+Model:       <dir>/Format-Serving/ (SavedModel)  +  <dir>/model_meta.json
+Blessing:    <dir>/BLESSED or <dir>/NOT_BLESSED
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from components.errors import InputError
+
+SPLITS = ("train", "eval")
+EXAMPLES_META = "examples_meta.json"
+MODEL_META = "model_meta.json"
+SERVING_DIR = "Format-Serving"
+LABEL_FEATURE = "label"
+
+
+def split_dir(artifact_dir: str | os.PathLike, split: str) -> Path:
+    return Path(artifact_dir) / f"Split-{split}"
+
+
+@contextlib.contextmanager
+def atomic_output_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a scratch folder that becomes ``final`` only if the block finishes.
+
+    A failed step must leave nothing that a later step or run could mistake for its output, so
+    the work happens in a hidden sibling that is renamed into place at the end (a rename within
+    one filesystem is atomic) and removed on any error.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
+    scratch.mkdir()
+    try:
+        yield scratch
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if final.exists():
+        # KFP may pre-create an empty output folder; anything else there is a stale output
+        # of an earlier attempt at the same path, which this run replaces.
+        shutil.rmtree(final) if final.is_dir() else final.unlink()
+    os.replace(scratch, final)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: {what} is not valid JSON ({err})") from None
+
+
+def read_examples_meta(examples_dir: str | os.PathLike) -> dict[str, Any]:
+    return read_json(Path(examples_dir) / EXAMPLES_META, "examples metadata")
+
+
+def write_blessing(blessing_dir: str | os.PathLike, blessed: bool, reasons: list[str]) -> None:
+    """Write a TFX-style blessing: an empty-named marker plus the reasons, for people."""
+    blessing_dir = Path(blessing_dir)
+    blessing_dir.mkdir(parents=True, exist_ok=True)
+    marker = "BLESSED" if blessed else "NOT_BLESSED"
+    (blessing_dir / marker).write_text("\n".join(reasons) + ("\n" if reasons else ""))
+
+
+def is_blessed(blessing_dir: str | os.PathLike) -> bool:
+    blessing_dir = Path(blessing_dir)
+    return (blessing_dir / "BLESSED").is_file() and not (blessing_dir / "NOT_BLESSED").exists()
