@@ -1,0 +1,136 @@
+"""The three built-in model families, sized for edge devices and built only from int8-safe ops.
+
+Every model takes the one float32 tensor that ``components._dataset.encode`` builds, normalises
+it with an adapted ``keras.layers.Normalization`` as its first layer (so devices feed raw values)
+and ends in a softmax. Layers are limited to those the TFLite converter maps to full-integer
+kernels: convolutions (Conv1D lowers to Conv2D), separable/depthwise convolutions, Dense,
+pooling, ReLU and Softmax. Dropout vanishes at inference. Keras is imported inside functions so
+that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.errors import InputError
+
+FAMILIES = {"image": "ds_cnn", "sensor": "conv1d", "tabular": "mlp"}
+
+# Defaults chosen so each bundled dataset trains in seconds on 2 CPU cores.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "image": {"filters": 16, "blocks": 2, "dropout": 0.1},
+    "sensor": {"filters": 16, "kernel_size": 5, "blocks": 2, "dropout": 0.1},
+    "tabular": {"units": [32, 16], "dropout": 0.1},
+}
+
+
+def resolve_hyperparameters(kind: str, given: dict[str, Any] | None) -> dict[str, Any]:
+    """Family defaults overridden by ``given``; unknown keys are an error, not silently ignored."""
+    defaults = DEFAULTS[kind]
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise InputError(
+            f"hyperparameters: unknown key(s) {unknown} for the {FAMILIES[kind]} family "
+            f"(known: {sorted(defaults)})"
+        )
+    merged = {**defaults, **given}
+    _check_positive_ints(merged, ("filters", "blocks", "kernel_size"))
+    if "units" in merged:
+        units = merged["units"]
+        units = [units] if isinstance(units, int) else units
+        if not units or not all(isinstance(u, int) and u > 0 for u in units):
+            raise InputError(f"hyperparameters: 'units' must be positive integers, got {units!r}")
+        merged["units"] = list(units)
+    dropout = merged["dropout"]
+    if not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise InputError(f"hyperparameters: 'dropout' must be in [0, 1), got {dropout!r}")
+    return merged
+
+
+def _check_positive_ints(params: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key in params and not (isinstance(params[key], int) and params[key] > 0):
+            raise InputError(
+                f"hyperparameters: '{key}' must be a positive integer, got {params[key]!r}"
+            )
+
+
+def build_normalizer(train_inputs):
+    """A Normalization layer adapted on the training inputs, per last axis (feature/channel).
+
+    Constant features (variance 0) are safe: Keras divides by max(std, epsilon).
+    """
+    import keras
+
+    normalizer = keras.layers.Normalization(axis=-1, name="normalize")
+    normalizer.adapt(train_inputs)
+    return normalizer
+
+
+def build_model(
+    kind: str, input_shape: tuple[int, ...], num_classes: int, hp: dict[str, Any], normalizer
+):
+    """The built-in model for a data kind (``hp`` from :func:`resolve_hyperparameters`)."""
+    builders = {"image": _image_cnn, "sensor": _sensor_cnn, "tabular": _tabular_mlp}
+    return builders[kind](input_shape, num_classes, hp, normalizer)
+
+
+def _image_cnn(input_shape, num_classes, hp, normalizer):
+    """A small depthwise-separable CNN (MobileNet-style blocks) over [H, W, C]."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    x = normalizer(inputs)
+    filters = hp["filters"]
+    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name="stem")(x)
+    for block in range(hp["blocks"]):
+        filters *= 2 if block else 1
+        x = layers.SeparableConv2D(
+            filters, 3, padding="same", activation="relu", name=f"sep_conv{block}"
+        )(x)
+        if min(x.shape[1], x.shape[2]) >= 4:
+            x = layers.MaxPooling2D(2, name=f"pool{block}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(hp["dropout"], name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="ds_cnn")
+
+
+def _sensor_cnn(input_shape, num_classes, hp, normalizer):
+    """A 1-D CNN over [window, channels]: stacked Conv1D + pooling, then global average."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    x = normalizer(inputs)
+    filters = hp["filters"]
+    for block in range(hp["blocks"]):
+        x = layers.Conv1D(
+            filters * 2**block,
+            hp["kernel_size"],
+            padding="same",
+            activation="relu",
+            name=f"conv{block}",
+        )(x)
+        if x.shape[1] >= 4:
+            x = layers.MaxPooling1D(2, name=f"pool{block}")(x)
+    x = layers.GlobalAveragePooling1D(name="gap")(x)
+    x = layers.Dropout(hp["dropout"], name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="conv1d")
+
+
+def _tabular_mlp(input_shape, num_classes, hp, normalizer):
+    """A multi-layer perceptron over the encoded feature vector."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    x = normalizer(inputs)
+    for i, units in enumerate(hp["units"]):
+        x = layers.Dense(units, activation="relu", name=f"dense{i}")(x)
+    x = layers.Dropout(hp["dropout"], name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="mlp")

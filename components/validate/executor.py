@@ -1,0 +1,359 @@
+"""validate: TFDV statistics, a schema and anomalies for an Examples artifact (TFX layouts).
+
+What TFX splits over StatisticsGen, SchemaGen and ExampleValidator happens here in one step, so
+that a pipeline stops before training on data that breaks its schema:
+
+    statistics_dir/Split-<name>/FeatureStats.pb   DatasetFeatureStatisticsList (binary proto)
+    schema_dir/schema.pbtxt                      Schema (text proto): inferred, or the curated one
+    anomalies_dir/Split-<name>/SchemaDiff.pb      Anomalies (binary proto)
+
+All three are written through ``atomic_output_dir`` and committed together at the very end, so a
+run that fails on anomalies (or on anything else) leaves none of them behind.
+
+TensorFlow, TFDV and Beam are imported inside functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from components._artifacts import (
+    LABEL_FEATURE,
+    atomic_output_dir,
+    read_examples_meta,
+    split_dir,
+)
+from components._dataset import tfrecord_files
+from components.errors import InputError
+
+if TYPE_CHECKING:
+    from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+
+log = logging.getLogger(__name__)
+
+STATS_FILE = "FeatureStats.pb"
+SCHEMA_FILE = "schema.pbtxt"
+ANOMALIES_FILE = "SchemaDiff.pb"
+TRAIN = "train"
+
+
+def run_validate(
+    examples_dir: str,
+    statistics_dir: str,
+    schema_dir: str,
+    anomalies_dir: str,
+    *,
+    schema_path: str = "",
+    baseline_statistics_path: str = "",
+    drift_linf_threshold: float = 0.0,
+    drift_js_threshold: float = 0.0,
+    fail_on_anomalies: bool = True,
+    beam_pipeline_args: list[str] | None = None,
+) -> dict[str, Any]:
+    """Compute statistics per split, infer or load a schema, and check every split against it.
+
+    Drift: when ``baseline_statistics_path`` is given, the train split is compared with the
+    baseline's train statistics; thresholds > 0 set an L-infinity comparator on every string
+    feature and a Jensen-Shannon comparator on every numeric one (comparators already in a
+    curated schema are kept where no threshold replaces them).
+
+    Returns a JSON-able summary; raises ``InputError`` naming each anomaly (feature and split)
+    when ``fail_on_anomalies`` and any is found, leaving no output behind.
+    """
+    for name, value in (("drift_linf_threshold", drift_linf_threshold),
+                        ("drift_js_threshold", drift_js_threshold)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise InputError(f"validate: {name} must be within 0..1, got {value}")
+    meta = read_examples_meta(examples_dir)
+    splits = _splits(examples_dir)
+    files = {split: tfrecord_files(examples_dir, split) for split in splits}
+    curated = load_schema(schema_path) if schema_path else None
+    baseline = load_statistics(baseline_statistics_path) if baseline_statistics_path else None
+    if baseline is None and (drift_linf_threshold > 0 or drift_js_threshold > 0):
+        log.info("drift thresholds set but no baseline statistics given: drift not checked")
+
+    with contextlib.ExitStack() as stack:
+        stats_out = stack.enter_context(atomic_output_dir(statistics_dir))
+        schema_out = stack.enter_context(atomic_output_dir(schema_dir))
+        anomalies_out = stack.enter_context(atomic_output_dir(anomalies_dir))
+
+        stats = _generate_statistics(files, stats_out, beam_pipeline_args or [])
+        for split, split_stats in stats.items():
+            if _num_examples(split_stats) == 0:
+                raise InputError(f"{split_dir(examples_dir, split)}: no examples in the split")
+        if curated is None:
+            schema = infer_schema(stats[TRAIN], meta, examples_dir)
+        else:
+            schema = curated
+        if baseline is not None:
+            _set_drift_comparators(schema, drift_linf_threshold, drift_js_threshold)
+            if not _has_drift_comparator(schema):
+                raise InputError(
+                    f"validate: baseline statistics {baseline_statistics_path} given, but no "
+                    "drift threshold is set and the schema has no drift comparators"
+                )
+        _write_schema(schema, schema_out / SCHEMA_FILE)
+
+        found: dict[str, list[str]] = {}
+        drift: dict[str, dict[str, float]] = {}
+        for split in splits:
+            previous = baseline if split == TRAIN else None
+            anomalies = _validate(stats[split], schema, previous)
+            folder = split_dir(anomalies_out, split)
+            folder.mkdir()
+            (folder / ANOMALIES_FILE).write_bytes(anomalies.SerializeToString())
+            found[split] = describe_anomalies(anomalies)
+            if previous is not None:
+                drift = _drift_measurements(anomalies)
+
+        num_anomalies = sum(len(items) for items in found.values())
+        if num_anomalies and fail_on_anomalies:
+            raise InputError(anomalies_message(found))
+        if num_anomalies:
+            log.warning("validate: %d anomalies (not failing): %s", num_anomalies, found)
+
+    return {
+        "anomalies": found,
+        "num_anomalies": num_anomalies,
+        "features": len(schema.feature),
+        "statistics": {split: _num_examples(stats[split]) for split in splits},
+        "schema": schema_path or "inferred",
+        "drift": drift,
+    }
+
+
+def load_schema(path: str | os.PathLike) -> schema_pb2.Schema:
+    """Load a Schema from ``schema.pbtxt`` or from a schema artifact folder that holds one."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / SCHEMA_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: schema not found")
+    schema = schema_pb2.Schema()
+    try:
+        text_format.Parse(path.read_text(), schema)
+    except (text_format.ParseError, UnicodeDecodeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: not a Schema text proto ({first})") from None
+    if not schema.feature:
+        raise InputError(f"{path}: schema has no features")
+    return schema
+
+
+def load_statistics(path: str | os.PathLike) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """Load statistics from a ``FeatureStats.pb`` or a statistics artifact (its Split-train)."""
+    from google.protobuf.message import DecodeError
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    path = Path(path)
+    if path.is_dir():
+        path = split_dir(path, TRAIN) / STATS_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: statistics not found")
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    try:
+        stats.ParseFromString(path.read_bytes())
+    except DecodeError as err:
+        raise InputError(f"{path}: not a DatasetFeatureStatisticsList ({err})") from None
+    if not stats.datasets or not stats.datasets[0].features:
+        raise InputError(f"{path}: statistics hold no features")
+    return stats
+
+
+def infer_schema(
+    stats: statistics_pb2.DatasetFeatureStatisticsList,
+    meta: dict[str, Any],
+    examples_dir: str | os.PathLike = "",
+) -> schema_pb2.Schema:
+    """TFDV's inferred schema, with the label bounded to the known classes.
+
+    Passthrough string features (in the data but not model inputs, e.g. a sensor's group id)
+    lose their inferred vocabulary: new groups in eval are expected, not anomalies.
+    """
+    import tensorflow_data_validation as tfdv
+
+    schema = tfdv.infer_schema(stats, infer_feature_shape=True)
+    by_name = {feature.name: feature for feature in schema.feature}
+    train = split_dir(examples_dir, TRAIN)
+    for feature in meta.get("features", []):
+        if feature["name"] not in by_name:
+            raise InputError(f"{train}: feature '{feature['name']}' is absent from every example")
+    label_name = meta.get("label_feature", LABEL_FEATURE)
+    label = by_name.get(label_name)
+    if label is None:
+        raise InputError(f"{train}: label feature '{label_name}' is absent from every example")
+    classes = meta.get("classes") or []
+    if classes:
+        label.int_domain.min = 0
+        label.int_domain.max = len(classes) - 1
+    model_inputs = {f["name"] for f in meta.get("features", [])} | {label_name}
+    for feature in schema.feature:
+        if feature.name not in model_inputs and feature.HasField("domain"):
+            feature.ClearField("domain")
+    used = {f.domain for f in schema.feature if f.HasField("domain")}
+    kept = [d for d in schema.string_domain if d.name in used]
+    del schema.string_domain[:]
+    schema.string_domain.extend(kept)
+    return schema
+
+
+def describe_anomalies(anomalies: anomalies_pb2.Anomalies) -> list[str]:
+    """One ``'feature': description`` line per anomalous feature (and dataset-level anomaly)."""
+    lines = []
+    for name, info in sorted(anomalies.anomaly_info.items()):
+        lines.append(f"'{name}': {_info_text(info)}")
+    if anomalies.HasField("dataset_anomaly_info"):
+        lines.append(f"(dataset): {_info_text(anomalies.dataset_anomaly_info)}")
+    return lines
+
+
+def anomalies_message(found: dict[str, list[str]]) -> str:
+    parts = [f"Split-{split}: " + "; ".join(items) for split, items in found.items() if items]
+    return "validate: anomalies in " + " | in ".join(parts)
+
+
+def anomalies_markdown(summary: dict[str, Any]) -> str:
+    """A table of anomalies for the KFP UI."""
+    rows = [
+        (split, *line.split(": ", 1))
+        for split, lines in summary["anomalies"].items()
+        for line in lines
+    ]
+    counts = ", ".join(f"{split}: {n}" for split, n in summary["statistics"].items())
+    out = [
+        "# Data validation",
+        "",
+        f"Schema: {summary['schema']} ({summary['features']} features). Examples: {counts}.",
+        "",
+    ]
+    if not rows:
+        out.append("No anomalies.")
+    else:
+        out += ["| split | feature | anomaly |", "| --- | --- | --- |"]
+        out += [f"| {s} | {f} | {d.replace('|', '/')} |" for s, f, d in rows]
+    for name, values in sorted(summary.get("drift", {}).items()):
+        measured = ", ".join(f"{kind} {value:.3f}" for kind, value in values.items())
+        out.append(f"\nDrift of {name}: {measured}")
+    return "\n".join(out) + "\n"
+
+
+def _info_text(info: anomalies_pb2.AnomalyInfo) -> str:
+    text = info.short_description or "anomaly"
+    detail = " ".join(info.description.split())
+    return f"{text} ({detail})" if detail and detail != text else text
+
+
+def _splits(examples_dir: str | os.PathLike) -> list[str]:
+    folders = sorted(Path(examples_dir).glob("Split-*")) if Path(examples_dir).is_dir() else []
+    names = [p.name[len("Split-"):] for p in folders if p.is_dir()]
+    if TRAIN not in names:
+        raise InputError(f"{split_dir(examples_dir, TRAIN)}: no train split in the examples")
+    return [TRAIN] + [name for name in names if name != TRAIN]
+
+
+def _generate_statistics(
+    files: dict[str, list[str]], out_dir: Path, beam_pipeline_args: list[str]
+) -> dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
+    """One Beam pipeline computing every split's statistics into ``Split-<name>/FeatureStats.pb``.
+
+    Written in TFX's StatisticsGen layout: a serialized DatasetFeatureStatisticsList.
+    """
+    import apache_beam as beam
+    import tensorflow_data_validation as tfdv
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tfx_bsl.tfxio import tf_example_record
+
+    options = tfdv.StatsOptions()
+    paths = {}
+    try:
+        with beam.Pipeline(options=PipelineOptions(beam_pipeline_args)) as pipeline:
+            for split, split_files in files.items():
+                folder = split_dir(out_dir, split)
+                folder.mkdir()
+                paths[split] = folder / STATS_FILE
+                source = tf_example_record.TFExampleRecord(
+                    file_pattern=split_files, telemetry_descriptors=["edgeship", "validate"]
+                )
+                _ = (
+                    pipeline
+                    | f"Read[{split}]" >> source.BeamSource(options.desired_batch_size)
+                    | f"Stats[{split}]" >> tfdv.GenerateStatistics(options)
+                    | f"Write[{split}]" >> tfdv.WriteStatisticsToBinaryFile(str(paths[split]))
+                )
+    except InputError:
+        raise
+    except Exception as err:  # Beam wraps reader errors in its own types
+        reason = _last_line(err)
+        raise InputError(f"{_common_parent(files)}: cannot compute statistics ({reason})") from err
+    return {split: load_statistics_file(path) for split, path in paths.items()}
+
+
+def load_statistics_file(path: Path) -> statistics_pb2.DatasetFeatureStatisticsList:
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    return statistics_pb2.DatasetFeatureStatisticsList.FromString(path.read_bytes())
+
+
+def _validate(
+    stats: statistics_pb2.DatasetFeatureStatisticsList,
+    schema: schema_pb2.Schema,
+    previous: statistics_pb2.DatasetFeatureStatisticsList | None,
+) -> anomalies_pb2.Anomalies:
+    import tensorflow_data_validation as tfdv
+
+    return tfdv.validate_statistics(stats, schema, previous_statistics=previous)
+
+
+def _set_drift_comparators(schema: schema_pb2.Schema, linf: float, js: float) -> None:
+    """L-infinity on string features, Jensen-Shannon on numeric ones (TFDV's pairing)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    for feature in schema.feature:
+        if feature.type == schema_pb2.BYTES and linf > 0:
+            feature.drift_comparator.infinity_norm.threshold = linf
+        elif feature.type in (schema_pb2.INT, schema_pb2.FLOAT) and js > 0:
+            feature.drift_comparator.jensen_shannon_divergence.threshold = js
+
+
+def _has_drift_comparator(schema: schema_pb2.Schema) -> bool:
+    return any(feature.HasField("drift_comparator") for feature in schema.feature)
+
+
+def _drift_measurements(anomalies: anomalies_pb2.Anomalies) -> dict[str, dict[str, float]]:
+    """Measured drift per feature, e.g. {"x": {"JENSEN_SHANNON_DIVERGENCE": 0.42}}."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    kinds = anomalies_pb2.DriftSkewInfo.Measurement.Type
+    out: dict[str, dict[str, float]] = {}
+    for info in anomalies.drift_skew_info:
+        name = ".".join(info.path.step)
+        for measurement in info.drift_measurements:
+            out.setdefault(name, {})[kinds.Name(measurement.type)] = round(measurement.value, 6)
+    return out
+
+
+def _write_schema(schema: schema_pb2.Schema, path: Path) -> None:
+    from google.protobuf import text_format
+
+    path.write_text(text_format.MessageToString(schema))
+
+
+def _num_examples(stats: statistics_pb2.DatasetFeatureStatisticsList) -> int:
+    return int(stats.datasets[0].num_examples) if stats.datasets else 0
+
+
+def _common_parent(files: dict[str, list[str]]) -> str:
+    every = [f for split_files in files.values() for f in split_files]
+    return os.path.commonpath(every) if every else "?"
+
+
+def _last_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__

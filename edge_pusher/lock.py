@@ -1,0 +1,91 @@
+"""The publish lock: one publisher at a time per bucket, with a lease so a crash cannot wedge it.
+
+The lock is an object created with a conditional write (create-if-absent), so exactly one of two
+racing publishers gets it. It carries an expiry; a publisher that finds an expired lock takes it
+over with a compare-and-swap on the lock's ETag, so two rescuers cannot both win. The lease is a
+liveness tool, not the safety net: the final ``timestamp.json`` write is itself conditional on
+the ETag read at the start (see :mod:`edge_pusher.repository`), so even a publisher whose lease
+ran out cannot overwrite a newer publication.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+
+from edge_pusher.buckets import Bucket
+from edge_pusher.errors import NotFound, OtaError, PreconditionFailed
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "locks/publish.json"
+
+
+class PublishLock:
+    def __init__(self, bucket: Bucket, lease_seconds: float = 300.0, wait_seconds: float = 60.0,
+                 clock=time.time, sleep=time.sleep):
+        self.bucket = bucket
+        self.lease = lease_seconds
+        self.wait = wait_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._clock = clock
+        self._sleep = sleep
+        self._etag: str | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"owner": self.owner, "expires": self._clock() + self.lease},
+                          sort_keys=True).encode()
+
+    def acquire(self) -> None:
+        deadline = self._clock() + self.wait
+        delay = 0.05
+        while True:
+            try:
+                self._etag = self.bucket.put_if_absent(LOCK_KEY, self._body())
+                return
+            except PreconditionFailed:
+                pass
+            try:
+                data, etag = self.bucket.get_with_etag(LOCK_KEY)
+                holder = json.loads(data)
+                expires = float(holder.get("expires", 0))
+            except NotFound:
+                continue  # released between our two calls: try again at once
+            except (ValueError, TypeError, AttributeError):
+                holder, expires = {"owner": "unreadable lock"}, 0.0
+            if expires < self._clock():
+                log.warning("taking over expired publish lock held by %s", holder.get("owner"))
+                try:
+                    self._etag = self.bucket.put_if_match(LOCK_KEY, self._body(), etag)
+                    return
+                except (PreconditionFailed, NotFound):
+                    continue  # someone else rescued it first
+            if self._clock() >= deadline:
+                raise OtaError(
+                    f"another publisher ({holder.get('owner')}) holds the publish lock on "
+                    f"{self.bucket.url} for {max(0, expires - self._clock()):.0f}s more; "
+                    "nothing was published, try again"
+                )
+            self._sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+    def release(self) -> None:
+        if self._etag is None:
+            return
+        try:
+            self.bucket.delete(LOCK_KEY, if_match=self._etag)
+        except PreconditionFailed:
+            log.warning("publish lock was taken over before release (lease too short?)")
+        self._etag = None
+
+    def __enter__(self) -> PublishLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -1,0 +1,483 @@
+"""The signed OTA repository in a bucket (python-tuf Metadata API, consistent snapshots).
+
+Bucket layout::
+
+    metadata/N.root.json, metadata/root.json      the root chain (devices walk N+1, N+2, ...)
+    metadata/timestamp.json                       the only mutable TUF file; written last
+    metadata/N.snapshot.json, N.targets.json, N.bins-XX.json   write-once, version-named
+    targets/<dir>/<sha256>.<file>                 write-once, content-named target files
+    locks/publish.json                            the publish lock (not part of TUF)
+
+Top-level targets delegates every path to 2**bits hashed bins (``SuccinctRoles``), so the
+metadata a device downloads stays bounded as targets grow: a lookup touches one bin. Because
+bins cannot be listed cheaply by a device, each channel has a signed *index* target
+(``index/<channel>.json``) naming the candidate builds; the device then reads each candidate's
+own signed target metadata, which is authoritative.
+
+A publish runs under :class:`~edge_pusher.lock.PublishLock` and writes, in order: target files,
+changed bins and targets metadata, snapshot, and finally ``timestamp.json`` with a conditional
+write on the ETag read at the start. Every versioned metadata file is created with
+create-if-absent, so nothing published is ever overwritten; a reader that sees the old
+timestamp sees the complete old repository, and one that sees the new timestamp sees the
+complete new one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from securesystemslib.signer import Signer
+from tuf.api.exceptions import UnsignedMetadataError
+from tuf.api.metadata import (
+    Delegations,
+    Metadata,
+    MetaFile,
+    Root,
+    Snapshot,
+    SuccinctRoles,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
+
+from edge_pusher import keys as keyring
+from edge_pusher.buckets import Bucket
+from edge_pusher.errors import NotFound, OtaError, PreconditionFailed
+from edge_pusher.lock import PublishLock
+from edge_pusher.naming import (
+    check_name,
+    check_rollout,
+    check_version,
+    index_path,
+    target_path,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMESTAMP_EXPIRY = timedelta(days=1)
+DEFAULT_METADATA_EXPIRY = timedelta(days=365)
+RENEW_BEFORE = timedelta(days=30)
+DEFAULT_BIN_BITS = 6
+BIN_PREFIX = "bins"
+
+
+@dataclass
+class Release:
+    """One model build to publish. ``custom`` holds everything beyond the identifying fields:
+    quantization parameters, metrics, the self-test, the pipeline run id."""
+
+    data: bytes
+    name: str
+    version: int
+    hardware: str = "cpu"
+    channel: str = "stable"
+    rollout: int = 100
+    custom: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_name("model name", self.name)
+        check_name("hardware", self.hardware)
+        check_name("channel", self.channel)
+        self.version = check_version(self.version)
+        self.rollout = check_rollout(self.rollout)
+        if not self.data:
+            raise OtaError(f"model {self.name} v{self.version} ({self.hardware}) is empty")
+
+    @property
+    def path(self) -> str:
+        return target_path(self.name, self.channel, self.version, self.hardware)
+
+
+@dataclass
+class PublishResult:
+    paths: list[str]
+    timestamp_version: int
+    snapshot_version: int
+
+
+@dataclass
+class _State:
+    root: Metadata[Root]
+    roots: list[Root]  # older roots, newest first: to recognise metadata awaiting re-signing
+    timestamp: Metadata[Timestamp]
+    timestamp_etag: str | None
+    snapshot: Metadata[Snapshot]
+    targets: Metadata[Targets]
+    bins: dict[str, Metadata[Targets]] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    published: list[str] = field(default_factory=list)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def content_key(path: str, sha256: str) -> str:
+    """Where a target's bytes live: consistent-snapshot naming, as ngclient requests them."""
+    dirname, _, basename = path.rpartition("/")
+    return f"targets/{dirname}/{sha256}.{basename}" if dirname else f"targets/{sha256}.{basename}"
+
+
+class Repository:
+    """Publisher-side view of the repository in ``bucket``, signing with keys from ``keys_dir``."""
+
+    def __init__(self, bucket: Bucket, keys_dir: str,
+                 timestamp_expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY,
+                 metadata_expiry: timedelta = DEFAULT_METADATA_EXPIRY,
+                 bin_bits: int = DEFAULT_BIN_BITS,
+                 lock_wait: float = 60.0, lock_lease: float = 300.0,
+                 clock=_utcnow):
+        if bucket.read_only:
+            raise OtaError(f"{bucket.url} is read-only; publish to its s3:// or file:// URL")
+        if timestamp_expiry <= timedelta(0):
+            raise OtaError("timestamp expiry must be positive")
+        self.bucket = bucket
+        self.keys_dir = keys_dir
+        self.timestamp_expiry = timestamp_expiry
+        self.metadata_expiry = metadata_expiry
+        self.bin_bits = bin_bits
+        self.lock_wait = lock_wait
+        self.lock_lease = lock_lease
+        self._clock = clock
+        self._signers: dict[str, list[Signer]] = {}
+
+    # ------------------------------------------------------------------ public API
+
+    def publish(self, releases: list[Release]) -> PublishResult:
+        """Sign and publish ``releases`` in one repository version (all or nothing)."""
+        if not releases:
+            raise OtaError("nothing to publish")
+        paths = [r.path for r in releases]
+        if len(set(paths)) != len(paths):
+            raise OtaError("the same model/version/hardware/channel appears twice in one publish")
+
+        def change(st: _State) -> None:
+            by_channel: dict[str, list[Release]] = {}
+            for rel in releases:
+                by_channel.setdefault(rel.channel, []).append(rel)
+            for channel, rels in by_channel.items():
+                index = self._read_index(st, channel)
+                for rel in rels:
+                    self._check_newer(index, rel)
+                for rel in rels:
+                    self._add_target(st, rel)
+                    _index_add(index, rel)
+                self._write_index(st, channel, index)
+
+        return self._transaction(change)
+
+    def refresh(self) -> PublishResult:
+        """Re-sign timestamp (and anything expiring within 30 days) without publishing."""
+
+        def change(st: _State) -> None:
+            horizon = self._clock() + RENEW_BEFORE
+            if st.snapshot.signed.expires < horizon:
+                st.dirty.add("snapshot")
+            if st.targets.signed.expires < horizon:
+                st.dirty.add("targets")
+            for name in self._bin_names(st):
+                if self._bin(st, name).signed.expires < horizon:
+                    st.dirty.add(name)
+
+        return self._transaction(change)
+
+    def read_index(self, channel: str) -> dict:
+        st = self._load()
+        return self._read_index(st, check_name("channel", channel))
+
+    def target(self, path: str) -> TargetFile | None:
+        st = self._load()
+        return self._bin(st, self._bin_for(st, path)).signed.targets.get(path)
+
+    def add_raw_target(self, path: str, data: bytes, custom: dict, index_entry: dict | None,
+                       channel: str) -> PublishResult:
+        """Publish arbitrary bytes and custom metadata. For tests and tooling that must build
+        repositories a normal publish would refuse (e.g. a mislabelled build)."""
+
+        def change(st: _State) -> None:
+            self._put_target(st, path, data, custom)
+            if index_entry is not None:
+                index = self._read_index(st, channel)
+                index["models"].setdefault(index_entry["name"], []).append(
+                    {k: index_entry[k] for k in ("version", "hardware", "rollout")} | {
+                        "path": path})
+                self._write_index(st, channel, index)
+
+        return self._transaction(change)
+
+    # ------------------------------------------------------------------ transaction
+
+    def _transaction(self, change) -> PublishResult:
+        with PublishLock(self.bucket, lease_seconds=self.lock_lease, wait_seconds=self.lock_wait):
+            st = self._load()
+            change(st)
+            return self._commit(st)
+
+    def _signers_for(self, role: str, root: Root) -> list[Signer]:
+        if role not in self._signers:
+            self._signers[role] = keyring.load_signers(self.keys_dir, role, root)
+        return self._signers[role]
+
+    def _sync_roots(self, root_md: Metadata[Root]) -> list[Root]:
+        """Upload root versions the bucket lacks; return older roots (newest first)."""
+        history = keyring.root_history(self.keys_dir)
+        history.setdefault(root_md.signed.version, root_md.to_bytes())
+        try:
+            bucket_root = Metadata[Root].from_bytes(self.bucket.get("metadata/root.json"))
+            have = bucket_root.signed.version
+        except NotFound:
+            have = 0
+        if have > root_md.signed.version:
+            raise OtaError(
+                f"the bucket has root v{have} but {self.keys_dir} only v{root_md.signed.version}:"
+                " this keys directory is stale; fetch the current root and keys")
+        for version in range(have + 1, root_md.signed.version + 1):
+            if version not in history:
+                raise OtaError(f"root v{version} is missing from {self.keys_dir}/root_history")
+            try:
+                self.bucket.put_if_absent(f"metadata/{version}.root.json", history[version])
+            except PreconditionFailed:
+                pass
+        if have < root_md.signed.version:
+            self.bucket.put("metadata/root.json", root_md.to_bytes())
+        return [Metadata[Root].from_bytes(history[v]).signed
+                for v in sorted(history, reverse=True) if v < root_md.signed.version]
+
+    def _verify_top(self, st_root: Root, older: list[Root], role: str, md: Metadata) -> bool:
+        """True if ``md`` is signed by the current key; False if only by a rotated-away key
+        (so it must be re-signed); raises if signed by neither."""
+        try:
+            st_root.verify_delegate(role, md.signed_bytes, md.signatures)
+            return True
+        except UnsignedMetadataError:
+            pass
+        for old in older:
+            try:
+                old.verify_delegate(role, md.signed_bytes, md.signatures)
+                return False
+            except UnsignedMetadataError:
+                continue
+        raise OtaError(f"{role} metadata in {self.bucket.url} is not signed by any key this "
+                       "repository ever trusted; refusing to publish on top of it")
+
+    def _load(self) -> _State:
+        root_md = keyring.load_root(self.keys_dir)
+        older = self._sync_roots(root_md)
+        root = root_md.signed
+        try:
+            ts_bytes, ts_etag = self.bucket.get_with_etag("metadata/timestamp.json")
+        except NotFound:
+            return self._empty_state(root_md, older)
+        try:
+            ts = Metadata[Timestamp].from_bytes(ts_bytes)
+            stale = set()
+            if not self._verify_top(root, older, "timestamp", ts):
+                stale.add("timestamp")
+            sv = ts.signed.snapshot_meta.version
+            snap = Metadata[Snapshot].from_bytes(self.bucket.get(f"metadata/{sv}.snapshot.json"))
+            if not self._verify_top(root, older, "snapshot", snap):
+                stale.add("snapshot")
+            tv = snap.signed.meta["targets.json"].version
+            targets = Metadata[Targets].from_bytes(
+                self.bucket.get(f"metadata/{tv}.targets.json"))
+            if not self._verify_top(root, older, "targets", targets):
+                stale.add("targets")
+        except OtaError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any malformed state is the same problem
+            raise OtaError(f"the repository in {self.bucket.url} is unreadable: {e}") from None
+        st = _State(root_md, older, ts, ts_etag, snap, targets, dirty=stale)
+        if "targets" in stale:  # targets key rotated: point the bins at the new key, re-sign all
+            for name in self._bin_names(st):
+                self._bin(st, name)
+            self._rekey_bins(st)
+            st.dirty.update(st.bins)
+        return st
+
+    def _empty_state(self, root_md: Metadata[Root], older: list[Root]) -> _State:
+        now = self._clock()
+        targets = Targets(expires=now + self.metadata_expiry)
+        st = _State(root_md, older, Metadata(Timestamp(expires=now)), None,
+                    Metadata(Snapshot(expires=now)), Metadata(targets))
+        targets.delegations = Delegations(keys={}, succinct_roles=SuccinctRoles(
+            [], 1, self.bin_bits, BIN_PREFIX))
+        self._rekey_bins(st)
+        for name in self._bin_names(st):
+            st.bins[name] = Metadata(Targets(expires=now + self.metadata_expiry))
+            st.dirty.add(name)
+        st.dirty.add("targets")
+        # versions start at 1 after _commit's increment
+        for md in (st.timestamp, st.snapshot, st.targets, *st.bins.values()):
+            md.signed.version = 0
+        return st
+
+    def _rekey_bins(self, st: _State) -> None:
+        root = st.root.signed
+        keys = {k: root.keys[k] for k in root.roles["targets"].keyids}
+        succinct = st.targets.signed.delegations.succinct_roles
+        st.targets.signed.delegations.keys = keys
+        succinct.keyids = list(keys)
+        succinct.threshold = root.roles["targets"].threshold
+        st.dirty.add("targets")
+
+    def _bin_names(self, st: _State) -> list[str]:
+        return list(st.targets.signed.delegations.succinct_roles.get_roles())
+
+    def _bin_for(self, st: _State, path: str) -> str:
+        return st.targets.signed.delegations.succinct_roles.get_role_for_target(path)
+
+    def _bin(self, st: _State, name: str) -> Metadata[Targets]:
+        if name not in st.bins:
+            meta = st.snapshot.signed.meta.get(f"{name}.json")
+            if meta is None:
+                raise OtaError(f"snapshot does not list {name}; the repository is damaged")
+            md = Metadata[Targets].from_bytes(
+                self.bucket.get(f"metadata/{meta.version}.{name}.json"))
+            try:
+                st.targets.signed.verify_delegate(name, md.signed_bytes, md.signatures)
+            except UnsignedMetadataError:
+                raise OtaError(f"{name} metadata in {self.bucket.url} has no valid signature; "
+                               "refusing to publish on top of it") from None
+            st.bins[name] = md
+        return st.bins[name]
+
+    # ------------------------------------------------------------------ targets and index
+
+    def _put_target(self, st: _State, path: str, data: bytes, custom: dict) -> TargetFile:
+        tf = TargetFile.from_data(path, data, ["sha256"])
+        tf.unrecognized_fields["custom"] = custom
+        key = content_key(path, tf.hashes["sha256"])
+        if not self.bucket.exists(key):
+            self.bucket.put(key, data)
+        name = self._bin_for(st, path)
+        self._bin(st, name).signed.targets[path] = tf
+        st.dirty.add(name)
+        st.published.append(path)
+        return tf
+
+    def _add_target(self, st: _State, rel: Release) -> None:
+        custom = dict(rel.custom)
+        custom.update(name=rel.name, version=rel.version, hardware=rel.hardware,
+                      channel=rel.channel, rollout=rel.rollout)
+        self._put_target(st, rel.path, rel.data, custom)
+
+    def _read_index(self, st: _State, channel: str) -> dict:
+        path = index_path(channel)
+        tf = self._bin(st, self._bin_for(st, path)).signed.targets.get(path)
+        if tf is None:
+            return {"channel": channel, "models": {}}
+        data = self.bucket.get(content_key(path, tf.hashes["sha256"]))
+        tf.verify_length_and_hashes(data)
+        return json.loads(data)
+
+    def _write_index(self, st: _State, channel: str, index: dict) -> None:
+        for name, entries in index["models"].items():
+            index["models"][name] = _prune(entries)
+        self._put_target(st, index_path(channel), _canonical(index), {"kind": "index"})
+
+    @staticmethod
+    def _check_newer(index: dict, rel: Release) -> None:
+        entries = index["models"].get(rel.name, [])
+        if not entries:
+            return
+        newest = max(e["version"] for e in entries)
+        same = {e["hardware"] for e in entries if e["version"] == newest}
+        if rel.version > newest or (rel.version == newest and rel.hardware not in same):
+            return
+        raise OtaError(
+            f"{rel.name} v{rel.version} ({rel.hardware}) is not newer than v{newest} already "
+            f"published on channel {rel.channel}; versions only go up")
+
+    # ------------------------------------------------------------------ commit
+
+    def _create_versioned(self, role: str, md: Metadata, first: int) -> tuple[int, bytes]:
+        """Sign ``md`` as the first free version >= ``first`` and create it (never overwrite).
+
+        A version can already exist only as an orphan of a publisher that died before writing
+        timestamp.json; nothing references it, so we step over it."""
+        signers = self._signers_for("targets" if role.startswith(BIN_PREFIX) else role,
+                                    self._root_for_signing)
+        version = first
+        for _ in range(1000):
+            md.signed.version = version
+            md.signatures.clear()
+            for s in signers:
+                md.sign(s, append=True)
+            data = md.to_bytes()
+            try:
+                self.bucket.put_if_absent(f"metadata/{version}.{role}.json", data)
+                return version, data
+            except PreconditionFailed:
+                version += 1
+        raise OtaError(f"could not find a free version for {role} metadata")
+
+    def _commit(self, st: _State) -> PublishResult:
+        now = self._clock()
+        self._root_for_signing = st.root.signed
+        snap = st.snapshot.signed
+        for name in sorted(n for n in st.dirty if n.startswith(BIN_PREFIX)):
+            md = st.bins[name]
+            md.signed.expires = now + self.metadata_expiry
+            version, data = self._create_versioned(name, md, md.signed.version + 1)
+            snap.meta[f"{name}.json"] = MetaFile(version=version, length=len(data))
+        if "targets" in st.dirty:
+            st.targets.signed.expires = now + self.metadata_expiry
+            version, data = self._create_versioned("targets", st.targets,
+                                                   st.targets.signed.version + 1)
+            snap.meta["targets.json"] = MetaFile(version=version, length=len(data))
+        ts = st.timestamp.signed
+        if st.dirty - {"timestamp"}:
+            snap.expires = now + self.metadata_expiry
+            snap_version, snap_data = self._create_versioned("snapshot", st.snapshot,
+                                                             snap.version + 1)
+            ts.snapshot_meta = MetaFile(version=snap_version, length=len(snap_data))
+        snap_version = ts.snapshot_meta.version
+        ts.expires = now + self.timestamp_expiry
+        ts.version += 1
+        st.timestamp.signatures.clear()
+        for s in self._signers_for("timestamp", st.root.signed):
+            st.timestamp.sign(s, append=True)
+        data = st.timestamp.to_bytes()
+        try:
+            if st.timestamp_etag is None:
+                self.bucket.put_if_absent("metadata/timestamp.json", data)
+            else:
+                self.bucket.put_if_match("metadata/timestamp.json", data, st.timestamp_etag)
+        except PreconditionFailed:
+            raise OtaError(
+                f"another publisher changed {self.bucket.url} while this one held an expired "
+                "lock; nothing was published, try again") from None
+        paths = [p for p in st.published if not p.startswith("index/")]
+        log.info("published timestamp v%d (snapshot v%d) to %s", ts.version, snap_version,
+                 self.bucket.url)
+        return PublishResult(paths=paths, timestamp_version=ts.version,
+                             snapshot_version=snap_version)
+
+
+def _index_add(index: dict, rel: Release) -> None:
+    index["models"].setdefault(rel.name, []).append(
+        {"version": rel.version, "hardware": rel.hardware, "rollout": rel.rollout,
+         "path": rel.path})
+
+
+def _prune(entries: list[dict]) -> list[dict]:
+    """Keep, per hardware, every entry down to and including the newest full (100%) rollout.
+
+    Older builds can never be chosen again (a device takes the newest build that covers it, and a
+    100% build covers everyone), so the index stays as small as the live rollouts."""
+    keep = []
+    for hw in sorted({e["hardware"] for e in entries}):
+        for e in sorted((e for e in entries if e["hardware"] == hw),
+                        key=lambda e: e["version"], reverse=True):
+            keep.append(e)
+            if e["rollout"] >= 100:
+                break
+    return sorted(keep, key=lambda e: (e["version"], e["hardware"]))
+

@@ -1,0 +1,54 @@
+"""The step chain the three pipelines share: ingest -> validate -> train -> evaluate -> quantize
+-> push. Each pipeline module only chooses its data kind and defaults.
+
+Component modules are imported here, not at package import, so ``import pipelines`` stays light
+(the device install carries this package without kfp).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build_chain(
+    *,
+    kind: str,
+    ingest_args: dict[str, Any],
+    train_args: dict[str, Any],
+    evaluate_args: dict[str, Any],
+    quantize_args: dict[str, Any],
+    push_args: dict[str, Any],
+) -> dict[str, Any]:
+    """Add every step of the edge pipeline to the enclosing ``@dsl.pipeline``; return the tasks."""
+    from components.evaluate.component import evaluate
+    from components.ingest.component import ingest
+    from components.quantize.component import quantize
+    from components.train.component import train
+    from components.validate.component import validate
+    from edge_pusher.component import push
+
+    ingest_task = ingest(kind=kind, **ingest_args)
+    examples = ingest_task.outputs["examples"]
+    validate_task = validate(examples=examples)
+    train_task = train(examples=examples, schema=validate_task.outputs["schema"], **train_args)
+    evaluate_task = evaluate(examples=examples, model=train_task.outputs["model"], **evaluate_args)
+    quantize_task = quantize(
+        model=train_task.outputs["model"],
+        examples=examples,
+        model_blessing=evaluate_task.outputs["blessing"],
+        **quantize_args,
+    )
+    push_task = push(
+        quantized=quantize_task.outputs["quantized"],
+        model_blessing=evaluate_task.outputs["blessing"],
+        quantize_blessing=quantize_task.outputs["blessing"],
+        **push_args,
+    )
+    return {
+        "ingest": ingest_task,
+        "validate": validate_task,
+        "train": train_task,
+        "evaluate": evaluate_task,
+        "quantize": quantize_task,
+        "push": push_task,
+    }

@@ -1,0 +1,116 @@
+"""``edgeship run`` and ``edgeship compile`` (``submit`` lives in ``pipelines.submit``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from components.errors import InputError
+
+PIPELINE_NAMES = ("sensor", "vision", "tabular")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run a pipeline locally (kfp.local, no cluster)")
+    run.add_argument("pipeline", choices=PIPELINE_NAMES)
+    run.add_argument("--data", help="CSV file (tabular, sensor) or image folder (vision)")
+    run.add_argument("--label", help="label column of a CSV")
+    run.add_argument("--bucket", help="OTA bucket URL (default: file://WORKDIR/bucket)")
+    run.add_argument("--keys", help="signing keys folder (default: demo keys in WORKDIR/keys)")
+    run.add_argument("--channel", help="release channel of the published model")
+    run.add_argument("--workdir", help="where every output of the run goes")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="any other pipeline parameter (repeatable)",
+    )
+    run.set_defaults(func=cmd_run)
+
+    comp = sub.add_parser("compile", help="compile a pipeline to KFP IR YAML")
+    comp.add_argument("pipeline", choices=PIPELINE_NAMES)
+    comp.add_argument("-o", "--output", help="output file (default: PIPELINE.yaml)")
+    comp.set_defaults(func=cmd_compile)
+
+    try:
+        from pipelines.submit import register as register_submit
+    except ModuleNotFoundError as err:  # device install: no kfp, so no cluster commands
+        if err.name and err.name.split(".")[0] in ("kfp", "kfp_server_api"):
+            return
+        raise
+    register_submit(sub)
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from pipelines.compile import compile_pipeline
+
+    path = compile_pipeline(args.pipeline, args.output or f"{args.pipeline}.yaml")
+    print(f"wrote {path}")
+    return 0
+
+
+def parse_params(pairs: list[str], declared: dict[str, Any]) -> dict[str, Any]:
+    """Turn KEY=VALUE strings into typed pipeline arguments, by each parameter's default type."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--param {pair!r}: expected KEY=VALUE")
+        if key not in declared:
+            raise InputError(f"--param {key}: not a parameter (known: {', '.join(declared)})")
+        kind = type(declared[key])
+        try:
+            if kind is bool:
+                params[key] = value.lower() in ("1", "true", "yes")
+            else:
+                params[key] = kind(value)
+        except ValueError:
+            raise InputError(f"--param {key}={value}: expected {kind.__name__}") from None
+    return params
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import inspect
+
+    from pipelines.local import new_workdir, require_data, run_local
+    from pipelines.registry import get_pipeline
+
+    pipeline_fn = get_pipeline(args.pipeline)
+    declared = {
+        name: p.default
+        for name, p in inspect.signature(pipeline_fn.pipeline_func).parameters.items()
+    }
+    workdir = Path(args.workdir) if args.workdir else new_workdir(pipeline=args.pipeline)
+    workdir = workdir.resolve()
+    arguments = parse_params(args.param, declared)
+    if args.data:
+        require_data(args.data)
+        arguments["data_path"] = str(Path(args.data).resolve())
+    if args.label:
+        if "label" not in declared:
+            raise InputError(f"--label: the {args.pipeline} pipeline takes labels from folders")
+        arguments["label"] = args.label
+    if args.channel:
+        arguments["channel"] = args.channel
+    arguments["bucket_url"] = args.bucket or (workdir / "bucket").as_uri()
+    arguments["keys_dir"] = str(Path(args.keys).resolve()) if args.keys else _demo_keys(workdir)
+
+    print(f"edgeship run {args.pipeline}: working in {workdir}", flush=True)
+    result = run_local(args.pipeline, arguments, workdir)
+    from pipelines.report import format_run
+
+    print(format_run(result))
+    if not result.ok:
+        print(f"edgeship: error: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo_keys(workdir: Path) -> str:
+    """Fresh keys for a self-contained local run (a real fleet passes --keys)."""
+    from edge_pusher.keys import init_keys
+
+    keys = workdir / "keys"
+    if not keys.exists():
+        init_keys(keys)
+    return str(keys)

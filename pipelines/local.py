@@ -1,0 +1,132 @@
+"""Run a pipeline on this machine with ``kfp.local`` (SubprocessRunner, no cluster, no Docker).
+
+Every output of a run lands under its work folder: the pipeline root with each task's artifacts,
+and ``run.log`` with everything the steps printed. The caller gets per-step wall times (read
+from kfp.local's own log lines) and each step's summary (the JSON string it returned).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.errors import InputError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EVENT = re.compile(
+    r"^(?P<time>\d\d:\d\d:\d\d\.\d{3}) - \w+ - "
+    r"(?:Executing task '(?P<start>[^']+)'|Task '(?P<end>[^']+)' finished with status (?P<st>\w+))"
+)
+# The last line of a failed step's traceback names our error types with the one-line message.
+_USER_ERROR = re.compile(r"(?:components\.errors\.InputError|edge_pusher\.errors\.\w+): (.+)$")
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str
+    seconds: float
+    summary: dict[str, Any] = field(default_factory=dict)
+    task_dir: Path | None = None
+
+
+@dataclass
+class RunResult:
+    pipeline: str
+    workdir: Path
+    run_dir: Path | None
+    log_path: Path
+    steps: list[StepResult]
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def new_workdir(base: str | Path = ".edgeship/runs", pipeline: str = "run") -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path(base) / f"{pipeline}-{stamp}"
+
+
+def run_local(pipeline: str, arguments: dict[str, Any], workdir: str | Path) -> RunResult:
+    """Run the named pipeline to its end (or first failure) under ``workdir``."""
+    from kfp import local
+
+    from pipelines.registry import get_pipeline
+
+    pipeline_fn = get_pipeline(pipeline)
+    workdir = Path(workdir).resolve()
+    pipeline_root = workdir / "pipeline_root"
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "run.log"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(pipeline_root),
+        raise_on_error=True,
+    )
+    error = ""
+    with open(log_path, "w") as log, contextlib.redirect_stdout(log), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            pipeline_fn(**arguments)
+        except RuntimeError as err:
+            error = str(err)
+    text = _ANSI.sub("", log_path.read_text())
+    if error:
+        error = _user_error(text) or _ANSI.sub("", error) + f" (see {log_path})"
+    run_dirs = sorted(p for p in pipeline_root.iterdir() if p.is_dir())
+    run_dir = run_dirs[-1] if run_dirs else None
+    return RunResult(pipeline, workdir, run_dir, log_path, _steps(text, run_dir), error)
+
+
+def _user_error(log_text: str) -> str:
+    messages = [m.group(1).strip() for m in map(_USER_ERROR.search, log_text.splitlines()) if m]
+    return messages[-1] if messages else ""
+
+
+def _steps(log_text: str, run_dir: Path | None) -> list[StepResult]:
+    started: dict[str, dt.datetime] = {}
+    steps: list[StepResult] = []
+    for line in log_text.splitlines():
+        match = _EVENT.match(line.strip())
+        if not match:
+            continue
+        when = dt.datetime.strptime(match["time"], "%H:%M:%S.%f")
+        if match["start"]:
+            started[match["start"]] = when
+            continue
+        name = match["end"]
+        seconds = (when - started.get(name, when)).total_seconds() % 86400  # across midnight
+        task_dir = run_dir / name if run_dir else None
+        steps.append(StepResult(name, match["st"], seconds, _summary(task_dir), task_dir))
+    return steps
+
+
+def _summary(task_dir: Path | None) -> dict[str, Any]:
+    """The JSON string a step returned, from kfp.local's executor output file."""
+    if task_dir is None:
+        return {}
+    output = task_dir / "executor_output.json"
+    if not output.is_file():
+        return {}
+    values = json.loads(output.read_text()).get("parameterValues", {})
+    raw = values.get("Output", "")
+    try:
+        return json.loads(raw) if isinstance(raw, str) and raw else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def require_data(path: str) -> None:
+    """Fail early, on the host, when a local --data path does not exist."""
+    if path and not path.startswith(("builtin:", "gs://", "s3://")) and not Path(path).exists():
+        raise InputError(f"{path}: no such file or folder")

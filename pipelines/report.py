@@ -1,0 +1,75 @@
+"""What ``edgeship run`` prints: per step its wall time and key result, then where things are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.local import RunResult
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * float(value):.1f}%" if isinstance(value, int | float) else "?"
+
+
+def _ingest(s: dict[str, Any]) -> str:
+    rows = s.get("rows", {})
+    text = ", ".join(f"{split} {n}" for split, n in rows.items())
+    return f"rows {text}; {s.get('bad_rows', 0)} bad rows dropped; classes {len(s.get('classes', []))}"
+
+
+def _validate(s: dict[str, Any]) -> str:
+    return f"{s.get('num_anomalies', 0)} anomalies in {s.get('features', '?')} features"
+
+
+def _train(s: dict[str, Any]) -> str:
+    return (
+        f"train accuracy {_pct(s.get('train_accuracy'))}, eval accuracy "
+        f"{_pct(s.get('eval_accuracy'))}, {s.get('parameters', '?')} parameters, "
+        f"{s.get('epochs', '?')} epochs"
+    )
+
+
+def _evaluate(s: dict[str, Any]) -> str:
+    verdict = "BLESSED" if s.get("blessed") else "NOT BLESSED: " + "; ".join(s.get("reasons", []))
+    return f"eval accuracy {_pct(s.get('accuracy'))} on {s.get('examples', '?')} examples; {verdict}"
+
+
+def _quantize(s: dict[str, Any]) -> str:
+    verdict = "BLESSED" if s.get("blessed") else "NOT BLESSED: " + "; ".join(s.get("reasons", []))
+    return f"float accuracy {_pct(s.get('float_accuracy'))}; int8 {verdict}"
+
+
+def _push(s: dict[str, Any]) -> str:
+    if s.get("pushed"):
+        published = s.get("published", [])
+        names = ", ".join(str(p.get("target_path", p)) for p in published) if published else ""
+        return f"published {names}".strip()
+    return f"not pushed: {s.get('reason', '?')}"
+
+
+_FORMATTERS = {
+    "ingest": _ingest,
+    "validate": _validate,
+    "train": _train,
+    "evaluate": _evaluate,
+    "quantize": _quantize,
+    "push": _push,
+}
+
+
+def format_run(result: RunResult) -> str:
+    lines = [f"{'step':<10} {'status':<8} {'seconds':>8}  result"]
+    total = 0.0
+    for step in result.steps:
+        total += step.seconds
+        describe = _FORMATTERS.get(step.name)
+        detail = describe(step.summary) if describe and step.summary else ""
+        lines.append(f"{step.name:<10} {step.status:<8} {step.seconds:>8.1f}  {detail}")
+    lines.append(f"{'total':<10} {'':<8} {total:>8.1f}")
+    quantize = next((s for s in result.steps if s.name == "quantize"), None)
+    if quantize and quantize.summary.get("table"):
+        lines += ["", "quantized variants:", quantize.summary["table"]]
+    lines += ["", f"work folder: {result.workdir}", f"log:         {result.log_path}"]
+    if result.run_dir:
+        lines.append(f"artifacts:   {result.run_dir}")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""Sensor pipeline: three-axis vibration recordings, cut into windows, to a fault classifier.
+
+The flagship edge use case: a 1-D CNN small enough for a microcontroller-class CPU or an Edge
+TPU, trained on the bundled rotating-machine generator (``builtin:sensor``) or on a CSV with a
+time column, channel columns, a label column and a group column (machine or session id).
+"""
+
+from kfp import dsl
+
+from pipelines._chain import build_chain
+
+
+@dsl.pipeline(name="edgeship-sensor", description="Vibration windows to a signed int8 model")
+def sensor_pipeline(
+    data_path: str = "builtin:sensor",
+    label: str = "label",
+    group_column: str = "machine_id",
+    time_column: str = "time",
+    window: int = 128,
+    stride: int = 64,
+    eval_ratio: float = 0.2,
+    max_bad_rows: int = 0,
+    epochs: int = 30,
+    min_accuracy: float = 0.8,
+    max_accuracy_drop: float = 1.0,
+    model_name: str = "sensor-fault",
+    bucket_url: str = "",
+    keys_dir: str = "",
+    channel: str = "stable",
+    rollout_percent: int = 100,
+) -> None:
+    build_chain(
+        kind="sensor",
+        ingest_args=dict(
+            data_path=data_path,
+            label=label,
+            group_column=group_column,
+            time_column=time_column,
+            window=window,
+            stride=stride,
+            eval_ratio=eval_ratio,
+            max_bad_rows=max_bad_rows,
+        ),
+        train_args=dict(epochs=epochs),
+        evaluate_args=dict(min_accuracy=min_accuracy, slice_feature=group_column),
+        quantize_args=dict(max_accuracy_drop=max_accuracy_drop),
+        push_args=dict(
+            model_name=model_name,
+            bucket_url=bucket_url,
+            keys_dir=keys_dir,
+            channel=channel,
+            rollout_percent=rollout_percent,
+        ),
+    )
