@@ -75,3 +75,26 @@ def rollout_bucket(device_id: str, name: str, version: int) -> int:
 
 def rollout_covers(rollout: int, device_id: str, name: str, version: int) -> bool:
     return rollout_bucket(device_id, name, version) < int(rollout)
+
+
+def canonical_safe(obj):
+    """Make ``obj`` encodable as TUF canonical JSON, which has no floats.
+
+    Floats become their shortest round-trip decimal string ("0.0078125"); readers turn them back
+    with ``float()``. Tuples become lists, numpy scalars plain numbers.
+    """
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return repr(obj)
+    if isinstance(obj, dict):
+        return {str(k): canonical_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [canonical_safe(v) for v in obj]
+    if hasattr(obj, "item"):  # numpy scalar
+        return canonical_safe(obj.item())
+    if hasattr(obj, "tolist"):  # numpy array
+        return canonical_safe(obj.tolist())
+    raise TypeError(f"cannot put {type(obj).__name__} into signed metadata")

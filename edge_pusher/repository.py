@@ -48,6 +48,7 @@ from edge_pusher.buckets import Bucket
 from edge_pusher.errors import NotFound, OtaError, PreconditionFailed
 from edge_pusher.lock import PublishLock
 from edge_pusher.naming import (
+    canonical_safe,
     check_name,
     check_rollout,
     check_version,
@@ -81,7 +82,8 @@ class Release:
         check_name("model name", self.name)
         check_name("hardware", self.hardware)
         check_name("channel", self.channel)
-        self.version = check_version(self.version)
+        # 0 means "the next version": resolved inside the publish transaction, under the lock
+        self.version = 0 if self.version in (0, None) else check_version(self.version)
         self.rollout = check_rollout(self.rollout)
         if not self.data:
             raise OtaError(f"model {self.name} v{self.version} ({self.hardware}) is empty")
@@ -165,6 +167,10 @@ class Repository:
             for channel, rels in by_channel.items():
                 index = self._read_index(st, channel)
                 for rel in rels:
+                    if rel.version == 0:
+                        known = [e["version"] for e in index["models"].get(rel.name, [])]
+                        rel.version = max(known, default=0) + 1
+                for rel in rels:
                     self._check_newer(index, rel)
                 for rel in rels:
                     self._add_target(st, rel)
@@ -215,6 +221,7 @@ class Repository:
     # ------------------------------------------------------------------ transaction
 
     def _transaction(self, change) -> PublishResult:
+        self._signers = {}  # keys may have been rotated since the last transaction
         with PublishLock(self.bucket, lease_seconds=self.lock_lease, wait_seconds=self.lock_wait):
             st = self._load()
             change(st)
@@ -352,7 +359,7 @@ class Repository:
 
     def _put_target(self, st: _State, path: str, data: bytes, custom: dict) -> TargetFile:
         tf = TargetFile.from_data(path, data, ["sha256"])
-        tf.unrecognized_fields["custom"] = custom
+        tf.unrecognized_fields["custom"] = canonical_safe(custom)
         key = content_key(path, tf.hashes["sha256"])
         if not self.bucket.exists(key):
             self.bucket.put(key, data)
@@ -397,19 +404,23 @@ class Repository:
 
     # ------------------------------------------------------------------ commit
 
-    def _create_versioned(self, role: str, md: Metadata, first: int) -> tuple[int, bytes]:
+    def _create_versioned(self, st: _State, role: str, md: Metadata,
+                          first: int) -> tuple[int, bytes]:
         """Sign ``md`` as the first free version >= ``first`` and create it (never overwrite).
 
         A version can already exist only as an orphan of a publisher that died before writing
         timestamp.json; nothing references it, so we step over it."""
-        signers = self._signers_for("targets" if role.startswith(BIN_PREFIX) else role,
-                                    self._root_for_signing)
+        is_bin = role.startswith(BIN_PREFIX)
+        signers = self._signers_for("targets" if is_bin else role, st.root.signed)
+        delegator = st.targets.signed if is_bin else st.root.signed
         version = first
         for _ in range(1000):
             md.signed.version = version
             md.signatures.clear()
             for s in signers:
                 md.sign(s, append=True)
+            # never upload what a device would reject
+            delegator.verify_delegate(role, md.signed_bytes, md.signatures)
             data = md.to_bytes()
             try:
                 self.bucket.put_if_absent(f"metadata/{version}.{role}.json", data)
@@ -420,22 +431,21 @@ class Repository:
 
     def _commit(self, st: _State) -> PublishResult:
         now = self._clock()
-        self._root_for_signing = st.root.signed
         snap = st.snapshot.signed
         for name in sorted(n for n in st.dirty if n.startswith(BIN_PREFIX)):
             md = st.bins[name]
             md.signed.expires = now + self.metadata_expiry
-            version, data = self._create_versioned(name, md, md.signed.version + 1)
+            version, data = self._create_versioned(st, name, md, md.signed.version + 1)
             snap.meta[f"{name}.json"] = MetaFile(version=version, length=len(data))
         if "targets" in st.dirty:
             st.targets.signed.expires = now + self.metadata_expiry
-            version, data = self._create_versioned("targets", st.targets,
+            version, data = self._create_versioned(st, "targets", st.targets,
                                                    st.targets.signed.version + 1)
             snap.meta["targets.json"] = MetaFile(version=version, length=len(data))
         ts = st.timestamp.signed
         if st.dirty - {"timestamp"}:
             snap.expires = now + self.metadata_expiry
-            snap_version, snap_data = self._create_versioned("snapshot", st.snapshot,
+            snap_version, snap_data = self._create_versioned(st, "snapshot", st.snapshot,
                                                              snap.version + 1)
             ts.snapshot_meta = MetaFile(version=snap_version, length=len(snap_data))
         snap_version = ts.snapshot_meta.version

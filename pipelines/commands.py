@@ -75,6 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.local import new_workdir, require_data, run_local
     from pipelines.registry import get_pipeline
 
+    if args.data:
+        require_data(args.data)
     pipeline_fn = get_pipeline(args.pipeline)
     declared = {
         name: p.default
@@ -84,7 +86,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     workdir = workdir.resolve()
     arguments = parse_params(args.param, declared)
     if args.data:
-        require_data(args.data)
         arguments["data_path"] = str(Path(args.data).resolve())
     if args.label:
         if "label" not in declared:

@@ -14,7 +14,8 @@ def _pct(value: Any) -> str:
 def _ingest(s: dict[str, Any]) -> str:
     rows = s.get("rows", {})
     text = ", ".join(f"{split} {n}" for split, n in rows.items())
-    return f"rows {text}; {s.get('bad_rows', 0)} bad rows dropped; classes {len(s.get('classes', []))}"
+    classes = len(s.get("classes", []))
+    return f"rows {text}; {s.get('bad_rows', 0)} bad rows dropped; {classes} classes"
 
 
 def _validate(s: dict[str, Any]) -> str:
@@ -31,7 +32,8 @@ def _train(s: dict[str, Any]) -> str:
 
 def _evaluate(s: dict[str, Any]) -> str:
     verdict = "BLESSED" if s.get("blessed") else "NOT BLESSED: " + "; ".join(s.get("reasons", []))
-    return f"eval accuracy {_pct(s.get('accuracy'))} on {s.get('examples', '?')} examples; {verdict}"
+    examples = s.get("examples", "?")
+    return f"eval accuracy {_pct(s.get('accuracy'))} on {examples} examples; {verdict}"
 
 
 def _quantize(s: dict[str, Any]) -> str:

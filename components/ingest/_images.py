@@ -1,0 +1,54 @@
+"""Image folders (``<class>/*.png|*.jpg|*.jpeg``) to items: resized pixels as floats 0..255."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.errors import InputError
+from components.ingest._rows import BadRow, Item
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_FEATURE = "image"
+
+
+def list_images(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Class names (sorted) and (relative path, class) for every image, checked up front.
+
+    Hidden folders (``.ipynb_checkpoints``) are not classes; files other than PNG/JPEG are
+    skipped. A class folder without images is an error: the class could never be learnt.
+    """
+    if not root.exists():
+        raise InputError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder; images go in <folder>/<class>/*.png|*.jpg")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise InputError(f"{root}: no class folders; images go in <folder>/<class>/*.png|*.jpg")
+    images: list[tuple[str, str]] = []
+    for name in classes:
+        found = sorted(
+            p.relative_to(root).as_posix()
+            for p in (root / name).rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not found:
+            raise InputError(f"{root / name}: class '{name}' has no .png/.jpg/.jpeg images")
+        images.extend((rel, name) for rel in found)
+    return classes, images
+
+
+def load_image(root: str, relative: str, class_name: str, size: int, channels: int) -> Item | BadRow:
+    """Decode, convert to grey or RGB, resize to ``size`` x ``size`` (bilinear), flatten HWC."""
+    import numpy as np
+    from PIL import Image
+
+    path = Path(root) / relative
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now: a truncated file fails here, not later
+            converted = image.convert("L" if channels == 1 else "RGB")
+            resized = converted.resize((size, size), Image.Resampling.BILINEAR)
+    except Exception as err:  # noqa: BLE001 - Pillow raises many types for undecodable files
+        return BadRow(str(path), 0, f"cannot decode image ({type(err).__name__}: {err})")
+    pixels = np.asarray(resized, dtype=np.float32).reshape(-1)
+    return relative, class_name, {IMAGE_FEATURE: pixels.tolist()}

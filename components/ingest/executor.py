@@ -1,0 +1,313 @@
+"""Ingest: CSV tables, CSV time series or image folders -> an Examples artifact (TFX layout).
+
+Plain Python over local paths; no kfp import, and Apache Beam only inside functions, so that
+importing this module (or the component) stays cheap. The driver checks what it can up front
+(paths, header, label column, column types, classes), then one Beam pipeline parses, labels,
+splits and writes; afterwards the driver applies the bad-row limit and the class checks before
+the artifact is moved into place, so a failed step leaves nothing at ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components._artifacts import EXAMPLES_META, LABEL_FEATURE, atomic_output_dir, write_json
+from components.errors import InputError
+from components.ingest import _csv, _images, _pipeline, _sensor, _tabular, datasets
+from components.ingest._rows import BadRow
+
+log = logging.getLogger(__name__)
+
+KINDS = ("tabular", "sensor", "image")
+
+
+@dataclass
+class Plan:
+    """A kind's pipeline builder plus the metadata known before the pipeline runs."""
+
+    build: _pipeline.Build
+    features: list[dict[str, Any]]
+    extra_meta: dict[str, Any] = field(default_factory=dict)
+    passthrough: list[str] = field(default_factory=list)
+
+
+def run_ingest(
+    kind: str,
+    data_path: str,
+    output_dir: str,
+    *,
+    label: str = "label",
+    group_column: str = "",
+    time_column: str = "",
+    window: int = 128,
+    stride: int = 64,
+    image_size: int = 32,
+    channels: int = 1,
+    eval_ratio: float = 0.2,
+    max_bad_rows: int = 0,
+    column_types: dict[str, str] | None = None,
+    beam_pipeline_args: list[str] | None = None,
+) -> dict[str, Any]:
+    """Write the Examples artifact for ``data_path`` to ``output_dir``; return a summary.
+
+    ``data_path`` is a CSV file, a folder of CSV files (same header), an image folder, or
+    ``builtin:sensor|vision|tabular``. Raises InputError (one line naming the file, line or
+    column) for bad input, leaving nothing at ``output_dir``.
+    """
+    _check_params(kind, window, stride, image_size, channels, eval_ratio, max_bad_rows)
+    with tempfile.TemporaryDirectory(prefix="edgeship-ingest-") as tmp:
+        work = Path(tmp)
+        path = Path(data_path)
+        if data_path.startswith(datasets.BUILTIN_PREFIX):
+            path = _builtin(kind, data_path, work / "data")
+            defaults = datasets.DEFAULTS[kind]
+            group_column = group_column or defaults.get("group_column", "")
+            time_column = time_column or defaults.get("time_column", "")
+        if kind == "tabular":
+            plan = _plan_tabular(path, label, column_types)
+        elif kind == "sensor":
+            plan = _plan_sensor(path, label, group_column, time_column, window, stride, column_types)
+        else:
+            plan = _plan_images(path, image_size, channels)
+        with atomic_output_dir(output_dir) as out:
+            log.info("ingest %s from %s (eval_ratio=%s)", kind, data_path, eval_ratio)
+            outcome = _pipeline.run(
+                plan.build, out, work, eval_ratio, list(beam_pipeline_args or [])
+            )
+            _check_outcome(outcome, max_bad_rows, data_path)
+            meta = {
+                "kind": kind,
+                "label_feature": LABEL_FEATURE,
+                "classes": outcome.classes,
+                "features": plan.features,
+                "passthrough": plan.passthrough,
+                "counts": {s: outcome.total(s) for s in outcome.counts},
+                "class_counts": outcome.counts,
+                "bad_rows": outcome.bad_count,
+                "source": data_path,
+                "eval_ratio": eval_ratio,
+                **plan.extra_meta,
+            }
+            write_json(out / EXAMPLES_META, meta)
+    log.info("ingest wrote %s: %s, %d bad rows dropped", output_dir, meta["counts"], meta["bad_rows"])
+    return {
+        "rows": meta["counts"],
+        "bad_rows": meta["bad_rows"],
+        "classes": meta["classes"],
+        "examples": str(output_dir),
+    }
+
+
+def _check_params(
+    kind: str, window: int, stride: int, image_size: int, channels: int, ratio: float, bad: int
+) -> None:
+    if kind not in KINDS:
+        raise InputError(f"kind '{kind}' is not one of {', '.join(KINDS)}")
+    if not 0.0 < ratio < 1.0:
+        raise InputError(f"eval_ratio {ratio} must be between 0 and 1 (exclusive)")
+    if kind == "sensor" and (window < 2 or stride < 1):
+        raise InputError(f"window {window} must be >= 2 and stride {stride} >= 1")
+    if kind == "image" and not 1 <= image_size <= 1024:
+        raise InputError(f"image_size {image_size} must be between 1 and 1024")
+    if kind == "image" and channels not in (1, 3):
+        raise InputError(f"channels {channels} must be 1 (grey) or 3 (RGB)")
+    if bad < 0:
+        raise InputError(f"max_bad_rows {bad} must be >= 0")
+
+
+def _builtin(kind: str, data_path: str, folder: Path) -> Path:
+    name = data_path[len(datasets.BUILTIN_PREFIX) :]
+    if name not in datasets.NAMES:
+        raise InputError(f"{data_path}: unknown bundled dataset; use one of {datasets.NAMES}")
+    if datasets.KIND[name] != kind:
+        raise InputError(f"{data_path} is {datasets.KIND[name]} data, not {kind}")
+    return datasets.materialize(name, folder)
+
+
+def _read_records(path: str) -> Iterator[Any]:
+    """Records of one file, or a fatal bad row when the file itself cannot be read."""
+    try:
+        yield from _csv.iter_records(Path(path))
+    except InputError as err:
+        yield BadRow(path, 0, str(err).removeprefix(f"{path}: "), fatal=True)
+
+
+def _plan_tabular(path: Path, label: str, column_types: dict[str, str] | None) -> Plan:
+    files = _csv.csv_files(path)
+    header = _csv.read_headers(files)
+    _csv.require_column(label, header, "label", str(files[0]))
+    if LABEL_FEATURE in header and label != LABEL_FEATURE:
+        raise InputError(
+            f"{files[0]}: column '{LABEL_FEATURE}' clashes with the label feature; rename it"
+        )
+    types = _csv.infer_types(files, header, column_types)
+    features = [
+        {"name": n, "dtype": types[n], "shape": [1]} for n in header if n != label
+    ]
+    if not features:
+        raise InputError(f"{files[0]}: no feature columns besides the label '{label}'")
+    log.info("tabular columns: %s", {f["name"]: f["dtype"] for f in features})
+    sources = [str(f) for f in files]
+
+    def build(pipeline: Any) -> tuple[Any, Any, Any]:
+        import apache_beam as beam
+
+        parsed = (
+            pipeline
+            | "Files" >> beam.Create(sources)
+            | "ReadCsv" >> beam.FlatMap(_read_records)
+            | "Spread" >> beam.Reshuffle()
+            | "Parse"
+            >> beam.FlatMap(
+                lambda r: _pipeline.route(
+                    r if isinstance(r, BadRow) else _tabular.parse_row(r, header, types, label)
+                )
+            ).with_outputs("bad", main="items")
+        )
+        class_names = parsed.items | "ClassNames" >> beam.Map(lambda item: item[1])
+        return parsed.items, parsed.bad, class_names
+
+    return Plan(build, features, {"label_column": label, "column_types": types})
+
+
+def _plan_sensor(
+    path: Path,
+    label: str,
+    group_column: str,
+    time_column: str,
+    window: int,
+    stride: int,
+    column_types: dict[str, str] | None,
+) -> Plan:
+    files = _csv.csv_files(path)
+    header = _csv.read_headers(files)
+    source = str(files[0])
+    _csv.require_column(label, header, "label", source)
+    for name, what in ((group_column, "group"), (time_column, "time")):
+        if name:
+            _csv.require_column(name, header, what, source)
+    roles = {label, group_column, time_column} - {""}
+    types = _csv.infer_types(files, header, column_types)
+    others = [n for n in header if n not in roles]
+    text = [n for n in others if types[n] != "float"]
+    if text:
+        raise InputError(
+            f"{source}: column(s) {', '.join(text)} are not numeric; sensor channels must be "
+            f"numbers (pass a recording id column as group_column)"
+        )
+    if not others:
+        raise InputError(f"{source}: no channel columns besides {', '.join(sorted(roles))}")
+    clash = [n for n in [*others, group_column] if n == LABEL_FEATURE and label != LABEL_FEATURE]
+    if clash:
+        raise InputError(f"{source}: column '{LABEL_FEATURE}' clashes with the label feature")
+    if not time_column and {"time", "timestamp"} & set(others):
+        log.warning("no time_column given: rows stay in file order and 'time' is a channel")
+    if not group_column:
+        log.warning("no group_column: overlapping windows of one recording may span train/eval")
+    columns = _sensor.Columns(tuple(header), label, tuple(others), group_column, time_column)
+    sources = [str(f) for f in files]
+
+    def build(pipeline: Any) -> tuple[Any, Any, Any]:
+        import apache_beam as beam
+
+        parsed = (
+            pipeline
+            | "Files" >> beam.Create(sources)
+            | "ReadCsv" >> beam.FlatMap(_read_records)
+            | "Parse"
+            >> beam.FlatMap(
+                lambda r: _pipeline.route(
+                    r if isinstance(r, BadRow) else _sensor.parse_row(r, columns)
+                )
+            ).with_outputs("bad", main="rows")
+        )
+        items = (
+            parsed.rows
+            | "ByGroup" >> beam.GroupByKey()
+            | "Windows"
+            >> beam.FlatMap(
+                lambda kv: _sensor.cut_windows(kv[0], list(kv[1]), columns, window, stride)
+            )
+        )
+        # Classes come from rows, not windows: a class too short for one window is reported.
+        class_names = parsed.rows | "ClassNames" >> beam.Map(lambda kv: kv[1][3])
+        return items, parsed.bad, class_names
+
+    features = [{"name": n, "dtype": "float", "shape": [window]} for n in others]
+    extra = {
+        "label_column": label,
+        "group_column": group_column,
+        "time_column": time_column,
+        "window": window,
+        "stride": stride,
+    }
+    return Plan(build, features, extra, [group_column] if group_column else [])
+
+
+def _plan_images(path: Path, image_size: int, channels: int) -> Plan:
+    classes, images = _images.list_images(path)
+    if len(classes) < 2:
+        raise InputError(f"{path}: found 1 class folder ('{classes[0]}'); need at least 2")
+    root = str(path)
+
+    def build(pipeline: Any) -> tuple[Any, Any, Any]:
+        import apache_beam as beam
+
+        loaded = (
+            pipeline
+            | "Images" >> beam.Create(images)
+            | "Spread" >> beam.Reshuffle()
+            | "Decode"
+            >> beam.FlatMap(
+                lambda e: _pipeline.route(
+                    _images.load_image(root, e[0], e[1], image_size, channels)
+                )
+            ).with_outputs("bad", main="items")
+        )
+        class_names = pipeline | "ClassFolders" >> beam.Create(classes)
+        return loaded.items, loaded.bad, class_names
+
+    shape = [image_size, image_size, channels]
+    features = [{"name": _images.IMAGE_FEATURE, "dtype": "float", "shape": shape}]
+    return Plan(build, features, {"image_size": image_size, "channels": channels})
+
+
+def _check_outcome(outcome: _pipeline.Outcome, max_bad_rows: int, source: str) -> None:
+    """Fail on what a later step could not use: too many bad rows, too few classes, gaps."""
+    if outcome.fatal is not None:
+        raise InputError(f"{outcome.fatal.where()}: {outcome.fatal.reason}")
+    if outcome.bad_count > max_bad_rows:
+        first = outcome.bad_examples[0]
+        more = outcome.bad_count - 1
+        tail = f" (and {more} more malformed)" if more else ""
+        limit = (
+            "; set max_bad_rows to drop malformed rows"
+            if max_bad_rows == 0
+            else f"; more than max_bad_rows={max_bad_rows}"
+        )
+        raise InputError(f"{first.where()}: {first.reason}{tail}{limit}")
+    if outcome.bad_count:
+        log.warning("dropped %d malformed rows, e.g. %s", outcome.bad_count,
+                    "; ".join(f"{b.where()}: {b.reason}" for b in outcome.bad_examples))
+    classes = outcome.classes
+    if len(classes) < 2:
+        found = f"only class '{classes[0]}'" if classes else "no usable rows"
+        raise InputError(f"{source}: found {found}; need at least 2 classes")
+    empty = [c for c in classes if outcome.counts["train"][c] == 0]
+    if empty:
+        total = {c: outcome.counts["train"][c] + outcome.counts["eval"][c] for c in empty}
+        detail = ", ".join(f"'{c}' ({total[c]} in eval)" for c in empty)
+        raise InputError(
+            f"{source}: class {detail} has no examples in the train split; add data for it"
+            " (for sensor data: recordings at least one window long)"
+        )
+    if outcome.total("eval") == 0:
+        raise InputError(f"{source}: the eval split is empty; add data or raise eval_ratio")
+    missing = [c for c in classes if outcome.counts["eval"][c] == 0]
+    if missing:
+        log.warning("classes with no eval examples: %s", ", ".join(missing))

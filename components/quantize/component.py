@@ -1,0 +1,82 @@
+"""KFP interface of the quantize step; the work is in ``components.quantize.executor``."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components._image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def quantize(
+    model: Input[Model],
+    examples: Input[Dataset],
+    quantized: Output[Model],
+    blessing: Output[Artifact],
+    report: Output[Markdown],
+    metrics: Output[Metrics],
+    model_blessing: Input[Artifact] = None,
+    variants: list = [],  # noqa: B006 - KFP reads the default from the signature
+    calibration_examples: int = 200,
+    max_accuracy_drop: float = 1.0,
+    num_threads: int = 1,
+) -> str:
+    """Convert a trained model to TFLite variants, measure them with LiteRT, and bless the int8 one.
+
+    Args:
+        model: the trained model folder (train's output): ``Format-Serving/`` (SavedModel whose
+            ``serving_default`` takes one float32 ``inputs`` [None, *input_shape] and returns
+            ``probabilities`` [None, classes]) and ``model_meta.json`` (classes, encoding).
+        examples: an Examples folder (``Split-train/``, ``Split-eval/`` of gzipped TFRecord
+            ``tf.Example`` plus ``examples_meta.json``); train calibrates int8, eval measures.
+        model_blessing: evaluate's blessing folder (``BLESSED`` or ``NOT_BLESSED``); optional:
+            when it is not connected only the accuracy drop decides.
+        variants: which variants to make, from ``float32``, ``dynamic_range``, ``float16``,
+            ``int8``; ``[]`` (default) makes all four. Example: ``["int8"]``. Any variant that
+            cannot be made fails the step (exit 1, one line naming it).
+        calibration_examples: how many train examples calibrate the int8 ranges, e.g. 200.
+        max_accuracy_drop: the int8 model's largest allowed accuracy loss against the float
+            SavedModel, in percentage points, e.g. 1.0.
+        num_threads: interpreter threads for the latency measurement, e.g. 1.
+
+    Returns:
+        quantized: folder with ``model_<variant>.tflite`` per variant, ``model_meta.json`` (the
+            trained model's), ``quantization_report.json`` (accuracy, delta, agreement, size,
+            latency, quantization parameters, self-test sample per variant; Edge TPU analysis),
+            and ``model_int8_edgetpu.tflite`` only if ``edgetpu_compiler`` is installed in the
+            image and compiled it.
+        blessing: folder with ``BLESSED`` or ``NOT_BLESSED`` (its text gives the numbers why);
+            BLESSED only if evaluate blessed the model and the int8 drop is within the limit.
+        report: Markdown file with the variant table and the Edge TPU analysis (KFP UI).
+        metrics: headline numbers: ``float_accuracy``, ``<variant>_accuracy``,
+            ``<variant>_size_bytes``, ``<variant>_latency_ms``, ``blessed`` (1/0).
+        Output: the executor's summary as a JSON string (variants, float_accuracy, blessed,
+            reasons, edgetpu, table).
+    """
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from components.quantize.executor import REPORT_MD, run_quantize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = run_quantize(
+            model.path,
+            examples.path,
+            quantized.path,
+            blessing.path,
+            str(Path(tmp) / "report"),
+            model_blessing_dir=model_blessing.path if model_blessing else "",
+            variants=list(variants) or None,
+            calibration_examples=calibration_examples,
+            max_accuracy_drop=max_accuracy_drop,
+            num_threads=num_threads,
+        )
+        shutil.copyfile(Path(tmp) / "report" / REPORT_MD, report.path)
+    metrics.log_metric("float_accuracy", summary["float_accuracy"])
+    for name, numbers in summary["variants"].items():
+        metrics.log_metric(f"{name}_accuracy", numbers["accuracy"])
+        metrics.log_metric(f"{name}_size_bytes", numbers["size_bytes"])
+        metrics.log_metric(f"{name}_latency_ms", numbers["latency_ms_median"])
+    metrics.log_metric("blessed", 1 if summary["blessed"] else 0)
+    return json.dumps(summary)

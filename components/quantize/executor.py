@@ -1,0 +1,325 @@
+"""Quantize: convert the trained SavedModel to TFLite variants, measure each with LiteRT on the
+eval split, check the int8 model against the Edge TPU's requirements, and bless or refuse it.
+
+Plain Python on local paths (no kfp; TensorFlow only inside functions), so it runs the same from
+the KFP component, from a TFX adapter, or from a test. Every number in the report comes from
+running the exact file that is written next to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components._artifacts import (
+    MODEL_META,
+    SERVING_DIR,
+    atomic_output_dir,
+    is_blessed,
+    read_examples_meta,
+    read_json,
+    write_blessing,
+    write_json,
+)
+from components._dataset import encode, load_split
+from components.errors import InputError
+from components.quantize import edgetpu, measure
+from components.quantize.convert import VARIANTS
+from components.quantize.report import edgetpu_line, format_table, markdown
+
+log = logging.getLogger(__name__)
+
+REPORT_JSON = "quantization_report.json"
+REPORT_MD = "report.md"
+EDGETPU_FILE = "model_int8_edgetpu.tflite"
+CALIBRATION_SPLIT = "train"
+EVAL_SPLIT = "eval"
+CALIBRATION_SEED = 0
+# How far a device's own run of the self-test example may stray from ours: int8 outputs by one
+# quantization step (kernels round differently across CPUs), float outputs by kernel-order noise;
+# dynamic-range kernels quantize activations on the fly, so they get the widest margin.
+SELF_TEST_ATOL = {"float32": 1e-4, "float16": 1e-3, "dynamic_range": 1e-2, "int8": 1}
+
+__all__ = ["run_quantize", "format_table", "VARIANTS"]
+
+
+def variant_file(variant: str) -> str:
+    return f"model_{variant}.tflite"
+
+
+def choose_variants(variants: list[str] | None) -> tuple[list[str], bool]:
+    """The variants to make, in canonical order, and whether the caller named them."""
+    if not variants:
+        return list(VARIANTS), False
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise InputError(
+            f"variants: unknown {', '.join(map(repr, unknown))} (known: {', '.join(VARIANTS)})"
+        )
+    return [v for v in VARIANTS if v in variants], True
+
+
+def _check_params(
+    calibration_examples: int, max_accuracy_drop: float, num_threads: int, latency_runs: int
+) -> None:
+    if calibration_examples < 1:
+        raise InputError(f"calibration_examples: {calibration_examples}, must be >= 1")
+    if not max_accuracy_drop >= 0:
+        raise InputError(f"max_accuracy_drop: {max_accuracy_drop}, must be >= 0")
+    if num_threads < 1:
+        raise InputError(f"num_threads: {num_threads}, must be >= 1")
+    if latency_runs < 1:
+        raise InputError(f"latency_runs: {latency_runs}, must be >= 1")
+
+
+def _read_model_meta(model_dir: Path) -> dict[str, Any]:
+    meta = read_json(model_dir / MODEL_META, "model metadata")
+    missing = [k for k in ("classes", "encoding", "input_name", "output_name") if k not in meta]
+    if missing:
+        raise InputError(f"{model_dir / MODEL_META}: missing {', '.join(missing)}")
+    return meta
+
+
+def _calibration_set(examples_dir: str, examples_meta: dict, encoding: dict, n: int) -> np.ndarray:
+    """N train examples, drawn with a fixed seed so that every class is likely represented."""
+    columns, labels = load_split(examples_dir, CALIBRATION_SPLIT, examples_meta)
+    if len(labels) == 0:
+        raise InputError(
+            f"int8: calibration split '{CALIBRATION_SPLIT}' of {examples_dir} has no examples"
+        )
+    x = encode(encoding, columns)
+    rng = np.random.default_rng(CALIBRATION_SEED)
+    picked = np.sort(rng.choice(len(x), size=min(n, len(x)), replace=False))
+    return x[picked]
+
+
+def _convert_all(
+    loaded: Any, spec: Any, chosen: list[str], calibration: np.ndarray | None, named: bool
+) -> dict[str, bytes]:
+    """Convert every chosen variant; if any fails, fail the step and say which would convert."""
+    from components.quantize.convert import convert, save_single_example_model
+
+    made: dict[str, bytes] = {}
+    failures: dict[str, InputError] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeship-quantize-") as tmp:
+        static_dir = save_single_example_model(loaded, spec, Path(tmp) / "single_example")
+        for variant in chosen:
+            try:
+                made[variant] = convert(static_dir, variant, calibration)
+                log.info("converted %s: %d bytes", variant, len(made[variant]))
+            except InputError as err:
+                failures[variant] = err
+    if failures:
+        first = next(iter(failures.values()))
+        hint = (
+            f"; these convert: {', '.join(made)} (ask for them by name with variants=[...])"
+            if made
+            else ""
+        )
+        what = "requested" if named else "default (all)"
+        raise InputError(f"{first} [{what} variants: {', '.join(chosen)}]{hint}")
+    return made
+
+
+def _measure_variant(
+    path: Path,
+    x: np.ndarray,
+    labels: np.ndarray,
+    float_pred: np.ndarray,
+    float_accuracy: float,
+    num_threads: int,
+    latency_runs: int,
+) -> tuple[dict, dict]:
+    interp = measure.interpreter(str(path), num_threads)
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    probs, raw = measure.run(interp, x)
+    pred = probs.argmax(axis=1)
+    accuracy = float((pred == labels).mean())
+    row = {
+        "file": path.name,
+        "size_bytes": os.path.getsize(path),
+        "accuracy": accuracy,
+        "accuracy_delta_pp": (accuracy - float_accuracy) * 100.0,
+        "agreement": float((pred == float_pred).mean()),
+        "latency_ms": measure.latency_ms(interp, x[0], latency_runs),
+        "input_quantization": measure.quantization(inp),
+        "output_quantization": measure.quantization(out),
+        "input_shape": [int(d) for d in inp["shape"]],
+        "tensor_dtypes": measure.tensor_dtypes(str(path)),
+    }
+    self_test = {
+        "input": measure.to_model_input(x[:1], inp).tolist(),
+        "expected_output": raw[:1].tolist(),
+    }
+    return row, self_test
+
+
+def _blessing(report: dict, model_blessing_dir: str, max_drop: float) -> tuple[bool, list[str]]:
+    """BLESSED only if evaluate blessed the model and the gated variant stays within max_drop."""
+    reasons = []
+    ok = True
+    if model_blessing_dir:
+        if not Path(model_blessing_dir).is_dir():
+            raise InputError(f"{model_blessing_dir}: model blessing folder not found")
+        if is_blessed(model_blessing_dir):
+            reasons.append("evaluate blessed the model")
+        else:
+            ok = False
+            reasons.append(f"evaluate did not bless the model ({model_blessing_dir})")
+    gated = ["int8"] if "int8" in report["variants"] else list(report["variants"])
+    for name in gated:
+        v = report["variants"][name]
+        drop = -v["accuracy_delta_pp"]
+        within = drop <= max_drop + 1e-9
+        ok = ok and within
+        reasons.append(
+            f"{name} accuracy {v['accuracy']:.4f} vs float {report['float_accuracy']:.4f}: "
+            f"drop {drop:.2f} pp {'<=' if within else '>'} max {max_drop:.2f} pp"
+        )
+    return ok, reasons
+
+
+def _edgetpu(out: Path, made: list[str]) -> dict[str, Any]:
+    version = edgetpu.compiler_version()
+    result: dict[str, Any] = {
+        "compiler": version or f"{edgetpu.COMPILER} not found on PATH",
+        "analysis": None,
+        "compiled": False,
+    }
+    if "int8" not in made:
+        result["compile_error"] = "no int8 variant was asked for"
+        return result
+    int8 = out / variant_file("int8")
+    result["analysis"] = edgetpu.analyse(int8)
+    if version is None:
+        result["compile_error"] = result["compiler"]
+        return result
+    compiled = edgetpu.compile_model(int8, out)
+    result["compiled"] = compiled.pop("compiled")
+    if result["compiled"]:
+        result["file"] = EDGETPU_FILE
+        result["size_bytes"] = os.path.getsize(out / EDGETPU_FILE)
+    else:
+        result["compile_error"] = compiled.pop("error", "compilation failed")
+    result["compiler_summary"] = compiled
+    return result
+
+
+def run_quantize(
+    model_dir: str,
+    examples_dir: str,
+    output_dir: str,
+    blessing_dir: str,
+    report_dir: str,
+    *,
+    model_blessing_dir: str = "",
+    variants: list[str] | None = None,
+    calibration_examples: int = 200,
+    max_accuracy_drop: float = 1.0,
+    num_threads: int = 1,
+    latency_runs: int = 200,
+) -> dict[str, Any]:
+    """Make, measure and bless the TFLite variants of ``model_dir``; returns a short summary.
+
+    Writes ``output_dir`` (``model_<variant>.tflite``, optionally ``model_int8_edgetpu.tflite``,
+    ``model_meta.json``, ``quantization_report.json``), ``blessing_dir`` (BLESSED/NOT_BLESSED)
+    and ``report_dir`` (``report.md``), each only if the whole step succeeds.
+    """
+    from components.quantize.convert import load_serving, predict_saved_model
+
+    chosen, named = choose_variants(variants)
+    _check_params(calibration_examples, max_accuracy_drop, num_threads, latency_runs)
+    model_path = Path(model_dir)
+    model_meta = _read_model_meta(model_path)
+    examples_meta = read_examples_meta(examples_dir)
+
+    columns, labels = load_split(examples_dir, EVAL_SPLIT, examples_meta)
+    if len(labels) == 0:
+        raise InputError(f"{examples_dir}: eval split has no examples to measure variants on")
+    x_eval = encode(model_meta["encoding"], columns)
+    loaded, spec = load_serving(
+        model_path / SERVING_DIR, model_meta["input_name"], model_meta["output_name"]
+    )
+    if tuple(x_eval.shape[1:]) != spec.input_shape:
+        raise InputError(
+            f"{model_path / MODEL_META}: encoding gives inputs of shape {list(x_eval.shape[1:])} "
+            f"but the model takes {list(spec.input_shape)}"
+        )
+    num_classes = len(model_meta["classes"])
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise InputError(
+            f"{examples_dir}: eval label {int(labels.max())} outside the model's "
+            f"{num_classes} classes"
+        )
+    float_probs = predict_saved_model(loaded, spec, x_eval)
+    float_pred = float_probs.argmax(axis=1)
+    float_accuracy = float((float_pred == labels).mean())
+    log.info("float SavedModel accuracy %.4f on %d eval examples", float_accuracy, len(labels))
+
+    calibration = None
+    if "int8" in chosen:
+        calibration = _calibration_set(
+            examples_dir, examples_meta, model_meta["encoding"], calibration_examples
+        )
+    made = _convert_all(loaded, spec, chosen, calibration, named)
+
+    report: dict[str, Any] = {
+        "float_accuracy": float_accuracy,
+        "eval_examples": int(len(labels)),
+        "classes": list(model_meta["classes"]),
+        "calibration_examples": 0 if calibration is None else int(len(calibration)),
+        "num_threads": num_threads,
+        "latency_runs": latency_runs,
+        "max_accuracy_drop": max_accuracy_drop,
+        "variants": {},
+        "self_test": {},
+    }
+    with (
+        atomic_output_dir(output_dir) as out,
+        atomic_output_dir(blessing_dir) as bless,
+        atomic_output_dir(report_dir) as rep,
+    ):
+        for variant, content in made.items():
+            path = out / variant_file(variant)
+            path.write_bytes(content)
+            row, self_test = _measure_variant(
+                path, x_eval, labels, float_pred, float_accuracy, num_threads, latency_runs
+            )
+            report["variants"][variant] = row
+            report["self_test"][variant] = {**self_test, "atol": SELF_TEST_ATOL[variant]}
+            log.info("%s: accuracy %.4f, %d bytes", variant, row["accuracy"], row["size_bytes"])
+        report["edgetpu"] = _edgetpu(out, list(made))
+        blessed, reasons = _blessing(report, model_blessing_dir, max_accuracy_drop)
+        report["blessed"] = blessed
+        report["reasons"] = reasons
+        shutil.copyfile(model_path / MODEL_META, out / MODEL_META)
+        write_json(out / REPORT_JSON, report)
+        write_blessing(bless, blessed, reasons)
+        (rep / REPORT_MD).write_text(markdown(report))
+    return summarize(report)
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers a pipeline runner prints, plus the table itself."""
+    return {
+        "variants": {
+            name: {
+                "accuracy": v["accuracy"],
+                "size_bytes": v["size_bytes"],
+                "latency_ms_median": v["latency_ms"]["median"],
+            }
+            for name, v in report["variants"].items()
+        },
+        "float_accuracy": report["float_accuracy"],
+        "blessed": report["blessed"],
+        "reasons": report["reasons"],
+        "edgetpu": edgetpu_line(report["edgetpu"]),
+        "table": format_table(report),
+    }

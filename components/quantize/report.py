@@ -1,0 +1,101 @@
+"""The quantization report for people: a plain-text table for the CLI and Markdown for KFP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = ("variant", "accuracy", "delta pp", "agreement", "size KiB", "median ms", "p90 ms")
+
+
+def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = [("float SavedModel", f"{report['float_accuracy']:.4f}", "", "", "", "", "")]
+    for name, v in report["variants"].items():
+        rows.append(
+            (
+                name,
+                f"{v['accuracy']:.4f}",
+                f"{v['accuracy_delta_pp']:+.2f}",
+                f"{v['agreement']:.4f}",
+                f"{v['size_bytes'] / 1024:.1f}",
+                f"{v['latency_ms']['median']:.3f}",
+                f"{v['latency_ms']['p90']:.3f}",
+            )
+        )
+    return rows
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The variant table as aligned plain text, followed by the blessing verdict."""
+    rows = [COLUMNS, *_rows(report)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    verdict = "BLESSED" if report["blessed"] else "NOT_BLESSED"
+    lines.append(
+        f"{verdict} on {report['eval_examples']} eval examples: " + "; ".join(report["reasons"])
+    )
+    lines.append(f"Edge TPU: {edgetpu_line(report['edgetpu'])}")
+    return "\n".join(lines)
+
+
+def edgetpu_line(edgetpu: dict[str, Any]) -> str:
+    """One line on Edge TPU readiness: the static estimate and what the compiler did."""
+    analysis = edgetpu.get("analysis")
+    parts = []
+    if analysis:
+        parts.append(
+            f"{analysis['mapped']}/{analysis['total']} operators would map "
+            f"({analysis['mapped_share']:.0%}, static check)"
+        )
+    if edgetpu["compiled"]:
+        parts.append(f"compiled with {edgetpu['compiler']}")
+    else:
+        parts.append(f"not compiled: {edgetpu.get('compile_error') or edgetpu['compiler']}")
+    return "; ".join(parts)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown (shown by the KFP UI)."""
+    verdict = "BLESSED" if report["blessed"] else "NOT_BLESSED"
+    out = [
+        "# Quantization report",
+        "",
+        f"**{verdict}** — " + "; ".join(report["reasons"]),
+        "",
+        f"Measured with the LiteRT interpreter on {report['eval_examples']} eval examples "
+        f"({report['num_threads']} thread(s), {report['latency_runs']} timed single-example "
+        "invokes per variant); deltas against the float SavedModel in the same run.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    out += ["| " + " | ".join(r) + " |" for r in _rows(report)]
+    out += ["", "| variant | file | input | output |", "|---|---|---|---|"]
+    for name, v in report["variants"].items():
+        q_in, q_out = v["input_quantization"], v["output_quantization"]
+        out.append(f"| {name} | `{v['file']}` | {_q(q_in)} | {_q(q_out)} |")
+    edgetpu = report["edgetpu"]
+    out += ["", "## Edge TPU", "", edgetpu_line(edgetpu), ""]
+    analysis = edgetpu.get("analysis")
+    if analysis:
+        out += ["| # | operator | maps | why not |", "|---|---|---|---|"]
+        for row in analysis["operators"]:
+            why = "; ".join(row["reasons"]).replace("|", "\\|")
+            out.append(
+                f"| {row['index']} | {row['op']} | {'yes' if row['maps'] else 'no'} | {why} |"
+            )
+        out += [f"- {note}" for note in analysis["notes"]]
+        out += ["", f"Requirements from {analysis['source']}."]
+    compiler_summary = edgetpu.get("compiler_summary")
+    if compiler_summary:
+        out += ["", "Compiler summary:", "", "| operator | count | status |", "|---|---|---|"]
+        out += [
+            f"| {r['op']} | {r['count']} | {r['status']} |" for r in compiler_summary["operators"]
+        ]
+    return "\n".join(out) + "\n"
+
+
+def _q(q: dict[str, Any]) -> str:
+    if q["dtype"] == "float32":
+        return "float32"
+    return f"{q['dtype']} (scale {q['scale']:.6g}, zero point {q['zero_point']})"

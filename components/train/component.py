@@ -1,0 +1,83 @@
+"""KFP interface of the train step; the work is in ``components.train.executor``."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from components._image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def train(
+    examples: Input[Dataset],
+    model: Output[Model],
+    logs: Output[Artifact],
+    epochs: int = 30,
+    batch_size: int = 32,
+    learning_rate: float = 0.003,
+    module_file: str = "",
+    hyperparameters: dict = {},  # noqa: B006 - KFP needs a literal default; never mutated
+    seed: int = 42,
+) -> NamedTuple("Outputs", [("summary", str)]):
+    """Train a small Keras classifier for edge devices and export it as a SavedModel.
+
+    The family follows the kind of the examples: a depthwise-separable CNN for images, a 1-D CNN
+    for sensor windows, an MLP for tabular features; normalisation is inside the model and the
+    exported graph holds only ops that convert to a full-integer TFLite model. Training is
+    deterministic for a given seed and stops early when the eval loss stops improving.
+
+    Args:
+        examples: Examples artifact written by ingest: ``Split-train/`` and ``Split-eval/``
+            folders of gzipped TFRecord ``tf.Example``s plus ``examples_meta.json``
+            (kind, classes, features). Example: the ``examples`` output of ``ingest``.
+        model: Output folder. ``Format-Serving/`` holds a SavedModel whose ``serving_default``
+            signature maps ``inputs`` (float32 [None, *input_shape]) to ``probabilities``
+            (float32 [None, num_classes]); ``model_meta.json`` records classes, the input
+            encoding, family, hyper-parameters, seed, measured train/eval accuracy, epochs run
+            and parameter count. Example: ``{"eval_accuracy": 0.97, "family": "conv1d", ...}``.
+        logs: Output folder of TensorBoard event files, ``train/`` and ``validation/``
+            (open with ``tensorboard --logdir <path>``).
+        epochs: Maximum training epochs (early stopping may end sooner). Example: ``30``.
+        batch_size: Examples per gradient step. Example: ``32``.
+        learning_rate: Adam learning rate. Example: ``0.003``.
+        module_file: Path (inside the container) to a Python file defining
+            ``build_model(input_shape, num_classes, hyperparameters, normalizer)`` that returns
+            a ``keras.Model`` ending in softmax; replaces the built-in family. Empty: built-in.
+            Example: ``"/pipelines/my_model.py"``.
+        hyperparameters: Family settings overriding the defaults; image
+            ``{"filters": 16, "blocks": 2, "dropout": 0.1}``, sensor ``{"filters": 16,
+            "kernel_size": 5, "blocks": 2, "dropout": 0.1}``, tabular ``{"units": [32, 16],
+            "dropout": 0.1}``; passed unchanged to a module file's ``build_model``.
+        seed: Seed for weights, shuffling and dropout; the same seed gives the same model.
+
+    Returns:
+        summary: JSON ``{"train_accuracy", "eval_accuracy", "epochs", "parameters", "model"}``.
+    """
+    import json
+    from collections import namedtuple
+
+    from components.train.executor import run_train
+
+    result = run_train(
+        examples.path,
+        model.path,
+        logs_dir=logs.path,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        module_file=module_file,
+        hyperparameters=hyperparameters,
+        seed=seed,
+    )
+    model.metadata.update(
+        {
+            "framework": "tensorflow",
+            "format": "SavedModel (Format-Serving)",
+            "train_accuracy": result["train_accuracy"],
+            "eval_accuracy": result["eval_accuracy"],
+            "parameters": result["parameters"],
+        }
+    )
+    logs.metadata.update({"format": "tensorboard", "runs": ["train", "validation"]})
+    return namedtuple("Outputs", ["summary"])(json.dumps(result, sort_keys=True))

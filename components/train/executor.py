@@ -1,0 +1,415 @@
+"""Train a small Keras model on an Examples artifact and export it for full-integer conversion.
+
+Output (``model_dir``)::
+
+    Format-Serving/     SavedModel; signature ``serving_default``:
+                        inputs: float32 [None, *input_shape] -> probabilities: float32 [None, K]
+    model_meta.json     kind, classes, encoding, input/output names and shapes, family,
+                        hyperparameters, seed, measured train/eval accuracy, epochs, parameters
+
+The model's one input is the tensor ``components._dataset.encode`` builds outside the graph, so
+no string op reaches the exported graph. TensorFlow is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components._artifacts import (
+    MODEL_META,
+    SERVING_DIR,
+    atomic_output_dir,
+    read_examples_meta,
+    read_json,
+    write_json,
+)
+from components._dataset import build_encoding, encode, load_split
+from components.errors import InputError
+from components.train import models
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "inputs"
+OUTPUT_NAME = "probabilities"
+SIGNATURE = "serving_default"
+EARLY_STOP_PATIENCE = 5
+
+
+def run_train(
+    examples_dir: str,
+    model_dir: str,
+    *,
+    logs_dir: str = "",
+    epochs: int = 30,
+    batch_size: int = 32,
+    learning_rate: float = 0.003,
+    module_file: str = "",
+    hyperparameters: dict | None = None,
+    seed: int = 42,
+) -> dict:
+    """Train on ``Split-train``, early-stop on ``Split-eval``, export to ``model_dir``.
+
+    Returns ``{"train_accuracy", "eval_accuracy", "epochs", "parameters", "model"}``; both
+    accuracies are measured on the exported weights, not taken from the training history.
+    """
+    _check_params(epochs, batch_size, learning_rate)
+    meta = _checked_meta(examples_dir)
+    user_build = _load_module_file(module_file) if module_file else None
+    given = _whole_numbers_as_ints(dict(hyperparameters or {}))
+    hp = given if user_build else models.resolve_hyperparameters(meta["kind"], given)
+
+    train_cols, y_train = load_split(examples_dir, "train", meta)
+    eval_cols, y_eval = load_split(examples_dir, "eval", meta)
+    classes = meta["classes"]
+    _check_labels(examples_dir, "train", y_train, classes, need_two=True)
+    _check_labels(examples_dir, "eval", y_eval, classes, need_two=False)
+    encoding = build_encoding(meta, train_cols)
+    x_train = _checked_inputs(examples_dir, "train", encode(encoding, train_cols))
+    x_eval = _checked_inputs(examples_dir, "eval", encode(encoding, eval_cols))
+    input_shape = tuple(int(d) for d in encoding["input_shape"])
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    normalizer = models.build_normalizer(x_train)
+    if user_build:
+        model = _user_model(module_file, user_build, input_shape, len(classes), hp, normalizer)
+        family = f"module_file:{Path(module_file).name}"
+    else:
+        model = models.build_model(meta["kind"], input_shape, len(classes), hp, normalizer)
+        family = models.FAMILIES[meta["kind"]]
+    log.info(
+        "training %s (%d parameters) on %d examples", family, model.count_params(), len(x_train)
+    )
+
+    with atomic_output_dir(model_dir) as out, _optional_atomic(logs_dir) as logs:
+        history = _fit(
+            model, x_train, y_train, x_eval, y_eval, epochs, batch_size, learning_rate, logs
+        )
+        train_accuracy = _accuracy(model, x_train, y_train)
+        eval_accuracy = _accuracy(model, x_eval, y_eval)
+        _export(model, out / SERVING_DIR, input_shape, len(classes))
+        model_meta = {
+            "kind": meta["kind"],
+            "classes": list(classes),
+            "encoding": encoding,
+            "input_name": INPUT_NAME,
+            "output_name": OUTPUT_NAME,
+            "input_shape": list(input_shape),
+            "num_classes": len(classes),
+            "family": family,
+            "hyperparameters": hp,
+            "seed": seed,
+            "train_accuracy": train_accuracy,
+            "eval_accuracy": eval_accuracy,
+            "epochs_run": len(history.epoch),
+            "parameters": int(model.count_params()),
+        }
+        write_json(out / MODEL_META, model_meta)
+    log.info(
+        "train accuracy %.3f, eval accuracy %.3f after %d epochs",
+        train_accuracy,
+        eval_accuracy,
+        model_meta["epochs_run"],
+    )
+    return {
+        "train_accuracy": train_accuracy,
+        "eval_accuracy": eval_accuracy,
+        "epochs": model_meta["epochs_run"],
+        "parameters": model_meta["parameters"],
+        "model": str(model_dir),
+    }
+
+
+def load_serving_fn(model_dir: str):
+    """The exported ``serving_default`` signature: call it as ``fn(inputs=x)["probabilities"]``.
+
+    The loaded SavedModel object is kept on the function: signatures only hold weak references
+    to the variables, which vanish if the object is garbage-collected.
+    """
+    import tensorflow as tf
+
+    path = Path(model_dir) / SERVING_DIR
+    if not (path / "saved_model.pb").is_file():
+        raise InputError(f"{path}: no SavedModel (saved_model.pb missing)")
+    loaded = tf.saved_model.load(str(path))
+    if SIGNATURE not in loaded.signatures:
+        raise InputError(f"{path}: SavedModel has no '{SIGNATURE}' signature")
+    fn = loaded.signatures[SIGNATURE]
+    fn._edgeship_saved_model = loaded
+    return fn
+
+
+def predict(model_dir: str, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities [N, num_classes] of the float model for encoded inputs ``x``."""
+    import tensorflow as tf
+
+    fn = load_serving_fn(model_dir)
+    spec = fn.structured_input_signature[1][INPUT_NAME]
+    x = np.asarray(x, dtype=np.float32)
+    expected = tuple(spec.shape[1:])
+    if x.ndim < 1 or tuple(x.shape[1:]) != expected:
+        raise InputError(
+            f"{model_dir}: inputs have shape {list(x.shape)}, the model expects "
+            f"[N, {', '.join(str(d) for d in expected)}]"
+        )
+    num_classes = int(fn.structured_outputs[OUTPUT_NAME].shape[-1])
+    if len(x) == 0:
+        return np.zeros((0, num_classes), dtype=np.float32)
+    parts = [
+        fn(**{INPUT_NAME: tf.constant(x[i : i + batch_size])})[OUTPUT_NAME].numpy()
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(parts).astype(np.float32)
+
+
+# --- checks -------------------------------------------------------------------------------
+
+
+def _check_params(epochs: int, batch_size: int, learning_rate: float) -> None:
+    if not isinstance(epochs, int) or epochs < 1:
+        raise InputError(f"epochs must be a positive integer, got {epochs!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not (
+        isinstance(learning_rate, int | float)
+        and math.isfinite(learning_rate)
+        and learning_rate > 0
+    ):
+        raise InputError(f"learning_rate must be a positive number, got {learning_rate!r}")
+
+
+def _checked_meta(examples_dir: str) -> dict[str, Any]:
+    """examples_meta.json, with the fields train relies on checked so errors name the file."""
+    path = Path(examples_dir) / "examples_meta.json"
+    meta = read_examples_meta(examples_dir)
+
+    def bad(why: str) -> InputError:
+        return InputError(f"{path}: {why}")
+
+    if not isinstance(meta, dict):
+        raise bad("expected a JSON object")
+    if meta.get("kind") not in models.FAMILIES:
+        raise bad(f"'kind' must be one of {sorted(models.FAMILIES)}, got {meta.get('kind')!r}")
+    if not isinstance(meta.get("label_feature"), str):
+        raise bad("'label_feature' missing")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise bad("'classes' must be a list of class names")
+    if len(classes) < 2:
+        raise bad(f"needs at least 2 classes to train a classifier, found {classes}")
+    features = meta.get("features")
+    if not isinstance(features, list) or not features:
+        raise bad("'features' must be a non-empty list")
+    for feature in features:
+        if not isinstance(feature, dict) or not isinstance(feature.get("name"), str):
+            raise bad(f"feature entry {feature!r} has no 'name'")
+        if feature.get("dtype") not in ("float", "string"):
+            raise bad(f"feature '{feature['name']}': dtype must be 'float' or 'string'")
+        shape = feature.get("shape")
+        if not (
+            isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)
+        ):
+            raise bad(f"feature '{feature['name']}': shape must be a list of positive ints")
+    if meta["kind"] != "tabular" and any(f["dtype"] != "float" for f in features):
+        raise bad(f"{meta['kind']} features must all be float")
+    if meta["kind"] == "image" and (len(features) != 1 or len(features[0]["shape"]) != 3):
+        raise bad("image examples need exactly one feature of shape [H, W, C]")
+    if meta["kind"] == "sensor" and len({tuple(f["shape"]) for f in features}) != 1:
+        raise bad("sensor channels must all have the same window shape")
+    return meta
+
+
+def _check_labels(
+    examples_dir: str, split: str, labels: np.ndarray, classes: list[str], need_two: bool
+) -> None:
+    where = f"{examples_dir} split '{split}'"
+    if labels.size == 0:
+        raise InputError(f"{where}: no examples")
+    bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
+    if bad.size:
+        raise InputError(
+            f"{where}: example {bad[0]} has label {labels[bad[0]]}, outside the "
+            f"{len(classes)} classes {classes}"
+        )
+    present = np.unique(labels)
+    if need_two and present.size < 2:
+        raise InputError(
+            f"{where}: every example has class '{classes[present[0]]}'; "
+            "training needs at least 2 classes"
+        )
+
+
+def _checked_inputs(examples_dir: str, split: str, x: np.ndarray) -> np.ndarray:
+    """Reject NaN/inf in image or sensor inputs (tabular gaps were already filled)."""
+    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise InputError(f"{examples_dir} split '{split}': example {row} has NaN or inf values")
+    return x
+
+
+def _whole_numbers_as_ints(value: Any) -> Any:
+    """Undo KFP's number widening: dict parameters travel as protobuf Structs, so ``16`` arrives
+    as ``16.0`` and would break ``Conv2D(filters)``. Whole floats become ints, recursively."""
+    if isinstance(value, dict):
+        return {k: _whole_numbers_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_whole_numbers_as_ints(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# --- module file ----------------------------------------------------------------------------
+
+
+def _load_module_file(module_file: str):
+    """Import a user module file and return its ``build_model`` (like TFX Trainer's)."""
+    path = Path(module_file)
+    if not path.is_file():
+        raise InputError(f"{path}: module file not found")
+    name = f"edgeship_user_module_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise InputError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # the user's code: report it as their input, in one line
+        raise InputError(f"{path}: import failed: {type(err).__name__}: {err}") from err
+    build = getattr(module, "build_model", None)
+    if not callable(build):
+        raise InputError(
+            f"{path}: defines no build_model(input_shape, num_classes, hyperparameters, normalizer)"
+        )
+    return build
+
+
+def _user_model(module_file, build, input_shape, num_classes, hp, normalizer):
+    """Call the user's build_model and check it fits the export contract."""
+    import keras
+
+    path = Path(module_file)
+    try:
+        model = build(input_shape, num_classes, hp, normalizer)
+    except Exception as err:
+        raise InputError(f"{path}: build_model failed: {type(err).__name__}: {err}") from err
+    if not isinstance(model, keras.Model):
+        raise InputError(f"{path}: build_model returned {type(model).__name__}, not keras.Model")
+    try:
+        out = model(np.zeros((2, *input_shape), dtype=np.float32), training=False)
+    except Exception as err:
+        raise InputError(
+            f"{path}: the model does not accept inputs of shape [None, "
+            f"{', '.join(map(str, input_shape))}]: {type(err).__name__}: {err}"
+        ) from err
+    out = np.asarray(out)
+    if out.shape != (2, num_classes):
+        raise InputError(
+            f"{path}: build_model's output has shape [None, "
+            f"{', '.join(map(str, out.shape[1:]))}], expected [None, {num_classes}]"
+        )
+    if not (np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)):
+        raise InputError(f"{path}: build_model's output must be softmax probabilities")
+    return model
+
+
+# --- training and export --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _optional_atomic(path: str):
+    if not path:
+        yield None
+        return
+    with atomic_output_dir(path) as scratch:
+        yield scratch
+
+
+def _fit(model, x_train, y_train, x_eval, y_eval, epochs, batch_size, learning_rate, logs_dir):
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=EARLY_STOP_PATIENCE, restore_best_weights=True
+        )
+    ]
+    if logs_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logs_dir)))
+    return model.fit(
+        x_train,
+        y_train,
+        validation_data=(x_eval, y_eval),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
+def _accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+    """Accuracy measured on ``x`` with the final weights (eager calls: no predict retracing)."""
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        probabilities = np.asarray(model(x[i : i + batch_size], training=False))
+        correct += int(np.sum(np.argmax(probabilities, axis=1) == y[i : i + batch_size]))
+    return correct / len(x)
+
+
+def _export(model, path: Path, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """Write the SavedModel with fixed names, then load it back to prove the signature."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name=SIGNATURE,
+        fn=lambda inputs: {OUTPUT_NAME: model(inputs, training=False)},
+        input_signature=[tf.TensorSpec([None, *input_shape], tf.float32, name=INPUT_NAME)],
+    )
+    archive.write_out(str(path), verbose=False)
+    _verify_signature(path, input_shape, num_classes)
+
+
+def _verify_signature(path: Path, input_shape: tuple[int, ...], num_classes: int) -> None:
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(path)).signatures[SIGNATURE]
+    inputs = fn.structured_input_signature[1]
+    outputs = fn.structured_outputs
+    want_in = [None, *input_shape]
+    if (
+        list(inputs) != [INPUT_NAME]
+        or inputs[INPUT_NAME].dtype != tf.float32
+        or inputs[INPUT_NAME].shape.as_list() != want_in
+    ):
+        raise RuntimeError(f"{path}: exported signature inputs are {inputs}, expected {want_in}")
+    if (
+        list(outputs) != [OUTPUT_NAME]
+        or outputs[OUTPUT_NAME].dtype != tf.float32
+        or outputs[OUTPUT_NAME].shape.as_list() != [None, num_classes]
+    ):
+        raise RuntimeError(f"{path}: exported signature outputs are {outputs}")
+
+
+def read_model_meta(model_dir: str) -> dict[str, Any]:
+    """``model_meta.json`` of a trained model (for evaluate, quantize and push)."""
+    return read_json(Path(model_dir) / MODEL_META, "model metadata")

@@ -1,0 +1,95 @@
+"""KFP interface of the validate step; the work is in ``components.validate.executor``."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+
+from components._image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def validate(
+    examples: Input[Dataset],
+    statistics: Output[Artifact],
+    schema: Output[Artifact],
+    anomalies: Output[Artifact],
+    report: Output[Markdown],
+    schema_path: str = "",
+    baseline_statistics_path: str = "",
+    drift_linf_threshold: float = 0.0,
+    drift_js_threshold: float = 0.0,
+    fail_on_anomalies: bool = True,
+    beam_pipeline_args: list = [],  # noqa: B006 - KFP needs a literal default; never mutated
+) -> NamedTuple("Outputs", [("summary", str)]):
+    """Validate examples with TFDV: statistics per split, a schema, anomalies and optional drift.
+
+    Statistics are computed per split in one Beam pipeline; the schema is inferred from the train
+    statistics (the label bounded to the known classes) unless a curated one is given; every
+    split is then checked against the schema, and the train split against baseline statistics
+    when drift is checked. With ``fail_on_anomalies`` the step fails on any anomaly, naming each
+    by feature and split, and writes no output.
+
+    Args:
+        examples: Examples artifact written by ingest: ``Split-<name>/`` folders of gzipped
+            TFRecord ``tf.Example``s (``Split-train`` required) plus ``examples_meta.json``.
+            Example: the ``examples`` output of ``ingest``.
+        statistics: Output folder in TFX's StatisticsGen layout:
+            ``Split-<name>/FeatureStats.pb``, a binary ``DatasetFeatureStatisticsList`` (load with
+            ``tfdv.load_stats_binary``). Pass it as a later run's ``baseline_statistics_path``.
+        schema: Output folder holding ``schema.pbtxt``, a TFMD ``Schema`` text proto: the one
+            used for validation (inferred, or the curated one with any drift comparators set).
+        anomalies: Output folder in TFX's ExampleValidator layout: ``Split-<name>/SchemaDiff.pb``,
+            a binary ``Anomalies`` proto per split (empty ``anomaly_info`` when clean).
+        report: Markdown table of anomalies per split and feature, with measured drift, for the
+            KFP UI.
+        schema_path: Curated schema to validate against instead of inferring one: a
+            ``schema.pbtxt`` file or a schema artifact folder holding one. Empty: infer.
+            Example: ``"/data/schemas/sensor/schema.pbtxt"``.
+        baseline_statistics_path: Statistics of earlier data to check drift against: a
+            statistics artifact folder (its ``Split-train`` is used) or a ``FeatureStats.pb``
+            file. Empty: no drift check. Example: ``"/runs/2024-05-01/statistics"``.
+        drift_linf_threshold: L-infinity distance allowed between the baseline's and the train
+            split's value distributions of each string feature; 0 leaves string features unchecked
+            (unless the curated schema sets a comparator). Range 0..1. Example: ``0.1``.
+        drift_js_threshold: Approximate Jensen-Shannon divergence allowed for each numeric
+            feature; 0 leaves them unchecked (unless the schema sets one). Range 0..1.
+            Example: ``0.1``.
+        fail_on_anomalies: Fail the step, with every anomaly in the message, when any is found.
+            False: write all outputs and report the anomalies in ``summary``.
+        beam_pipeline_args: Apache Beam options for the statistics pipeline; DirectRunner when
+            empty. Example: ``["--runner=FlinkRunner", "--flink_master=flink:8081"]``.
+
+    Returns:
+        summary: JSON ``{"anomalies": {"train": ["'x': ..."], "eval": []}, "num_anomalies": 0,
+            "features": 4, "statistics": {"train": 300, "eval": 100}, "schema": "inferred",
+            "drift": {"x": {"JENSEN_SHANNON_DIVERGENCE": 0.01}}}``; ``statistics`` counts
+            examples per split.
+    """
+    import json
+    from collections import namedtuple
+    from pathlib import Path
+
+    from components.validate.executor import anomalies_markdown, run_validate
+
+    result = run_validate(
+        examples.path,
+        statistics.path,
+        schema.path,
+        anomalies.path,
+        schema_path=schema_path,
+        baseline_statistics_path=baseline_statistics_path,
+        drift_linf_threshold=drift_linf_threshold,
+        drift_js_threshold=drift_js_threshold,
+        fail_on_anomalies=fail_on_anomalies,
+        beam_pipeline_args=[str(arg) for arg in beam_pipeline_args],
+    )
+    Path(report.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report.path).write_text(anomalies_markdown(result))
+    splits = sorted(result["statistics"])
+    statistics.metadata.update({"split_names": json.dumps(splits), "format": "FeatureStats.pb"})
+    schema.metadata.update({"source": result["schema"], "features": result["features"]})
+    anomalies.metadata.update(
+        {"split_names": json.dumps(splits), "num_anomalies": result["num_anomalies"]}
+    )
+    return namedtuple("Outputs", ["summary"])(json.dumps(result, sort_keys=True))

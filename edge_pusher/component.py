@@ -1,0 +1,78 @@
+"""KFP interface of the push step; the work is in ``edge_pusher.push`` (which never imports kfp)."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Model, Output
+
+from components._image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def push(
+    quantized_models: Input[Model],
+    evaluate_blessing: Input[Artifact],
+    quantize_blessing: Input[Artifact],
+    pushed_model: Output[Artifact],
+    bucket: str,
+    model_name: str,
+    keys_dir: str = "/var/run/secrets/edgeship-ota",
+    version: int = 0,
+    channel: str = "stable",
+    rollout: int = 100,
+    pipeline_run: str = "",
+) -> NamedTuple("Outputs", [("pushed", bool), ("message", str)]):
+    """Sign and publish every blessed hardware variant of a quantized model to an OTA bucket.
+
+    Like TFX's Pusher, a model that either blessing rejects is not published and the step still
+    succeeds: ``pushed`` is False and the message says ``not pushed: <reason>``.
+
+    Args:
+        quantized_models: Folder from the quantize step: ``model_int8.tflite`` (published as
+            hardware ``cpu``), optional ``model_int8_edgetpu.tflite`` (hardware ``edgetpu``)
+            and ``quantization_report.json`` (metrics, quantization, self-test input).
+        evaluate_blessing: Folder holding ``BLESSED`` or ``NOT_BLESSED`` from evaluate.
+        quantize_blessing: Folder holding ``BLESSED`` or ``NOT_BLESSED`` from quantize.
+        pushed_model: Output folder: ``PUSHED`` or ``NOT_PUSHED`` (one line saying why) and
+            ``push_result.json`` ``{"pushed", "reason", "targets", "bucket", "version",
+            "timestamp_version", "message"}``.
+        bucket: OTA bucket URL: ``s3://bucket/prefix`` (credentials and endpoint from the
+            standard AWS_* environment, e.g. a Kubernetes Secret) or ``file:///dir``.
+            Example: ``"s3://ota/models"``.
+        model_name: Model name devices follow. Example: ``"sensor"``.
+        keys_dir: Keys directory (``edgeship keys init``) holding ``root.json``,
+            ``root_history/`` and ``online/``; mount it from a Secret. Never the offline root key.
+        version: Version to publish; 0 publishes the next version after the newest on
+            (model_name, channel). Versions only go up.
+        channel: Release channel. Example: ``"stable"`` or ``"beta"``.
+        rollout: Percentage (0..100) of devices that may take this version.
+        pipeline_run: Id of the run that made the model, recorded in the signed metadata;
+            pass ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` from the pipeline.
+
+    Returns:
+        pushed: whether anything was published.
+        message: ``pushed vN to BUCKET: paths`` or ``not pushed: reason``.
+    """
+    from collections import namedtuple
+
+    from edge_pusher.push import push as run_push
+
+    outcome = run_push(
+        quantized_models.path,
+        evaluate_blessing.path,
+        quantize_blessing.path,
+        bucket_url=bucket,
+        keys_dir=keys_dir,
+        name=model_name,
+        version=version or None,
+        channel=channel,
+        rollout=rollout,
+        pipeline_run=pipeline_run,
+        output_dir=pushed_model.path,
+    )
+    pushed_model.metadata.update(
+        {"pushed": int(outcome.pushed), "message": outcome.line(), "bucket": bucket,
+         "version": outcome.version or 0, "targets": outcome.targets}
+    )
+    Outputs = namedtuple("Outputs", ["pushed", "message"])
+    return Outputs(outcome.pushed, outcome.line())

@@ -1,0 +1,136 @@
+"""Publisher side: keys, consistent-snapshot layout, hashed bins, versions, refresh, rotation."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from ota_helpers import release
+from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
+
+from edge_pusher import keys
+from edge_pusher.errors import OtaError
+from edge_pusher.repository import Repository
+
+
+def _ts(bucket) -> Timestamp:
+    return Metadata[Timestamp].from_bytes(bucket.get("metadata/timestamp.json")).signed
+
+
+def test_keys_init_separates_offline_root_and_signs_root(tmp_path):
+    kd = tmp_path / "k"
+    keys.init_keys(kd)
+    assert sorted(p.name for p in (kd / "offline").iterdir()) == ["root.pem", "signers.json"]
+    assert {p.name for p in (kd / "online").iterdir()} == {
+        "targets.pem", "snapshot.pem", "timestamp.pem", "signers.json"}
+    assert (kd / "online" / "targets.pem").stat().st_mode & 0o077 == 0
+    root = Metadata[Root].from_bytes((kd / "root.json").read_bytes())
+    root.signed.verify_delegate("root", root.signed_bytes, root.signatures)
+    assert root.signed.consistent_snapshot
+    assert {root.signed.keys[k].keytype for k in root.signed.keys} == {"ed25519"}
+    assert len({root.signed.roles[r].keyids[0] for r in keys.ALL_ROLES}) == 4
+    with pytest.raises(OtaError, match="already holds keys"):
+        keys.init_keys(kd)
+
+
+def test_signers_load_through_uris_and_reject_foreign_keys(keys_dir, tmp_path):
+    signers = keys.load_signers(keys_dir, "targets")
+    assert signers[0].public_key.keyid == keys.public_key_of(keys_dir, "targets").keyid
+    other = tmp_path / "other"
+    keys.init_keys(other)
+    table = json.loads((keys_dir / "online" / "signers.json").read_text())
+    table["targets"] = [f"file2:{other / 'online' / 'targets.pem'}"]
+    (keys_dir / "online" / "signers.json").write_text(json.dumps(table))
+    with pytest.raises(OtaError, match="matches none of root's targets keys"):
+        keys.load_signers(keys_dir, "targets")
+
+
+def test_publish_uploads_consistent_snapshot_layout(repo, bucket, publish):
+    result = publish(1)
+    assert result.paths == ["models/sensor/stable/1/cpu/model.tflite"]
+    listing = bucket.list()
+    assert "metadata/1.root.json" in listing and "metadata/timestamp.json" in listing
+    assert "metadata/1.snapshot.json" in listing and "metadata/1.targets.json" in listing
+    assert sum(k.startswith("metadata/1.bins-") for k in listing) == 64
+    tf = repo.target(result.paths[0])
+    assert f"targets/models/sensor/stable/1/cpu/{tf.hashes['sha256']}.model.tflite" in listing
+    custom = tf.custom
+    assert custom["name"] == "sensor" and custom["version"] == 1 and custom["rollout"] == 100
+    assert custom["hardware"] == "cpu" and custom["channel"] == "stable"
+    assert custom["pipeline_run"] == "run-test"
+    assert custom["input_quantization"]["dtype"] == "int8"
+    assert float(custom["output_quantization"]["scale"]) > 0
+    assert set(custom["self_test"]) >= {"input", "expected_output", "atol", "rtol"}
+    # timestamp is tiny and points at the snapshot just written
+    ts = _ts(bucket)
+    assert ts.snapshot_meta.version == 1 and len(bucket.get("metadata/timestamp.json")) < 1024
+
+
+def test_hashed_bins_keep_top_level_targets_bounded(repo, bucket, tiny_models):
+    repo.publish([release(tiny_models, 1, name=f"m{i}") for i in range(40)])
+    sv = _ts(bucket).snapshot_meta.version
+    snap = Metadata[Snapshot].from_bytes(bucket.get(f"metadata/{sv}.snapshot.json")).signed
+    top = Metadata[Targets].from_bytes(
+        bucket.get(f"metadata/{snap.meta['targets.json'].version}.targets.json")).signed
+    assert top.targets == {}  # everything lives in the bins
+    assert top.delegations.succinct_roles.bit_length == 6
+    assert repo.target("models/m7/stable/1/cpu/model.tflite") is not None
+
+
+def test_versions_only_go_up_within_name_and_channel(repo, publish, tiny_models):
+    publish(3)
+    with pytest.raises(OtaError, match="not newer than v3"):
+        publish(3)
+    with pytest.raises(OtaError, match="not newer than v3"):
+        publish(2)
+    publish(1, channel="beta")  # another channel is another series
+    publish(3, hardware="edgetpu")  # a new hardware build of the newest version is allowed
+    publish(4)
+    result = repo.publish([release(tiny_models, 0)])  # 0 = next version
+    assert result.paths == ["models/sensor/stable/5/cpu/model.tflite"]
+    idx = repo.read_index("stable")["models"]["sensor"]
+    assert [(e["version"], e["hardware"]) for e in idx] == [(3, "edgetpu"), (5, "cpu")]
+
+
+def test_index_keeps_partial_rollouts_above_newest_full_one(repo, publish):
+    publish(1)
+    publish(2, rollout=100)
+    publish(3, rollout=20)
+    publish(4, rollout=50)
+    versions = [e["version"] for e in repo.read_index("stable")["models"]["sensor"]]
+    assert versions == [2, 3, 4]
+
+
+def test_refresh_resigns_timestamp_only(repo, bucket, publish):
+    publish(1)
+    before = _ts(bucket)
+    short = Repository(bucket, repo.keys_dir, timestamp_expiry=timedelta(hours=2))
+    result = short.refresh()
+    after = _ts(bucket)
+    assert after.version == before.version + 1
+    assert after.snapshot_meta.version == before.snapshot_meta.version  # nothing re-published
+    assert result.paths == []
+    lifetime = after.expires - short._clock()
+    assert timedelta(hours=1, minutes=59) <= lifetime <= timedelta(hours=2)
+
+
+def test_invalid_names_and_rollout_are_refused(tiny_models):
+    with pytest.raises(OtaError, match="invalid model name"):
+        release(tiny_models, 1, name="../etc")
+    with pytest.raises(OtaError, match="rollout"):
+        release(tiny_models, 1, rollout=101)
+    with pytest.raises(OtaError, match="version"):
+        release(tiny_models, -2)
+
+
+def test_publisher_refuses_to_build_on_tampered_metadata(repo, bucket, publish):
+    publish(1)
+    sv = _ts(bucket).snapshot_meta.version
+    md = Metadata[Snapshot].from_bytes(bucket.get(f"metadata/{sv}.snapshot.json"))
+    md.signed.expires = md.signed.expires + timedelta(days=1)  # signature no longer matches
+    (bucket.root + f"/metadata/{sv}.snapshot.json")
+    with open(bucket.root + f"/metadata/{sv}.snapshot.json", "wb") as f:
+        f.write(md.to_bytes())
+    with pytest.raises(OtaError, match="snapshot metadata .* not signed by any key"):
+        publish(2)

@@ -1,0 +1,80 @@
+"""The edgeship command line: argument handling, compile without TensorFlow, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.errors import InputError
+from pipelines.commands import parse_params
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Run a snippet in a fresh interpreter where importing any of these modules fails loudly.
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ImportError('blocked import: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def run_blocked(code: str, blocked: set[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER.format(blocked=blocked) + code],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+
+
+def test_params_are_typed_by_the_pipeline_defaults() -> None:
+    declared = {"epochs": 30, "eval_ratio": 0.2, "label": "label", "flag": True}
+    params = parse_params(["epochs=5", "eval_ratio=0.5", "label=y", "flag=false"], declared)
+    assert params == {"epochs": 5, "eval_ratio": 0.5, "label": "y", "flag": False}
+
+
+@pytest.mark.parametrize(
+    "pair,message",
+    [("epochs", "expected KEY=VALUE"), ("nope=1", "not a parameter"), ("epochs=x", "expected int")],
+)
+def test_bad_params_name_the_parameter(pair: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_params([pair], {"epochs": 30})
+
+
+@pytest.mark.parametrize("pipeline", ["sensor", "vision", "tabular"])
+def test_compile_writes_ir_without_importing_tensorflow(pipeline: str, tmp_path: Path) -> None:
+    out = tmp_path / f"{pipeline}.yaml"
+    argv = ["compile", pipeline, "-o", str(out)]
+    code = f"from pipelines.cli import main; raise SystemExit(main({argv!r}))"
+    result = run_blocked(code, {"tensorflow", "keras", "apache_beam", "tensorflow_data_validation"})
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    for step in ("ingest", "validate", "train", "evaluate", "quantize", "push"):
+        assert f"comp-{step}" in text
+
+
+def test_device_commands_work_without_the_ml_stack(tmp_path: Path) -> None:
+    code = (
+        "from pipelines.cli import main; "
+        f"raise SystemExit(main(['device', 'status', '--state-dir', '{tmp_path}']))"
+    )
+    blocked = {"tensorflow", "keras", "apache_beam", "tensorflow_data_validation", "kfp", "boto3"}
+    result = run_blocked(code, blocked)
+    assert "blocked import" not in result.stderr, result.stderr
+    assert result.returncode in (0, 1), result.stderr
+
+
+def test_missing_data_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "tabular", "--data", str(tmp_path / "x.csv"),
+         "--workdir", str(tmp_path / "run")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "x.csv: no such file or folder" in result.stderr
