@@ -129,7 +129,7 @@ def _bearing_impacts(phase: np.ndarray, rng: np.random.Generator, rate: float) -
 
 
 def sensor_rows(
-    recordings: int = 48, samples: int = 640, seed: int = 0
+    recordings: int = 64, samples: int = 512, seed: int = 0
 ) -> list[tuple[str, float, float, float, float, str]]:
     """All rows of the bundled sensor CSV: ``recordings`` machines, balanced over classes."""
     rng = np.random.default_rng(seed)
@@ -144,7 +144,7 @@ def sensor_rows(
     return rows
 
 
-def write_sensor_csv(path: Path, recordings: int = 48, samples: int = 640, seed: int = 0) -> Path:
+def write_sensor_csv(path: Path, recordings: int = 64, samples: int = 512, seed: int = 0) -> Path:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(SENSOR_COLUMNS)

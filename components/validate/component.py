@@ -1,7 +1,5 @@
 """KFP interface of the validate step; the work is in ``components.validate.executor``."""
 
-from typing import NamedTuple
-
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 
@@ -21,7 +19,7 @@ def validate(
     drift_js_threshold: float = 0.0,
     fail_on_anomalies: bool = True,
     beam_pipeline_args: list = [],  # noqa: B006 - KFP needs a literal default; never mutated
-) -> NamedTuple("Outputs", [("summary", str)]):
+) -> str:
     """Validate examples with TFDV: statistics per split, a schema, anomalies and optional drift.
 
     Statistics are computed per split in one Beam pipeline; the schema is inferred from the train
@@ -61,13 +59,12 @@ def validate(
             empty. Example: ``["--runner=FlinkRunner", "--flink_master=flink:8081"]``.
 
     Returns:
-        summary: JSON ``{"anomalies": {"train": ["'x': ..."], "eval": []}, "num_anomalies": 0,
+        The summary as JSON ``{"anomalies": {"train": ["'x': ..."], "eval": []}, "num_anomalies": 0,
             "features": 4, "statistics": {"train": 300, "eval": 100}, "schema": "inferred",
             "drift": {"x": {"JENSEN_SHANNON_DIVERGENCE": 0.01}}}``; ``statistics`` counts
             examples per split.
     """
     import json
-    from collections import namedtuple
     from pathlib import Path
 
     from components.validate.executor import anomalies_markdown, run_validate
@@ -92,4 +89,4 @@ def validate(
     anomalies.metadata.update(
         {"split_names": json.dumps(splits), "num_anomalies": result["num_anomalies"]}
     )
-    return namedtuple("Outputs", ["summary"])(json.dumps(result, sort_keys=True))
+    return json.dumps(result, sort_keys=True)

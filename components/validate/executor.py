@@ -73,8 +73,14 @@ def run_validate(
     files = {split: tfrecord_files(examples_dir, split) for split in splits}
     curated = load_schema(schema_path) if schema_path else None
     baseline = load_statistics(baseline_statistics_path) if baseline_statistics_path else None
-    if baseline is None and (drift_linf_threshold > 0 or drift_js_threshold > 0):
+    thresholds = drift_linf_threshold > 0 or drift_js_threshold > 0
+    if baseline is None and thresholds:
         log.info("drift thresholds set but no baseline statistics given: drift not checked")
+    if baseline is not None and not thresholds and not (curated and _has_drift_comparator(curated)):
+        raise InputError(
+            f"validate: baseline statistics {baseline_statistics_path} given, but no drift "
+            "threshold is set and the schema has no drift comparators"
+        )
 
     with contextlib.ExitStack() as stack:
         stats_out = stack.enter_context(atomic_output_dir(statistics_dir))
@@ -91,11 +97,6 @@ def run_validate(
             schema = curated
         if baseline is not None:
             _set_drift_comparators(schema, drift_linf_threshold, drift_js_threshold)
-            if not _has_drift_comparator(schema):
-                raise InputError(
-                    f"validate: baseline statistics {baseline_statistics_path} given, but no "
-                    "drift threshold is set and the schema has no drift comparators"
-                )
         _write_schema(schema, schema_out / SCHEMA_FILE)
 
         found: dict[str, list[str]] = {}

@@ -1,0 +1,69 @@
+"""Wall time per step and in total for each bundled pipeline, run side by side on this machine.
+
+Each pipeline runs through ``edgeship run`` in its own process, as a user would, so step times
+include each step's own process start and imports (TensorFlow's ~13 s among them). Prints one
+table per pipeline and each step's share of the run, plus the machine it ran on.
+
+    .venv/bin/python benchmarks/pipelines_bench.py [--pipelines sensor,vision,tabular]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return (
+        f"{os.cpu_count()} cores, {cpu}, {mem_kb / 2**20:.0f} GiB RAM, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def run(pipeline: str, base: Path) -> tuple[float, list[tuple[str, float]], str]:
+    workdir = base / pipeline
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", pipeline, "--workdir", str(workdir)],
+        capture_output=True, text=True,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{pipeline} failed: {proc.stderr.strip()}")
+    steps = []
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] in ("SUCCESS", "FAILURE"):
+            steps.append((parts[0], float(parts[2])))
+    return wall, steps, proc.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pipelines", default="sensor,vision,tabular")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for pipeline in args.pipelines.split(","):
+            wall, steps, _ = run(pipeline, Path(tmp))
+            print(f"\n{pipeline}: {wall:.1f} s wall for `edgeship run {pipeline}`")
+            print(f"  {'step':<10} {'seconds':>8} {'share':>7}")
+            for name, seconds in steps:
+                print(f"  {name:<10} {seconds:>8.1f} {seconds / wall:>7.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

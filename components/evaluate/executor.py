@@ -1,0 +1,375 @@
+"""Evaluate a trained model on the eval split with TFMA and bless it, or not, as TFX does.
+
+Inputs: an Examples artifact (``Split-eval/`` + ``examples_meta.json``), a model
+(``Format-Serving/`` SavedModel + ``model_meta.json``) and optionally a baseline model. Each model's serving signature
+is run here on the eval split, encoded with that model's own recorded encoding; TFMA then
+computes the metrics from label + predicted probabilities (see ``_tfma``). Outputs:
+
+    evaluation_dir/  TFMA's files (metrics-*, plots-*, validations.tfrecord, eval_config.json),
+                     read with ``tfma.load_eval_result`` / ``tfma.load_validation_result``,
+                     plus metrics.json (the same numbers, readable)
+    blessing_dir/    BLESSED or NOT_BLESSED; its text lists the checks and how they ended
+
+Both are written through ``atomic_output_dir``: bad input or a failure leaves neither behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components._artifacts import (
+    MODEL_META,
+    SERVING_DIR,
+    atomic_output_dir,
+    read_examples_meta,
+    read_json,
+    write_blessing,
+    write_json,
+)
+from components._dataset import encode, iter_examples, load_split
+from components.errors import InputError
+from components.evaluate import _tfma
+
+log = logging.getLogger(__name__)
+
+SPLIT = "eval"
+SIGNATURE = "serving_default"
+METRICS_FILE = "metrics.json"
+
+
+def run_evaluate(
+    examples_dir: str,
+    model_dir: str,
+    blessing_dir: str,
+    evaluation_dir: str,
+    *,
+    baseline_model_dir: str = "",
+    slice_feature: str = "",
+    min_accuracy: float = 0.0,
+    max_accuracy_decrease: float | None = None,
+    beam_pipeline_args: list[str] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``model_dir`` (and ``baseline_model_dir``) on the eval split; bless or not.
+
+    ``min_accuracy`` is a value threshold (0 = none). ``max_accuracy_decrease`` is a change
+    threshold against the baseline (None = none): the candidate's accuracy may be at most this
+    much below the baseline's. Both gate the overall eval split; per-slice numbers are reported.
+    Returns a JSON-able summary (also in ``metrics.json``).
+    """
+    _check_params(min_accuracy, max_accuracy_decrease, beam_pipeline_args)
+    meta = read_examples_meta(examples_dir)
+    classes = list(meta["classes"])
+    models = {_tfma.CANDIDATE: _model_meta(model_dir, classes)}
+    if baseline_model_dir:
+        models[_tfma.BASELINE] = _model_meta(baseline_model_dir, classes)
+    model_dirs = {_tfma.CANDIDATE: model_dir, _tfma.BASELINE: baseline_model_dir}
+    _check_slice_feature(examples_dir, meta, slice_feature)
+
+    columns, labels = load_split(examples_dir, SPLIT, meta)
+    if len(labels) == 0:
+        raise InputError(f"{examples_dir}: split '{SPLIT}' has no examples to evaluate on")
+    bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
+    if bad.size:
+        raise InputError(
+            f"{examples_dir} split {SPLIT}: example {bad[0]} has label {labels[bad[0]]}, "
+            f"outside the {len(classes)} classes {classes}"
+        )
+    slice_values = _slice_values(examples_dir, meta, slice_feature) if slice_feature else None
+    probabilities = {
+        name: predict(model_dirs[name], _encode(model_dirs[name], mm, columns), mm)
+        for name, mm in models.items()
+    }
+
+    has_baseline = _tfma.BASELINE in models
+    config = _tfma.eval_config(
+        len(classes), has_baseline, slice_feature, min_accuracy, max_accuracy_decrease
+    )
+    batch = _tfma.record_batch(labels, probabilities, slice_feature, slice_values)
+    with atomic_output_dir(evaluation_dir) as out, atomic_output_dir(blessing_dir) as blessing:
+        _tfma.run(batch, config, str(out), list(beam_pipeline_args or []))
+        candidate = _tfma.read_metrics(str(out), _tfma.CANDIDATE, classes)
+        baseline = (
+            _tfma.read_metrics(str(out), _tfma.BASELINE, classes) if has_baseline else None
+        )
+        ok, failures = _tfma.read_validation(str(out))
+        reasons = _reasons(ok, failures, candidate, baseline, min_accuracy, max_accuracy_decrease)
+        summary = _summary(candidate, baseline, classes, ok, reasons)
+        report = {
+            **summary,
+            "slices": candidate["slices"],
+            "thresholds": {
+                "min_accuracy": min_accuracy,
+                "max_accuracy_decrease": max_accuracy_decrease,
+                "gated_slice": "overall",
+            },
+            "model": str(model_dir),
+            "baseline_model": str(baseline_model_dir) or None,
+        }
+        if baseline is not None:
+            report["baseline"] = {k: baseline[k] for k in ("accuracy", "per_class", "slices")}
+        write_json(out / METRICS_FILE, _json_safe(report))
+        write_blessing(blessing, ok, reasons)
+    log.info(
+        "evaluate: accuracy %.4f on %d examples, %s",
+        summary["accuracy"],
+        summary["examples"],
+        "BLESSED" if ok else "NOT_BLESSED: " + "; ".join(reasons),
+    )
+    return _json_safe(summary)
+
+
+def kfp_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """Headline numbers for a KFP ``Metrics`` artifact (``log_metric`` takes floats only)."""
+    values = {
+        "accuracy": summary["accuracy"],
+        "examples": float(summary["examples"]),
+        "blessed": 1.0 if summary["blessed"] else 0.0,
+    }
+    if summary.get("baseline_accuracy") is not None:
+        values["baseline_accuracy"] = summary["baseline_accuracy"]
+    for cls, numbers in summary["per_class"].items():
+        for name in ("precision", "recall"):
+            if numbers[name] is not None:
+                values[f"{name}_{cls}"] = numbers[name]
+    return {k: float(v) for k, v in values.items()}
+
+
+def predict(model_dir: str, x: np.ndarray, model_meta: dict[str, Any], batch_size: int = 256):
+    """Class probabilities [N, num_classes] from the model's ``serving_default`` signature."""
+    import tensorflow as tf
+
+    path = Path(model_dir) / SERVING_DIR
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except (OSError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path}: not a loadable SavedModel ({first})") from None
+    if SIGNATURE not in loaded.signatures:
+        raise InputError(f"{path}: SavedModel has no '{SIGNATURE}' signature")
+    fn = loaded.signatures[SIGNATURE]
+    input_name = model_meta.get("input_name", "inputs")
+    output_name = model_meta.get("output_name", "probabilities")
+    specs = fn.structured_input_signature[1]
+    if input_name not in specs:
+        raise InputError(f"{path}: signature '{SIGNATURE}' has no input '{input_name}'")
+    expected = list(specs[input_name].shape[1:])
+    if len(expected) != x.ndim - 1 or any(
+        e is not None and e != got for e, got in zip(expected, x.shape[1:], strict=False)
+    ):
+        raise InputError(
+            f"{path}: model expects inputs of shape [N, {', '.join(map(str, expected))}], the "
+            f"eval examples encode to {list(x.shape)}: the model does not match these examples"
+        )
+    parts = []
+    for start in range(0, len(x), batch_size):
+        outputs = fn(**{input_name: tf.constant(x[start : start + batch_size])})
+        if output_name not in outputs:
+            raise InputError(f"{path}: signature '{SIGNATURE}' has no output '{output_name}'")
+        parts.append(outputs[output_name].numpy())
+    probs = np.concatenate(parts).astype(np.float32)
+    num_classes = len(model_meta["classes"])
+    if probs.ndim != 2 or probs.shape[1] != num_classes:
+        raise InputError(
+            f"{path}: '{output_name}' has shape {list(probs.shape)}, expected "
+            f"[N, {num_classes}] (one probability per class)"
+        )
+    if not np.all(np.isfinite(probs)):
+        row = int(np.flatnonzero(~np.isfinite(probs).all(axis=1))[0])
+        raise InputError(f"{path}: the model's output for eval example {row} is not finite")
+    return probs
+
+
+# --- checks -------------------------------------------------------------------------------
+
+
+def _check_params(
+    min_accuracy: float, max_accuracy_decrease: float | None, beam_pipeline_args: Any
+) -> None:
+    if not isinstance(min_accuracy, int | float) or not 0.0 <= min_accuracy <= 1.0:
+        raise InputError(f"min_accuracy must be between 0 and 1, got {min_accuracy!r}")
+    if max_accuracy_decrease is not None and (
+        not isinstance(max_accuracy_decrease, int | float)
+        or not 0.0 <= max_accuracy_decrease <= 1.0
+    ):
+        raise InputError(
+            f"max_accuracy_decrease must be between 0 and 1 (or None for no change threshold), "
+            f"got {max_accuracy_decrease!r}"
+        )
+    if beam_pipeline_args is not None and not all(isinstance(a, str) for a in beam_pipeline_args):
+        raise InputError(f"beam_pipeline_args must be strings, got {beam_pipeline_args!r}")
+
+
+def _model_meta(model_dir: str, classes: list[str]) -> dict[str, Any]:
+    """The model's metadata, after checking that it is a model for these classes."""
+    if not model_dir or not Path(model_dir).is_dir():
+        raise InputError(f"{model_dir or '(empty path)'}: model folder not found")
+    saved_model = Path(model_dir) / SERVING_DIR / "saved_model.pb"
+    if not saved_model.is_file():
+        raise InputError(f"{saved_model.parent}: no SavedModel (saved_model.pb missing)")
+    meta = read_json(Path(model_dir) / MODEL_META, "model metadata")
+    for key in ("classes", "encoding"):
+        if key not in meta:
+            raise InputError(f"{Path(model_dir) / MODEL_META}: missing '{key}'")
+    if list(meta["classes"]) != classes:
+        raise InputError(
+            f"{Path(model_dir) / MODEL_META}: the model predicts classes {meta['classes']}, "
+            f"the examples have {classes}"
+        )
+    return meta
+
+
+def _encode(model_dir: str, model_meta: dict[str, Any], columns) -> np.ndarray:
+    encoding = model_meta["encoding"]
+    names = [c if isinstance(c, str) else c["name"] for c in encoding.get("columns", [])]
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise InputError(
+            f"{Path(model_dir) / MODEL_META}: the model reads feature '{missing[0]}', which the "
+            f"eval examples do not have (they have {sorted(columns)})"
+        )
+    try:
+        return encode(encoding, columns)
+    except ValueError as err:  # e.g. sensor channels of different window lengths
+        raise InputError(f"{model_dir}: cannot encode the eval examples ({err})") from None
+
+
+def _sliceable(meta: dict[str, Any]) -> list[str]:
+    """Features with one value per example: meta features of shape [1], passthrough, label."""
+    names = [f["name"] for f in meta["features"] if int(np.prod(f["shape"])) == 1]
+    return names + list(meta.get("passthrough", [])) + [meta["label_feature"]]
+
+
+def _check_slice_feature(examples_dir: str, meta: dict[str, Any], slice_feature: str) -> None:
+    if not slice_feature:
+        return
+    sliceable = _sliceable(meta)
+    if slice_feature in sliceable:
+        return
+    shapes = {f["name"]: f["shape"] for f in meta["features"]}
+    if slice_feature in shapes:
+        raise InputError(
+            f"slice_feature '{slice_feature}' has shape {shapes[slice_feature]} in "
+            f"{examples_dir}; slicing needs a feature with one value per example "
+            f"({', '.join(sliceable)})"
+        )
+    raise InputError(
+        f"slice_feature '{slice_feature}' is not a feature of {examples_dir} "
+        f"(one of: {', '.join(sliceable)})"
+    )
+
+
+def _slice_values(examples_dir: str, meta: dict[str, Any], name: str) -> list[Any]:
+    """One value per eval example (None where missing), in load_split's order.
+
+    Labels slice by class name; passthrough features (e.g. a sensor recording's group id) are
+    not in ``load_split``'s columns, so every slice feature is read here the same way.
+    """
+    classes = meta["classes"]
+    values: list[Any] = []
+    for index, example in enumerate(iter_examples(examples_dir, SPLIT)):
+        feature = example.features.feature.get(name)
+        kind = feature.WhichOneof("kind") if feature is not None else None
+        raw = list(getattr(feature, kind).value) if kind else []
+        if len(raw) > 1:
+            raise InputError(
+                f"{examples_dir} split {SPLIT}: slice_feature '{name}' has {len(raw)} values in "
+                f"example {index}; slicing needs one value per example"
+            )
+        value = raw[0] if raw else None
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, float) and math.isnan(value):
+            value = None
+        if name == meta["label_feature"] and value is not None:
+            value = classes[int(value)] if 0 <= int(value) < len(classes) else str(value)
+        values.append(value)
+    kinds = {type(v) for v in values if v is not None}
+    if len(kinds) > 1:  # Arrow needs one type per column; mixed kinds slice by their text
+        values = [None if v is None else str(v) for v in values]
+    distinct = len({v for v in values if v is not None})
+    if distinct > 100:
+        log.warning("slice_feature '%s' has %d distinct values: one slice each", name, distinct)
+    return values
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+def _reasons(
+    ok: bool,
+    failures: list[dict[str, Any]],
+    candidate: dict[str, Any],
+    baseline: dict[str, Any] | None,
+    min_accuracy: float,
+    max_accuracy_decrease: float | None,
+) -> list[str]:
+    """One line per check: what failed and by how much, or what passed."""
+    accuracy = candidate["accuracy"]
+    lines = []
+    for failure in failures:
+        if "message" in failure:
+            lines.append(f"TFMA validation failed: {failure['message']}")
+        elif failure["change"]:
+            drop = -failure["value"]
+            lines.append(
+                f"accuracy fell by {drop:.4f} against the baseline ({baseline['accuracy']:.4f} "
+                f"-> {accuracy:.4f}), more than max_accuracy_decrease {-failure['bound']:.4f} "
+                f"by {drop + failure['bound']:.4f}"
+            )
+        else:
+            lines.append(
+                f"accuracy {failure['value']:.4f} is below min_accuracy {failure['bound']:.4f} "
+                f"by {failure['bound'] - failure['value']:.4f}"
+            )
+    if ok:
+        if min_accuracy > 0:
+            lines.append(f"accuracy {accuracy:.4f} >= min_accuracy {min_accuracy:.4f}")
+        if baseline is not None and max_accuracy_decrease is not None:
+            lines.append(
+                f"accuracy change {accuracy - baseline['accuracy']:+.4f} against the baseline "
+                f"({baseline['accuracy']:.4f}) is within max_accuracy_decrease "
+                f"{max_accuracy_decrease:.4f}"
+            )
+        if not lines:
+            lines.append("no thresholds set: blessed without a gate")
+    if max_accuracy_decrease is not None and baseline is None:
+        lines.append("max_accuracy_decrease not checked: no baseline model given")
+    return lines
+
+
+def _summary(
+    candidate: dict[str, Any],
+    baseline: dict[str, Any] | None,
+    classes: list[str],
+    blessed: bool,
+    reasons: list[str],
+) -> dict[str, Any]:
+    summary = {
+        "accuracy": candidate["accuracy"],
+        "blessed": blessed,
+        "reasons": reasons,
+        "per_class": candidate["per_class"],
+        "confusion_matrix": candidate["confusion_matrix"],
+        "classes": classes,
+        "examples": candidate["examples"],
+    }
+    if baseline is not None:
+        summary["baseline_accuracy"] = baseline["accuracy"]
+    return summary
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (e.g. precision of a class never predicted) becomes null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+

@@ -1,0 +1,108 @@
+"""End to end: whole pipelines through ``edgeship run`` (kfp.local), then a device that polls the
+bucket they published to. Slow (minutes): marked, and still run by ``make test`` in CI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = ["ingest", "validate", "train", "evaluate", "quantize", "push"]
+
+
+def edgeship(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+    )
+
+
+def step_lines(stdout: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in stdout.splitlines() if line.split()[:1] in
+            [[s] for s in STEPS]}
+
+
+@pytest.fixture(scope="module")
+def sensor_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    workdir = tmp_path_factory.mktemp("sensor")
+    return workdir, edgeship("run", "sensor", "--workdir", str(workdir))
+
+
+@pytest.mark.slow
+def test_sensor_pipeline_runs_every_step_and_publishes(sensor_run) -> None:
+    workdir, result = sensor_run
+    assert result.returncode == 0, result.stderr + result.stdout[-3000:]
+    lines = step_lines(result.stdout)
+    assert list(lines) == STEPS
+    assert all(" SUCCESS " in line for line in lines.values())
+    assert "BLESSED" in lines["evaluate"]
+    assert "int8" in result.stdout  # the variant table
+    assert (workdir / "bucket" / "metadata" / "timestamp.json").is_file()
+    assert (workdir / "run.log").is_file()
+    assert not list((workdir / "bucket").rglob("*.key")), "no key material in the bucket"
+
+
+@pytest.mark.slow
+def test_a_device_activates_what_the_sensor_pipeline_published(sensor_run, tmp_path: Path) -> None:
+    workdir, result = sensor_run
+    assert result.returncode == 0, result.stderr
+    state = tmp_path / "device"
+    root = workdir / "keys" / "root.json"
+    poll = edgeship(
+        "device", "poll", "--repo", (workdir / "bucket").as_uri(), "--trusted-root", str(root),
+        "--state-dir", str(state), "--device-id", "pump-7", "--hardware", "cpu", "--once",
+    )
+    assert poll.returncode == 0, poll.stderr + poll.stdout
+    status = json.loads(edgeship("device", "status", "--state-dir", str(state)).stdout)
+    assert status["active"]["name"] == "sensor-fault"
+    assert status["active"]["hardware"] == "cpu"
+
+
+def _user_csv(path: Path, rows: int = 360, bad_row: int | None = None) -> Path:
+    """A CSV the project has never seen: numeric and string features, three string classes."""
+    rng = np.random.default_rng(7)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["temperature", "pressure", "site", "outcome"])
+        for i in range(rows):
+            site = ["north", "south", "east"][i % 3]
+            temperature = rng.normal(20, 5)
+            pressure = rng.normal(1, 0.2)
+            score = (temperature - 20) / 5 + (1.5 if site == "north" else 0.0)
+            outcome = "cold" if score < -0.5 else ("hot" if score > 0.8 else "mild")
+            value = "n/a" if i == bad_row else f"{temperature:.3f}"
+            writer.writerow([value, f"{pressure:.3f}", site, outcome])
+    return path
+
+
+@pytest.mark.slow
+def test_tabular_pipeline_on_a_users_csv(tmp_path: Path) -> None:
+    data = _user_csv(tmp_path / "plant.csv")
+    workdir = tmp_path / "run"
+    result = edgeship("run", "tabular", "--data", str(data), "--label", "outcome",
+                      "--workdir", str(workdir), "--param", "min_accuracy=0.5")
+    assert result.returncode == 0, result.stderr + result.stdout[-3000:]
+    lines = step_lines(result.stdout)
+    assert list(lines) == STEPS
+    assert "3 classes" in lines["ingest"]
+
+
+@pytest.mark.slow
+def test_a_non_numeric_value_stops_the_run_with_its_row(tmp_path: Path) -> None:
+    data = _user_csv(tmp_path / "plant.csv", bad_row=200)
+    workdir = tmp_path / "run"
+    result = edgeship("run", "tabular", "--data", str(data), "--label", "outcome",
+                      "--workdir", str(workdir))
+    assert result.returncode == 1
+    error = result.stderr.strip()
+    assert error.count("\n") == 0, error
+    assert "plant.csv" in error and "202" in error  # header is line 1, row 200 is line 202
+    examples = list((workdir / "pipeline_root").rglob("examples_meta.json"))
+    assert examples == [], "a failed ingest leaves no Examples behind"
