@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint compile clean
+.PHONY: install tools demo test test-fast lint lint-manifests compile clean \
+	image kind-load kind-up kind-down kind-e2e
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,15 +19,46 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/edgeship run sensor
 
-test: $(STAMP)
+# The offline checkers for Dockerfile, manifests and scripts live apart in .venv-tools/.
+tools: $(STAMP)
+	manifests/scripts/tools-venv.sh
+
+test: $(STAMP) tools
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+lint-manifests: tools
+	mkdir -p build
+	.venv-tools/bin/hadolint Dockerfile
+	.venv-tools/bin/shellcheck --external-sources --source-path=SCRIPTDIR manifests/scripts/*.sh
+	kubectl kustomize manifests/local > build/local.yaml
+	.venv-tools/bin/kubernetes-validate --strict -k 1.32.5 build/local.yaml
+	.venv-tools/bin/checkov -f build/local.yaml --framework kubernetes --skip-download --quiet --compact
+
+# Cluster targets need a Docker engine and kind (see docs/kind.md); they cannot run in CI here.
+IMAGE = $(shell $(PY) -c 'from components._image import IMAGE; print(IMAGE)')
+VERSION = $(shell $(PY) -c 'from components._version import VERSION; print(VERSION)')
+
+image: $(STAMP)
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+kind-load: $(STAMP)
+	manifests/scripts/kind-load.sh
+
+kind-up: $(STAMP)
+	manifests/scripts/kind-up.sh
+
+kind-down:
+	manifests/scripts/kind-down.sh
+
+kind-e2e: $(STAMP)
+	manifests/scripts/kind-e2e.sh
 
 compile: $(STAMP)
 	mkdir -p build

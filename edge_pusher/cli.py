@@ -82,9 +82,9 @@ def _cmd_publish(args) -> int:
             data = f.read()
     except OSError as e:
         raise OtaError(f"cannot read {args.file}: {e.strerror}") from None
-    report = push.read_report(os.path.dirname(args.report)) if args.report else {}
-    if args.report and not report:
-        raise OtaError(f"{args.report} is empty")
+    if args.report and not os.path.isfile(args.report):
+        raise OtaError(f"report {args.report} does not exist")
+    report = push.read_report_file(args.report) if args.report else {}
     variant = "int8_edgetpu" if args.hardware == "edgetpu" else "int8"
     try:
         custom = push.build_release_custom(args.file, args.hardware, report, variant,

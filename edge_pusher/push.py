@@ -69,7 +69,10 @@ def blessing_state(path: str | None, what: str) -> tuple[bool, str]:
 
 
 def read_report(quantized_dir: str) -> dict:
-    path = os.path.join(quantized_dir, REPORT_NAME)
+    return read_report_file(os.path.join(quantized_dir, REPORT_NAME))
+
+
+def read_report_file(path: str) -> dict:
     if not os.path.exists(path):
         log.warning("no %s; publishing without headline metrics", path)
         return {}

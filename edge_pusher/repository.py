@@ -454,6 +454,8 @@ class Repository:
         st.timestamp.signatures.clear()
         for s in self._signers_for("timestamp", st.root.signed):
             st.timestamp.sign(s, append=True)
+        st.root.signed.verify_delegate("timestamp", st.timestamp.signed_bytes,
+                                       st.timestamp.signatures)
         data = st.timestamp.to_bytes()
         try:
             if st.timestamp_etag is None:

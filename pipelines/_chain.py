@@ -20,17 +20,21 @@ def build_chain(
     push_args: dict[str, Any],
 ) -> dict[str, Any]:
     """Add every step of the edge pipeline to the enclosing ``@dsl.pipeline``; return the tasks."""
+    from kfp import dsl
+
     from components.evaluate.component import evaluate
     from components.ingest.component import ingest
     from components.quantize.component import quantize
     from components.train.component import train
     from components.validate.component import validate
     from edge_pusher.component import push
+    from pipelines.cluster import apply_cluster_settings
 
     ingest_task = ingest(kind=kind, **ingest_args)
     examples = ingest_task.outputs["examples"]
     validate_task = validate(examples=examples)
-    train_task = train(examples=examples, schema=validate_task.outputs["schema"], **train_args)
+    # Train reads the Examples directly; running it after validate means anomalies stop the run.
+    train_task = train(examples=examples, **train_args).after(validate_task)
     evaluate_task = evaluate(examples=examples, model=train_task.outputs["model"], **evaluate_args)
     quantize_task = quantize(
         model=train_task.outputs["model"],
@@ -39,11 +43,15 @@ def build_chain(
         **quantize_args,
     )
     push_task = push(
-        quantized=quantize_task.outputs["quantized"],
-        model_blessing=evaluate_task.outputs["blessing"],
+        quantized_models=quantize_task.outputs["quantized"],
+        evaluate_blessing=evaluate_task.outputs["blessing"],
         quantize_blessing=quantize_task.outputs["blessing"],
+        pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         **push_args,
     )
+    # On a cluster the push step's credentials and keys come from Kubernetes objects, never
+    # from parameters; kfp.local ignores this platform config.
+    apply_cluster_settings(push_task)
     return {
         "ingest": ingest_task,
         "validate": validate_task,

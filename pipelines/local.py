@@ -119,11 +119,13 @@ def _summary(task_dir: Path | None) -> dict[str, Any]:
     if not output.is_file():
         return {}
     values = json.loads(output.read_text()).get("parameterValues", {})
-    raw = values.get("Output", "")
+    if "Output" not in values:  # a step with named outputs (push) returns them as they are
+        return values
     try:
-        return json.loads(raw) if isinstance(raw, str) and raw else {}
-    except json.JSONDecodeError:
+        summary = json.loads(values["Output"])
+    except (TypeError, json.JSONDecodeError):
         return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def require_data(path: str) -> None:

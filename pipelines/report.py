@@ -42,11 +42,7 @@ def _quantize(s: dict[str, Any]) -> str:
 
 
 def _push(s: dict[str, Any]) -> str:
-    if s.get("pushed"):
-        published = s.get("published", [])
-        names = ", ".join(str(p.get("target_path", p)) for p in published) if published else ""
-        return f"published {names}".strip()
-    return f"not pushed: {s.get('reason', '?')}"
+    return str(s.get("message", "?"))
 
 
 _FORMATTERS = {

@@ -8,6 +8,7 @@ time column, channel columns, a label column and a group column (machine or sess
 from kfp import dsl
 
 from pipelines._chain import build_chain
+from pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
 
 
 @dsl.pipeline(name="edgeship-sensor", description="Vibration windows to a signed int8 model")
@@ -24,8 +25,8 @@ def sensor_pipeline(
     min_accuracy: float = 0.8,
     max_accuracy_drop: float = 1.0,
     model_name: str = "sensor-fault",
-    bucket_url: str = "",
-    keys_dir: str = "",
+    bucket_url: str = CLUSTER_BUCKET_URL,
+    keys_dir: str = KEYS_DIR,
     channel: str = "stable",
     rollout_percent: int = 100,
 ) -> None:
@@ -46,9 +47,9 @@ def sensor_pipeline(
         quantize_args=dict(max_accuracy_drop=max_accuracy_drop),
         push_args=dict(
             model_name=model_name,
-            bucket_url=bucket_url,
+            bucket=bucket_url,
             keys_dir=keys_dir,
             channel=channel,
-            rollout_percent=rollout_percent,
+            rollout=rollout_percent,
         ),
     )

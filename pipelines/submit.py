@@ -291,7 +291,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pipeline", help="pipeline name (sensor, vision, tabular)")
     p.add_argument("--host", required=True,
-                   help="KFP API endpoint, e.g. http://localhost:31380 on the kind cluster")
+                   help="KFP endpoint, e.g. http://localhost:31380 on the kind cluster")
     p.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
                    help=f"experiment to run in, created if missing (default: {DEFAULT_EXPERIMENT})")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -303,7 +303,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--package", metavar="FILE",
                    help="submit this compiled IR YAML instead of compiling PIPELINE")
     p.add_argument("--run-name", help="display name of the run (default: pipeline + time)")
-    p.add_argument("--pipeline-root", help="override the pipeline root, e.g. minio://mlpipeline/v2")
-    p.add_argument("--ui-host", help="base URL of the KFP UI for the printed link (default: --host)")
+    p.add_argument("--pipeline-root",
+                   help="override the pipeline root, e.g. minio://mlpipeline/v2/artifacts")
+    p.add_argument("--ui-host",
+                   help="base URL of the KFP UI for the printed link (default: --host)")
     p.add_argument("--poll-interval", type=float, default=5.0, help=argparse.SUPPRESS)
     p.set_defaults(func=handler)

@@ -7,6 +7,7 @@ exported model takes one numeric tensor and converts to a full-integer TFLite mo
 from kfp import dsl
 
 from pipelines._chain import build_chain
+from pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
 
 
 @dsl.pipeline(name="edgeship-tabular", description="Feature columns to a signed int8 model")
@@ -20,8 +21,8 @@ def tabular_pipeline(
     max_accuracy_drop: float = 1.0,
     slice_feature: str = "",
     model_name: str = "tabular",
-    bucket_url: str = "",
-    keys_dir: str = "",
+    bucket_url: str = CLUSTER_BUCKET_URL,
+    keys_dir: str = KEYS_DIR,
     channel: str = "stable",
     rollout_percent: int = 100,
 ) -> None:
@@ -35,9 +36,9 @@ def tabular_pipeline(
         quantize_args=dict(max_accuracy_drop=max_accuracy_drop),
         push_args=dict(
             model_name=model_name,
-            bucket_url=bucket_url,
+            bucket=bucket_url,
             keys_dir=keys_dir,
             channel=channel,
-            rollout_percent=rollout_percent,
+            rollout=rollout_percent,
         ),
     )

@@ -6,6 +6,7 @@ Runs on scikit-learn's bundled digits (``builtin:vision``) or on a user's image 
 from kfp import dsl
 
 from pipelines._chain import build_chain
+from pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
 
 
 @dsl.pipeline(name="edgeship-vision", description="Image folder to a signed int8 model")
@@ -19,8 +20,8 @@ def vision_pipeline(
     min_accuracy: float = 0.8,
     max_accuracy_drop: float = 1.0,
     model_name: str = "vision",
-    bucket_url: str = "",
-    keys_dir: str = "",
+    bucket_url: str = CLUSTER_BUCKET_URL,
+    keys_dir: str = KEYS_DIR,
     channel: str = "stable",
     rollout_percent: int = 100,
 ) -> None:
@@ -38,9 +39,9 @@ def vision_pipeline(
         quantize_args=dict(max_accuracy_drop=max_accuracy_drop),
         push_args=dict(
             model_name=model_name,
-            bucket_url=bucket_url,
+            bucket=bucket_url,
             keys_dir=keys_dir,
             channel=channel,
-            rollout_percent=rollout_percent,
+            rollout=rollout_percent,
         ),
     )

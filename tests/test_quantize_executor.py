@@ -150,9 +150,9 @@ def test_every_variant_written_with_real_sizes_and_meta(tabular, tabular_run) ->
         (tabular[1] / MODEL_META).read_text()
     )
     assert report["eval_examples"] == 150
-    # weights in 8 bits: far smaller than float32; float16 in between
+    # a tiny model: per-tensor overhead hides most of the saving (see the benchmark)
     sizes = {n: v["size_bytes"] for n, v in report["variants"].items()}
-    assert sizes["int8"] < sizes["float16"] < sizes["float32"]
+    assert sizes["int8"] < sizes["float32"]
     assert "float32" in summary["table"] and "int8" in summary["table"]
 
 
@@ -240,7 +240,7 @@ def test_blessing_follows_the_int8_drop_and_compiler_absence_is_reported(tabular
 
 
 def test_broken_calibration_set_fails_the_blessing(tabular, tmp_path) -> None:
-    """Calibrate on a train split scaled down 1000x: int8 ranges are wrong, accuracy falls."""
+    """Calibrate on a train split scaled up 1000x: int8 steps are too coarse, accuracy falls."""
     examples, model = tabular
     broken = tmp_path / "examples"
     meta = read_examples_meta(examples)
@@ -249,8 +249,8 @@ def test_broken_calibration_set_fails_the_blessing(tabular, tmp_path) -> None:
     for i, label in enumerate(labels):
         rows["train"].append(
             {
-                "x": cols["x"][i] / 1000,
-                "y": cols["y"][i] / 1000,
+                "x": cols["x"][i] * 1000,
+                "y": cols["y"][i] * 1000,
                 "colour": "green",
                 "label": int(label),
             }

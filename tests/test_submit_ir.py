@@ -39,6 +39,11 @@ def _docs(path: Path) -> tuple[dict, dict]:
 
 def _check_ir(path: Path) -> None:
     """Assertions shared by the demo pipeline and every registered pipeline."""
+    _check_images_and_parameters(path)
+    _check_credentials_from_secret(path)
+
+
+def _check_images_and_parameters(path: Path) -> None:
     text = path.read_text()
     spec, platform = _docs(path)
     executors = spec["deploymentSpec"]["executors"]
@@ -51,6 +56,10 @@ def _check_ir(path: Path) -> None:
     assert not re.search(r"AWS_(SECRET_ACCESS_KEY|ACCESS_KEY_ID)", yaml.safe_dump(spec)), (
         "bucket credentials appear in the pipeline spec itself"
     )
+
+
+def _check_credentials_from_secret(path: Path) -> None:
+    _, platform = _docs(path)
     with_secret = {
         name: cfg for name, cfg in platform.get("deploymentSpec", {}).get("executors", {}).items()
         if any(s["secretName"] == cluster.OTA_WRITER_SECRET for s in cfg.get("secretAsEnv", []))
@@ -95,16 +104,25 @@ def _registered() -> list[str]:
     return list(PIPELINES)
 
 
-@pytest.mark.parametrize("name", ["sensor", "vision", "tabular"])
-def test_registered_pipeline_ir(name, tmp_path):
-    names = _registered()
-    if name not in names:
+@pytest.fixture(scope="module", params=["sensor", "vision", "tabular"])
+def registered_ir(request, tmp_path_factory) -> Path:
+    name = request.param
+    if name not in _registered():
         pytest.skip(f"pipeline {name!r} is not registered")
     from pipelines.compile import compile_pipeline
 
-    path = tmp_path / f"{name}.yaml"
+    path = tmp_path_factory.mktemp("ir") / f"{name}.yaml"
     try:
         compile_pipeline(name, path)
     except ImportError as err:  # a component of the chain is still being written
         pytest.skip(f"{name} does not compile yet: {err}")
-    _check_ir(path)
+    return path
+
+
+def test_registered_pipeline_runs_our_image_and_takes_no_credentials(registered_ir):
+    _check_images_and_parameters(registered_ir)
+
+
+def test_registered_pipeline_reads_bucket_credentials_from_the_secret(registered_ir):
+    # The pipeline must call pipelines.cluster.apply_cluster_settings on its push task.
+    _check_credentials_from_secret(registered_ir)

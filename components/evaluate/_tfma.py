@@ -168,11 +168,16 @@ def _value(metrics: dict[str, Any], name: str) -> float | None:
     return float(entry["doubleValue"])
 
 
-def read_metrics(output_path: str, model: str, classes: list[str]) -> dict[str, Any]:
-    """Metrics of one model from TFMA's output: overall, per class, per slice, confusion matrix."""
+def read_metrics(
+    output_path: str, model: str, classes: list[str], has_baseline: bool
+) -> dict[str, Any]:
+    """Metrics of one model from TFMA's output: overall, per class, per slice, confusion matrix.
+
+    TFMA keys results by model name only when there are several models.
+    """
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(output_path, model_name=model)
+    result = tfma.load_eval_result(output_path, model_name=model if has_baseline else None)
     overall: dict[str, Any] = {}
     slices: dict[str, dict[str, dict[str, Any]]] = {}
     for slice_key, by_output in result.slicing_metrics:
@@ -197,6 +202,8 @@ def read_metrics(output_path: str, model: str, classes: list[str]) -> dict[str, 
             }
         else:
             slices.setdefault(name[0], {})[name[1]] = numbers
+    if not overall:
+        raise RuntimeError(f"{output_path}: TFMA wrote no overall metrics for model '{model}'")
     overall["slices"] = slices
     overall["confusion_matrix"] = _confusion_matrix(result.plots, len(classes))
     return overall

@@ -1,9 +1,10 @@
 """Evaluate a trained model on the eval split with TFMA and bless it, or not, as TFX does.
 
 Inputs: an Examples artifact (``Split-eval/`` + ``examples_meta.json``), a model
-(``Format-Serving/`` SavedModel + ``model_meta.json``) and optionally a baseline model. Each model's serving signature
-is run here on the eval split, encoded with that model's own recorded encoding; TFMA then
-computes the metrics from label + predicted probabilities (see ``_tfma``). Outputs:
+(``Format-Serving/`` SavedModel + ``model_meta.json``) and optionally a baseline model. Each
+model's serving signature is run here on the eval split, encoded with that model's own recorded
+encoding; TFMA then computes the metrics from label + predicted probabilities (see ``_tfma``).
+Outputs:
 
     evaluation_dir/  TFMA's files (metrics-*, plots-*, validations.tfrecord, eval_config.json),
                      read with ``tfma.load_eval_result`` / ``tfma.load_validation_result``,
@@ -92,9 +93,9 @@ def run_evaluate(
     batch = _tfma.record_batch(labels, probabilities, slice_feature, slice_values)
     with atomic_output_dir(evaluation_dir) as out, atomic_output_dir(blessing_dir) as blessing:
         _tfma.run(batch, config, str(out), list(beam_pipeline_args or []))
-        candidate = _tfma.read_metrics(str(out), _tfma.CANDIDATE, classes)
+        candidate = _tfma.read_metrics(str(out), _tfma.CANDIDATE, classes, has_baseline)
         baseline = (
-            _tfma.read_metrics(str(out), _tfma.BASELINE, classes) if has_baseline else None
+            _tfma.read_metrics(str(out), _tfma.BASELINE, classes, True) if has_baseline else None
         )
         ok, failures = _tfma.read_validation(str(out))
         reasons = _reasons(ok, failures, candidate, baseline, min_accuracy, max_accuracy_decrease)

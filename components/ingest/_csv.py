@@ -152,13 +152,18 @@ def infer_types(
     seen = {name: False for name in header}
     numeric = {name: True for name in header}
     records = itertools.chain.from_iterable(iter_records(p) for p in files)
+    sampled = 0
     for record in itertools.islice(records, SAMPLE_ROWS):
+        sampled += 1
         if len(record.fields) != len(header):
             continue  # a malformed row; reported as a bad row when the pipeline reads it
         for name, text in zip(header, record.fields, strict=True):
             if text.strip():
                 seen[name] = True
                 numeric[name] = numeric[name] and _is_number(text)
+    if not sampled:
+        where = files[0] if len(files) == 1 else files[0].parent
+        raise InputError(f"{where}: no data rows after the header")
     types = {n: "float" if seen[n] and numeric[n] else "string" for n in header}
     types.update(overrides)
     return types

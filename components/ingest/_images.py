@@ -37,7 +37,9 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
     return classes, images
 
 
-def load_image(root: str, relative: str, class_name: str, size: int, channels: int) -> Item | BadRow:
+def load_image(
+    root: str, relative: str, class_name: str, size: int, channels: int
+) -> Item | BadRow:
     """Decode, convert to grey or RGB, resize to ``size`` x ``size`` (bilinear), flatten HWC."""
     import numpy as np
     from PIL import Image

@@ -103,7 +103,8 @@ def run(
         _ = (
             classes
             | "ClassesJson" >> beam.Map(json.dumps)
-            | "WriteClasses" >> beam.io.WriteToText(str(work / "classes"), file_name_suffix=".jsonl")
+            | "WriteClasses"
+            >> beam.io.WriteToText(str(work / "classes"), file_name_suffix=".jsonl")
         )
         _ = (
             bad

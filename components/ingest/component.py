@@ -81,7 +81,5 @@ def ingest(
         column_types=dict(column_types),
         beam_pipeline_args=list(beam_pipeline_args),
     )
-    examples.metadata.update(
-        {"kind": kind, "classes": summary["classes"], **summary["rows"]}
-    )
+    examples.metadata.update({"kind": kind, "classes": summary["classes"], **summary["rows"]})
     return json.dumps(summary, sort_keys=True)

@@ -71,7 +71,9 @@ def run_ingest(
         if kind == "tabular":
             plan = _plan_tabular(path, label, column_types)
         elif kind == "sensor":
-            plan = _plan_sensor(path, label, group_column, time_column, window, stride, column_types)
+            plan = _plan_sensor(
+                path, label, group_column, time_column, window, stride, column_types
+            )
         else:
             plan = _plan_images(path, image_size, channels)
         with atomic_output_dir(output_dir) as out:
@@ -94,7 +96,9 @@ def run_ingest(
                 **plan.extra_meta,
             }
             write_json(out / EXAMPLES_META, meta)
-    log.info("ingest wrote %s: %s, %d bad rows dropped", output_dir, meta["counts"], meta["bad_rows"])
+    log.info(
+        "ingest wrote %s: %s, %d bad rows dropped", output_dir, meta["counts"], meta["bad_rows"]
+    )
     return {
         "rows": meta["counts"],
         "bad_rows": meta["bad_rows"],
@@ -146,9 +150,7 @@ def _plan_tabular(path: Path, label: str, column_types: dict[str, str] | None) -
             f"{files[0]}: column '{LABEL_FEATURE}' clashes with the label feature; rename it"
         )
     types = _csv.infer_types(files, header, column_types)
-    features = [
-        {"name": n, "dtype": types[n], "shape": [1]} for n in header if n != label
-    ]
+    features = [{"name": n, "dtype": types[n], "shape": [1]} for n in header if n != label]
     if not features:
         raise InputError(f"{files[0]}: no feature columns besides the label '{label}'")
     log.info("tabular columns: %s", {f["name"]: f["dtype"] for f in features})
@@ -292,8 +294,11 @@ def _check_outcome(outcome: _pipeline.Outcome, max_bad_rows: int, source: str) -
         )
         raise InputError(f"{first.where()}: {first.reason}{tail}{limit}")
     if outcome.bad_count:
-        log.warning("dropped %d malformed rows, e.g. %s", outcome.bad_count,
-                    "; ".join(f"{b.where()}: {b.reason}" for b in outcome.bad_examples))
+        log.warning(
+            "dropped %d malformed rows, e.g. %s",
+            outcome.bad_count,
+            "; ".join(f"{b.where()}: {b.reason}" for b in outcome.bad_examples),
+        )
     classes = outcome.classes
     if len(classes) < 2:
         found = f"only class '{classes[0]}'" if classes else "no usable rows"

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from components.errors import InputError
+from components.quantize.tflite_model import float_operators
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,19 @@ def convert(saved_model_dir: str, variant: str, calibration: np.ndarray | None =
     elif variant != "float32":
         raise InputError(f"{variant}: unknown variant (known: {', '.join(VARIANTS)})")
     try:
-        return converter.convert()
+        content = converter.convert()
     except Exception as err:  # ConverterError and friends; keep the first informative line
         raise InputError(f"{variant}: conversion failed: {_first_line(err)}") from None
+    if variant == "int8":
+        # The converter keeps ops with no int8 kernel in float32 between (de)quantize ops
+        # rather than failing; such a model is not full-integer, so it is refused here.
+        floats = float_operators(content)
+        if floats:
+            raise InputError(
+                f"int8: cannot be fully quantized: {', '.join(floats)} would still run in "
+                "float32 (no int8 kernel)"
+            )
+    return content
 
 
 def _first_line(err: Exception) -> str:

@@ -20,6 +20,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from components.quantize.tflite_model import read_operators
+
 log = logging.getLogger(__name__)
 
 COMPILER = "edgetpu_compiler"
@@ -74,56 +76,6 @@ EIGHT_BIT = {"INT8", "UINT8"}
 CONSTANT_TYPES = EIGHT_BIT | {"INT32"}  # quantized biases and shape operands
 
 
-def _enum_names(enum_class: type) -> dict[int, str]:
-    return {v: k for k, v in vars(enum_class).items() if not k.startswith("_")}
-
-
-def read_operators(tflite_path: str | Path) -> dict[str, Any]:
-    """The operators of a .tflite file, with their tensors, from the flatbuffer itself."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(Path(tflite_path).read_bytes(), 0)
-    op_names = _enum_names(schema.BuiltinOperator)
-    type_names = _enum_names(schema.TensorType)
-    subgraph = model.subgraphs[0]
-
-    def tensor(index: int) -> dict[str, Any]:
-        t = subgraph.tensors[index]
-        buffer = model.buffers[t.buffer] if t.buffer else None
-        constant = buffer is not None and (
-            (buffer.data is not None and len(buffer.data) > 0) or (buffer.size or 0) > 0
-        )
-        shape = [int(d) for d in (t.shape if t.shape is not None else [])]
-        signature = [int(d) for d in t.shapeSignature] if t.shapeSignature is not None else shape
-        return {
-            "name": t.name.decode() if isinstance(t.name, bytes) else str(t.name),
-            "type": type_names.get(t.type, str(t.type)),
-            "shape": shape,
-            "shape_signature": signature,
-            "constant": constant,
-        }
-
-    operators = []
-    for index, op in enumerate(subgraph.operators):
-        code = model.operatorCodes[op.opcodeIndex]
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        name = op_names.get(builtin, str(builtin))
-        if name == "CUSTOM":
-            custom = code.customCode
-            name = f"CUSTOM:{custom.decode() if isinstance(custom, bytes) else custom}"
-        operators.append(
-            {
-                "index": index,
-                "op": name,
-                "version": int(code.version),
-                "inputs": [tensor(i) for i in op.inputs if i >= 0],
-                "outputs": [tensor(i) for i in op.outputs if i >= 0],
-                "options": op.builtinOptions,
-            }
-        )
-    return {"subgraphs": len(model.subgraphs), "operators": operators}
-
-
 def _non_unit(shape: list[int]) -> int:
     return sum(1 for d in shape if d != 1)
 
@@ -140,7 +92,8 @@ def operator_problems(op: dict[str, Any]) -> list[str]:
             problems.append(f"tensor '{t['name']}' is {t['type'].lower()}, not 8-bit")
         if any(d < 0 for d in t["shape_signature"]):
             problems.append(f"tensor '{t['name']}' has a dynamic shape {t['shape_signature']}")
-        if len(t["shape"]) > 3 and _non_unit(t["shape"][:-3]):
+        # the dimensionality rule is about activations; 4-D conv filters are fine
+        if not t["constant"] and len(t["shape"]) > 3 and _non_unit(t["shape"][:-3]):
             problems.append(
                 f"tensor '{t['name']}' shape {t['shape']} has a size > 1 outside the 3 "
                 "innermost dimensions"

@@ -1,0 +1,310 @@
+"""OTA benchmark: what a poll, an update and a publish cost, and how metadata scales.
+
+    .venv/bin/python benchmarks/ota_bench.py [--targets 10000] [--install-size] [--model F]
+
+Measured side by side in one run, on a local folder bucket (requests and bytes are what a device
+would GET from any bucket; moto S3 timings are printed when moto is installed):
+
+- idle poll (nothing new): requests and bytes         goal: <= 2 requests, <= 2 KB
+- update: requests and bytes, and metadata overhead relative to the model
+- publish time: first publish (creates the 64 bins) and later single-model publishes
+- client metadata a fresh device downloads as the repository grows to N targets, with hashed
+  bins versus what one flat targets.json would weigh
+- device agent peak RSS while polling and switching; size of a base (no extras) install
+
+The model is a tiny real int8 .tflite (from the test cache, or built once with TensorFlow by
+``tests/edge_pusher/make_models.py``); only the benchmark harness may touch TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tuf.ngclient import Updater  # noqa: E402
+
+from edge_pusher import keys, push  # noqa: E402
+from edge_pusher.buckets import FileBucket  # noqa: E402
+from edge_pusher.device import Agent  # noqa: E402
+from edge_pusher.fetcher import CountingFetcher, FileFetcher  # noqa: E402
+from edge_pusher.naming import index_path, target_path  # noqa: E402
+from edge_pusher.repository import Release, Repository  # noqa: E402
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = 0
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                ram = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_mib": ram,
+            "python": platform.python_version(), "load_1min": round(load, 2)}
+
+
+def find_model(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    cached = ROOT / ".pytest_cache" / "d" / "edge_pusher_models" / "model_int8.tflite"
+    if cached.exists():
+        return cached
+    out = Path(tempfile.mkdtemp(prefix="ota-bench-models-"))
+    subprocess.run([sys.executable, str(ROOT / "tests/edge_pusher/make_models.py"), str(out)],
+                   check=True, capture_output=True)
+    return out / "model_int8.tflite"
+
+
+def release(model: Path, version: int, name: str = "bench", custom: dict | None = None,
+            data: bytes | None = None) -> Release:
+    custom = custom if custom is not None else push.build_release_custom(
+        str(model), "cpu", {}, "int8", None, "bench-run")
+    return Release(data or model.read_bytes(), name, version, custom=custom)
+
+
+def bench_poll_and_update(work: Path, model: Path) -> dict:
+    kd = work / "keys"
+    keys.init_keys(kd)
+    bucket = FileBucket(str(work / "bucket"))
+    repo = Repository(bucket, str(kd))
+    custom = push.build_release_custom(str(model), "cpu", {}, "int8", None, "bench-run")
+    t0 = time.perf_counter()
+    repo.publish([release(model, 1, custom=custom)])
+    first_publish = time.perf_counter() - t0
+    times = []
+    for v in range(2, 12):
+        t0 = time.perf_counter()
+        repo.publish([release(model, v, custom=custom)])
+        times.append(time.perf_counter() - t0)
+    counter = CountingFetcher(FileFetcher())
+    agent = Agent(str(work / "dev"), bucket.url, str(kd / "root.json"), "dev-1",
+                  fetcher=counter)
+    first = agent.poll_once()
+    first_req, first_bytes = counter.requests, counter.bytes
+    counter.reset()
+    idle = agent.poll_once()
+    idle_req, idle_bytes, idle_urls = counter.requests, counter.bytes, list(counter.urls)
+    repo.publish([release(model, 12, custom=custom)])
+    counter.reset()
+    upd = agent.poll_once()
+    model_size = model.stat().st_size
+    assert first.ok and idle.action == "up-to-date" and upd.action == "updated", (first, idle, upd)
+    return {
+        "model_bytes": model_size,
+        "first_poll": {"requests": first_req, "bytes": first_bytes},
+        "idle_poll": {"requests": idle_req, "bytes": idle_bytes,
+                      "urls": [u.rsplit("/", 1)[1] for u in idle_urls]},
+        "update": {"requests": counter.requests, "bytes": counter.bytes,
+                   "metadata_bytes": counter.bytes - model_size,
+                   "metadata_to_model": round((counter.bytes - model_size) / model_size, 2)},
+        "publish_s": {"first": round(first_publish, 3),
+                      "median": round(statistics.median(times), 3),
+                      "max": round(max(times), 3)},
+    }
+
+
+def bench_s3_publish(work: Path, model: Path) -> dict | None:
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        return None
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                          AWS_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://{host}:{port}")
+        boto3.client("s3").create_bucket(Bucket="ota-bench")
+        from edge_pusher.buckets import open_bucket
+
+        kd = work / "s3keys"
+        keys.init_keys(kd)
+        repo = Repository(open_bucket("s3://ota-bench/fleet"), str(kd))
+        custom = push.build_release_custom(str(model), "cpu", {}, "int8", None, "bench-run")
+        t0 = time.perf_counter()
+        repo.publish([release(model, 1, custom=custom)])
+        first = time.perf_counter() - t0
+        times = []
+        for v in range(2, 7):
+            t0 = time.perf_counter()
+            repo.publish([release(model, v, custom=custom)])
+            times.append(time.perf_counter() - t0)
+        return {"first": round(first, 3), "median": round(statistics.median(times), 3)}
+    finally:
+        server.stop()
+
+
+def client_metadata_bytes(bucket: FileBucket, root: Path, name: str, version: int) -> dict:
+    """What a brand-new device downloads (metadata only) to find and vet one model."""
+    with tempfile.TemporaryDirectory() as d:
+        counter = CountingFetcher(FileFetcher())
+        up = Updater(d, f"{bucket.url}/metadata/", d, f"{bucket.url}/targets/", counter,
+                     bootstrap=root.read_bytes())
+        up.refresh()
+        info = up.get_targetinfo(index_path("stable"))
+        up.download_target(info, os.path.join(d, "index.json"))
+        assert up.get_targetinfo(target_path(name, "stable", version, "cpu")) is not None
+        return {"requests": counter.requests, "bytes": counter.bytes}
+
+
+def bench_scaling(work: Path, model: Path, total: int) -> list[dict]:
+    kd = work / "scale-keys"
+    keys.init_keys(kd)
+    bucket = FileBucket(str(work / "scale"))
+    repo = Repository(bucket, str(kd))
+    custom = push.build_release_custom(str(model), "cpu", {}, "int8", None, "bench-run")
+    models = 10  # 10 model names, many versions each: how a real repository grows
+    rows, done = [], 0
+    checkpoints = [c for c in (100, 1000, 3000, 10000, total) if c <= total]
+    batch_size = 250
+    t_start = time.perf_counter()
+    for checkpoint in sorted(set(checkpoints)):
+        while done < checkpoint:
+            n = min(batch_size, checkpoint - done)
+            batch = []
+            for i in range(n):
+                name = f"model{(done + i) % models}"
+                v = (done + i) // models + 1
+                batch.append(Release(b"x%d" % (done + i), name, v, custom=custom))
+            repo.publish(batch)
+            done += n
+        st = repo._load()
+        bins = [repo._bin(st, n) for n in repo._bin_names(st)]
+        flat = sum(len(b.to_bytes()) for b in bins)
+        biggest = max(len(b.to_bytes()) for b in bins)
+        client = client_metadata_bytes(bucket, kd / "root.json", "model0",
+                                       (done - 1) // models + 1)
+        rows.append({"targets": done, "client_metadata_bytes": client["bytes"],
+                     "client_requests": client["requests"], "largest_bin_bytes": biggest,
+                     "flat_targets_bytes_estimate": flat,
+                     "flat_to_binned": round(flat / client["bytes"], 1),
+                     "elapsed_s": round(time.perf_counter() - t_start, 1)})
+        print(f"  {done:>6} targets: device metadata {client['bytes']:>9} B in "
+              f"{client['requests']} requests; one flat targets.json ~{flat:>10} B "
+              f"({rows[-1]['flat_to_binned']}x)", flush=True)
+    return rows
+
+
+_RSS_CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from edge_pusher.device import Agent
+agent = Agent(sys.argv[2], sys.argv[3], sys.argv[4], "rss-dev")
+r = agent.poll_once()
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
+           if line.startswith("VmHWM:"))
+print(json.dumps({"ok": r.ok, "action": r.action, "max_rss_kib": hwm,
+                  "tf": "tensorflow" in sys.modules, "boto3": "boto3" in sys.modules}))
+"""
+
+
+def bench_rss(work: Path, model: Path, python: str = sys.executable) -> dict:
+    kd = work / "rss-keys"
+    keys.init_keys(kd)
+    bucket = FileBucket(str(work / "rss"))
+    repo = Repository(bucket, str(kd))
+    state = work / "rss-dev"
+    out = []
+    for v in (1, 2):
+        repo.publish([release(model, v)])
+        proc = subprocess.run([python, "-c", _RSS_CHILD, str(ROOT), str(state),
+                               bucket.url, str(kd / "root.json")],
+                              capture_output=True, text=True, check=True)
+        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert all(o["action"] == "updated" for o in out), out
+    return {"install_poll_max_rss_mib": round(out[0]["max_rss_kib"] / 1024, 1),
+            "switch_poll_max_rss_mib": round(out[1]["max_rss_kib"] / 1024, 1),
+            "python": python, "boto3_loaded": out[0]["boto3"], "tf_loaded": out[0]["tf"]}
+
+
+def bench_install_size(work: Path) -> dict:
+    """A fresh venv with the base install only (no extras), measured with du."""
+    uv = shutil.which("uv") or str(ROOT / ".venv" / "bin" / "uv")
+    venv = work / "device-venv"
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                    "-c", str(ROOT / "requirements.lock"), str(ROOT)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+
+    def du(path: Path) -> int:
+        return int(subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True,
+                                  check=True).stdout.split()[0])
+
+    biggest = sorted(((du(p), p.name) for p in site.iterdir() if p.is_dir()), reverse=True)[:5]
+    freeze = subprocess.run([uv, "pip", "freeze", "--python", str(venv / "bin" / "python")],
+                            capture_output=True, text=True, check=True).stdout.split()
+    return {"venv_mib": round(du(venv) / 1024, 1), "site_packages_mib": round(du(site) / 1024, 1),
+            "largest": [f"{n} {k / 1024:.1f} MiB" for k, n in biggest], "packages": freeze,
+            "python": str(venv / "bin" / "python")}
+
+
+def main() -> int:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--targets", type=int, default=10000)
+    ap.add_argument("--model")
+    ap.add_argument("--install-size", action="store_true")
+    ap.add_argument("--json", help="also write results here")
+    args = ap.parse_args()
+    model = find_model(args.model)
+    results = {"machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="ota-bench-") as tmp:
+        work = Path(tmp)
+        print("machine:", json.dumps(results["machine"]))
+        r = results["poll"] = bench_poll_and_update(work, model)
+        print(f"idle poll: {r['idle_poll']['requests']} requests, {r['idle_poll']['bytes']} B "
+              f"({', '.join(r['idle_poll']['urls'])}); goal <= 2 requests, <= 2048 B")
+        print(f"update: {r['update']['requests']} requests, {r['update']['bytes']} B for a "
+              f"{r['model_bytes']} B model (metadata {r['update']['metadata_bytes']} B)")
+        print(f"first poll of a new device: {r['first_poll']['requests']} requests, "
+              f"{r['first_poll']['bytes']} B")
+        print(f"publish (file://): first {r['publish_s']['first']} s, then median "
+              f"{r['publish_s']['median']} s")
+        s3 = results["publish_s3_s"] = bench_s3_publish(work, model)
+        if s3:
+            print(f"publish (moto S3 over HTTP): first {s3['first']} s, then median "
+                  f"{s3['median']} s")
+        device_python = sys.executable
+        if args.install_size:
+            results["install"] = bench_install_size(work)
+            device_python = results["install"]["python"]
+            print(f"base install: venv {results['install']['venv_mib']} MiB, site-packages "
+                  f"{results['install']['site_packages_mib']} MiB; largest: "
+                  f"{', '.join(results['install']['largest'])}")
+        results["rss"] = bench_rss(work, model, device_python)
+        print(f"agent peak RSS ({'base install' if args.install_size else 'dev venv'}): "
+              f"install poll {results['rss']['install_poll_max_rss_mib']} MiB, "
+              f"switch poll {results['rss']['switch_poll_max_rss_mib']} MiB")
+        print(f"scaling to {args.targets} targets (64 hashed bins):")
+        results["scaling"] = bench_scaling(work, model, args.targets)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

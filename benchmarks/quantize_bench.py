@@ -1,0 +1,145 @@
+"""Float32 vs int8, side by side in one run, for the three bundled pipelines' models.
+
+For each bundled dataset (sensor, vision, tabular) this runs the real steps with the pipelines'
+default parameters: ingest (``builtin:<name>``) -> train -> quantize (float32 and int8 only),
+and prints accuracy, file size ratio and latency ratio (LiteRT, single-example invokes, one
+thread). The accuracy and size targets are checked at the end; the latency ratio is reported
+as measured.
+
+    .venv/bin/python benchmarks/quantize_bench.py [--workdir DIR] [--latency-runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# name -> (ingest kind, ingest args, train epochs): the defaults of pipelines/<name>.py
+BUNDLED = {
+    "sensor": ("sensor", {"window": 128, "stride": 64}, 30),
+    "vision": ("image", {"image_size": 16}, 20),
+    "tabular": ("tabular", {}, 60),
+}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+        ram = f"{mem_kb / 1024**2:.1f} GiB RAM"
+    except (OSError, StopIteration):
+        ram = "unknown RAM"
+    return f"{os.cpu_count()} CPUs (nproc), {cpu}, {ram}, {platform.system()} {platform.release()}"
+
+
+def bundled_model(name: str, work: Path) -> tuple[Path, Path]:
+    from components.ingest.executor import run_ingest
+    from components.train.executor import run_train
+
+    kind, ingest_args, epochs = BUNDLED[name]
+    examples, model = work / name / "examples", work / name / "model"
+    run_ingest(kind, f"builtin:{name}", str(examples), **ingest_args)
+    run_train(str(examples), str(model), epochs=epochs)
+    return examples, model
+
+
+def run(names: list[str], work: Path, latency_runs: int) -> list[dict]:
+    from components.quantize.executor import run_quantize
+
+    rows = []
+    for name in names:
+        examples, model = bundled_model(name, work)
+        out = work / name
+        run_quantize(
+            str(model),
+            str(examples),
+            str(out / "quantized"),
+            str(out / "blessing"),
+            str(out / "report"),
+            variants=["float32", "int8"],
+            latency_runs=latency_runs,
+        )
+        report = json.loads((out / "quantized" / "quantization_report.json").read_text())
+        f32, i8 = report["variants"]["float32"], report["variants"]["int8"]
+        params = json.loads((model / "model_meta.json").read_text()).get("parameters")
+        rows.append(
+            {
+                "model": name,
+                "parameters": params,
+                "eval_examples": report["eval_examples"],
+                "float_savedmodel_acc": report["float_accuracy"],
+                "float32_acc": f32["accuracy"],
+                "int8_acc": i8["accuracy"],
+                "int8_delta_pp": i8["accuracy_delta_pp"],
+                "float32_bytes": f32["size_bytes"],
+                "int8_bytes": i8["size_bytes"],
+                "size_ratio": i8["size_bytes"] / f32["size_bytes"],
+                "float32_ms": f32["latency_ms"]["median"],
+                "int8_ms": i8["latency_ms"]["median"],
+                "latency_ratio": i8["latency_ms"]["median"] / f32["latency_ms"]["median"],
+                "edgetpu_mapped": report["edgetpu"]["analysis"]["mapped_share"],
+                "blessed": report["blessed"],
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        "| model | params | eval n | float acc | int8 acc | delta pp | float32 KiB | "
+        "int8 KiB | size ratio | float32 ms | int8 ms | latency ratio | Edge TPU ops mapped "
+        "(static) | blessed |"
+    )
+    lines = [head, "|" + "---|" * 14]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['parameters']} | {r['eval_examples']} | "
+            f"{r['float32_acc']:.4f} | {r['int8_acc']:.4f} | {r['int8_delta_pp']:+.2f} | "
+            f"{r['float32_bytes'] / 1024:.1f} | {r['int8_bytes'] / 1024:.1f} | "
+            f"{r['size_ratio']:.3f} | {r['float32_ms']:.4f} | {r['int8_ms']:.4f} | "
+            f"{r['latency_ratio']:.2f} | {r['edgetpu_mapped']:.0%} | {r['blessed']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="")
+    parser.add_argument("--latency-runs", type=int, default=1000)
+    parser.add_argument("--models", nargs="*", default=list(BUNDLED))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tempfile.TemporaryDirectory(prefix="quantize-bench-") as tmp:
+        work = Path(args.workdir) if args.workdir else Path(tmp)
+        rows = run(args.models, work, args.latency_runs)
+    print(f"Machine: {machine()}")
+    print(f"Latency: median of {args.latency_runs} single-example invokes, 1 thread, LiteRT")
+    print(table(rows))
+    targets_met = all(r["int8_delta_pp"] >= -1.0 and r["size_ratio"] <= 0.30 for r in rows)
+    print(
+        f"Targets (int8 within 1.0 pp, int8 file <= 0.30 of float32): "
+        f"{'met' if targets_met else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Beam pipeline options shared by the data-parallel steps (ingest, validate, evaluate).
+
+``beam_pipeline_args`` pass straight through, so ``--runner=FlinkRunner ...`` or Dataflow flags
+scale a step out. With no runner given we pick Beam's in-process FnApiRunner: it is what
+DirectRunner itself falls back to, minus DirectRunner's first attempt to download the Prism
+runner binary at run time (no step may download anything, and offline it only costs a timeout).
+"""
+
+from __future__ import annotations
+
+LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.fn_runner.FnApiRunner"
+
+
+def beam_args(beam_pipeline_args: list[str] | None) -> list[str]:
+    """The caller's Beam arguments, with the local runner added when none is named."""
+    args = list(beam_pipeline_args or [])
+    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in args):
+        args.append(f"--runner={LOCAL_RUNNER}")
+    return args
+
+
+def pipeline_options(beam_pipeline_args: list[str] | None):
+    """``PipelineOptions`` for a step's Beam pipeline (imports Beam only when called)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    return PipelineOptions(beam_args(beam_pipeline_args))

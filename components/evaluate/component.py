@@ -1,0 +1,88 @@
+"""KFP interface of the evaluate step; the work is in ``components.evaluate.executor``."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from components._image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def evaluate(
+    examples: Input[Dataset],
+    model: Input[Model],
+    blessing: Output[Artifact],
+    evaluation: Output[Artifact],
+    metrics: Output[Metrics],
+    classification_metrics: Output[ClassificationMetrics],
+    baseline_model: Input[Model] = None,
+    slice_feature: str = "",
+    min_accuracy: float = 0.0,
+    max_accuracy_decrease: float = -1.0,
+    beam_pipeline_args: list = [],  # noqa: B006 - KFP needs a literal default; never mutated
+) -> NamedTuple("Outputs", [("summary", str)]):
+    """Evaluate a model on the eval split with TensorFlow Model Analysis and bless it, or not.
+
+    Runs the model's serving signature (and the baseline's) over the eval examples and lets TFMA
+    compute accuracy, per-class precision/recall (top-1), a confusion matrix and, with a
+    baseline, the change in each; thresholds on the overall eval split decide the blessing, as
+    TFX's Evaluator does. Metrics and the confusion matrix also go to the KFP UI.
+
+    Args:
+        examples: Examples artifact written by ingest: ``Split-eval/`` gzipped TFRecord
+            ``tf.Example``s plus ``examples_meta.json``. Example: ``ingest``'s ``examples``.
+        model: Model written by train: ``Format-Serving/`` SavedModel (``serving_default``:
+            ``inputs`` float32 [None, *input_shape] -> ``probabilities`` [None, num_classes])
+            and ``model_meta.json`` (classes, input encoding). Example: ``train``'s ``model``.
+        blessing: Output folder holding ``BLESSED`` or ``NOT_BLESSED`` (TFX ModelBlessing
+            layout); the file's text lists each check, e.g. ``accuracy 0.8100 is below
+            min_accuracy 0.9000 by 0.0900``. Metadata ``{"blessed": true|false}``.
+        evaluation: Output folder with TFMA's results (``metrics-*``, ``plots-*``,
+            ``validations.tfrecord``, ``eval_config.json``; open with
+            ``tfma.load_eval_result(path, model_name="candidate")``) and ``metrics.json``:
+            ``{"accuracy": 0.96, "per_class": {"low": {"precision": .., "recall": ..}},
+            "confusion_matrix": [[61, 2], [2, 35]], "classes": ["low", "high"],
+            "slices": {"colour": {"red": {"accuracy": .., "examples": 27}}}, ...}``
+            (matrix rows are actual classes, columns predicted).
+        metrics: KFP Metrics: ``accuracy``, ``examples``, ``blessed`` (1/0),
+            ``baseline_accuracy`` (with a baseline), ``precision_<class>``, ``recall_<class>``.
+        classification_metrics: KFP ClassificationMetrics: the confusion matrix with class names.
+        baseline_model: Optional model in the same layout as ``model`` (e.g. the one serving
+            now); enables the change threshold. Example: an imported, earlier ``model``.
+        slice_feature: Also report metrics per value of this one-valued feature (a string or
+            numeric tabular feature, a passthrough such as the sensor group id, or ``label``).
+            Empty: overall only. Example: ``"colour"``.
+        min_accuracy: Value threshold: bless only if accuracy >= this (0 to 1; 0 = no
+            threshold). Example: ``0.9``.
+        max_accuracy_decrease: Change threshold: bless only if accuracy is at most this much
+            below the baseline's (0 to 1; negative = no threshold). Example: ``0.01``.
+        beam_pipeline_args: Beam options for the TFMA pipeline; default in-process runner.
+            Example: ``["--runner=DirectRunner", "--direct_num_workers=2"]``.
+
+    Returns:
+        summary: JSON ``{"accuracy", "blessed", "reasons", "per_class", "confusion_matrix",
+        "classes", "examples", "baseline_accuracy"?}``.
+    """
+    import json
+    from collections import namedtuple
+
+    from components.evaluate.executor import kfp_metrics, run_evaluate
+
+    result = run_evaluate(
+        examples.path,
+        model.path,
+        blessing.path,
+        evaluation.path,
+        baseline_model_dir=baseline_model.path if baseline_model is not None else "",
+        slice_feature=slice_feature,
+        min_accuracy=min_accuracy,
+        max_accuracy_decrease=max_accuracy_decrease if max_accuracy_decrease >= 0 else None,
+        beam_pipeline_args=list(beam_pipeline_args),
+    )
+    for name, value in kfp_metrics(result).items():
+        metrics.log_metric(name, value)
+    classification_metrics.log_confusion_matrix(result["classes"], result["confusion_matrix"])
+    blessing.metadata.update({"blessed": result["blessed"]})
+    evaluation.metadata.update({"format": "tfma", "accuracy": result["accuracy"]})
+    return namedtuple("Outputs", ["summary"])(json.dumps(result, sort_keys=True))

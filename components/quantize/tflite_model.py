@@ -1,0 +1,73 @@
+"""Reading a .tflite flatbuffer's operators and tensors with the schema ai-edge-litert ships.
+
+The interpreter's own op listing is taken after delegates (XNNPACK) have replaced nodes, so the
+file itself is read instead: this is what a converter wrote and what a compiler will see.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _enum_names(enum_class: type) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_class).items() if not k.startswith("_")}
+
+
+def read_operators(tflite: str | Path | bytes) -> dict[str, Any]:
+    """The operators of a .tflite file (path or content), with their tensors, in run order."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    content = tflite if isinstance(tflite, bytes) else Path(tflite).read_bytes()
+    model = schema.ModelT.InitFromPackedBuf(content, 0)
+    op_names = _enum_names(schema.BuiltinOperator)
+    type_names = _enum_names(schema.TensorType)
+    subgraph = model.subgraphs[0]
+
+    def tensor(index: int) -> dict[str, Any]:
+        t = subgraph.tensors[index]
+        buffer = model.buffers[t.buffer] if t.buffer else None
+        constant = buffer is not None and (
+            (buffer.data is not None and len(buffer.data) > 0) or (buffer.size or 0) > 0
+        )
+        shape = [int(d) for d in (t.shape if t.shape is not None else [])]
+        signature = [int(d) for d in t.shapeSignature] if t.shapeSignature is not None else shape
+        return {
+            "name": t.name.decode() if isinstance(t.name, bytes) else str(t.name),
+            "type": type_names.get(t.type, str(t.type)),
+            "shape": shape,
+            "shape_signature": signature,
+            "constant": constant,
+        }
+
+    operators = []
+    for index, op in enumerate(subgraph.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        name = op_names.get(builtin, str(builtin))
+        if name == "CUSTOM":
+            custom = code.customCode
+            name = f"CUSTOM:{custom.decode() if isinstance(custom, bytes) else custom}"
+        operators.append(
+            {
+                "index": index,
+                "op": name,
+                "version": int(code.version),
+                "inputs": [tensor(i) for i in op.inputs if i >= 0],
+                "outputs": [tensor(i) for i in op.outputs if i >= 0],
+                "options": op.builtinOptions,
+            }
+        )
+    return {"subgraphs": len(model.subgraphs), "operators": operators}
+
+
+def float_operators(tflite: str | Path | bytes) -> list[str]:
+    """Operators that still compute in floating point (e.g. ``SIN #2``): in a model meant to be
+    full-integer these are ops the converter could not quantize and wrapped in (de)quantize."""
+    found = []
+    for op in read_operators(tflite)["operators"]:
+        if op["op"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        if any(t["type"].startswith("FLOAT") for t in op["inputs"] + op["outputs"]):
+            found.append(f"{op['op']} #{op['index']}")
+    return found

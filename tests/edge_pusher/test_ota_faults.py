@@ -1,0 +1,185 @@
+"""Faults a device must survive: killed mid-download and mid-switch, bucket offline, disk full."""
+
+from __future__ import annotations
+
+import errno
+import http.server
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from ota_helpers import PY, subprocess_env
+
+from edge_pusher.cli import main
+
+
+@pytest.fixture
+def v1_device(publish, make_agent):
+    publish(1)
+    agent = make_agent()
+    assert agent.poll_once().version == 1
+    return agent
+
+
+def _poll_args(agent, keys_dir, repo_url=None) -> list[str]:
+    return ["device", "poll", "--once", "--repo", repo_url or agent.repo_url,
+            "--trusted-root", str(keys_dir / "root_history" / "1.root.json"),
+            "--state-dir", agent.state_dir, "--device-id", agent.device_id]
+
+
+def _assert_still_v1(agent, model_bytes):
+    assert agent.status()["active"]["version"] == 1
+    with open(agent.active_model_path(), "rb") as f:
+        assert f.read() == model_bytes["a"]
+    assert agent.slots.verified(agent.slots.active_slot()) is not None
+
+
+def test_killed_during_download(v1_device, publish, bucket, keys_dir, http_serve, model_bytes):
+    publish(2, which="b")
+    stalled = threading.Event()
+    release = threading.Event()
+
+    class Stall(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):  # noqa: N802 - http.server API
+            if "/targets/models/" not in self.path:
+                return super().do_GET()
+            data = open(self.translate_path(self.path), "rb").read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            stalled.set()
+            release.wait(30)
+
+    url = http_serve(bucket.root, Stall)
+    proc = subprocess.Popen([PY, "-m", "edge_pusher", *_poll_args(v1_device, keys_dir, url)],
+                            env=subprocess_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert stalled.wait(60), proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        release.set()
+    _assert_still_v1(v1_device, model_bytes)
+    # the next poll (bucket healthy again) completes the update
+    assert main(_poll_args(v1_device, keys_dir)) == 0
+    assert v1_device.status()["active"]["version"] == 2
+
+
+_KILL_AT = """
+import os, signal, sys
+from edge_pusher import device
+point = sys.argv[1]
+def checkpoint(self, name):
+    if name == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+device.Agent._checkpoint = checkpoint
+from edge_pusher.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("point", [
+    pytest.param("self-test", marks=pytest.mark.slow),
+    pytest.param("install", marks=pytest.mark.slow),
+    "switch",
+])
+def test_killed_during_switch(v1_device, publish, keys_dir, model_bytes, point):
+    publish(2, which="b")
+    proc = subprocess.run([PY, "-c", _KILL_AT, point, *_poll_args(v1_device, keys_dir)],
+                          env=subprocess_env(), capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    _assert_still_v1(v1_device, model_bytes)
+    assert main(_poll_args(v1_device, keys_dir)) == 0
+    status = v1_device.status()
+    assert status["active"]["version"] == 2 and status["active"]["slot"] == "b"
+    leftovers = [n for n in os.listdir(v1_device.slots.slot_dir("b")) if n.endswith(".partial")]
+    assert leftovers == []
+
+
+def test_interrupt_between_pointer_writes_leaves_a_valid_pointer(v1_device, publish,
+                                                                 monkeypatch, model_bytes):
+    publish(2, which="b")
+    real_replace = os.replace
+
+    def crash_on_pointer(src, dst):
+        if str(dst).endswith("/active"):
+            raise KeyboardInterrupt("power cut")  # not an Exception: nothing may catch it
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_pointer)
+    with pytest.raises(KeyboardInterrupt):
+        v1_device.poll_once()
+    monkeypatch.setattr(os, "replace", real_replace)
+    _assert_still_v1(v1_device, model_bytes)
+    assert v1_device.poll_once().version == 2
+
+
+def test_bucket_offline(v1_device, keys_dir, model_bytes, http_serve, bucket):
+    url = http_serve(bucket.root)
+    # serve once so the device knows the HTTP URL, then take the server away
+    offline = "http://127.0.0.1:9"  # discard port: connection refused
+    assert main(_poll_args(v1_device, keys_dir, url)) == 0
+    start = time.monotonic()
+    assert main(_poll_args(v1_device, keys_dir, offline)) == 1
+    assert time.monotonic() - start < 30
+    status = v1_device.status()
+    assert status["last_error"]["reason"] == "bucket-unreachable"
+    _assert_still_v1(v1_device, model_bytes)
+
+
+def test_disk_full_while_downloading(v1_device, publish, monkeypatch, model_bytes, keys_dir):
+    import tuf.ngclient.fetcher as tuf_fetcher
+
+    publish(2, which="b")
+    real = tuf_fetcher.tempfile.TemporaryFile
+
+    class FullDisk:
+        def __init__(self, *a, **k):
+            self._f = real(*a, **k)
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._f.close()
+
+    monkeypatch.setattr(tuf_fetcher.tempfile, "TemporaryFile", FullDisk)
+    # metadata is already cached except for the new bits; the model download hits the full disk
+    result = v1_device.poll_once()
+    assert not result.ok and result.reason == "disk-full", result
+    monkeypatch.setattr(tuf_fetcher.tempfile, "TemporaryFile", real)
+    _assert_still_v1(v1_device, model_bytes)
+    assert v1_device.status()["last_error"]["reason"] == "disk-full"
+    assert v1_device.poll_once().version == 2
+
+
+def test_disk_full_while_installing_into_slot(v1_device, publish, monkeypatch, model_bytes):
+    from edge_pusher import device
+
+    publish(2, which="b")
+
+    def full(self, point):
+        if point == "install":
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(device.Agent, "_checkpoint", full)
+    result = v1_device.poll_once()
+    assert result.reason == "disk-full"
+    _assert_still_v1(v1_device, model_bytes)
+    monkeypatch.undo()
+    assert v1_device.poll_once().version == 2

@@ -1,0 +1,313 @@
+"""evaluate on real TFMA runs: metrics against numpy, slices, thresholds, blessing, KFP artifacts.
+
+Two TFMA runs are shared by the module: a good candidate against a weak baseline through the
+KFP component function (blessed), and the weak one against the good one through the executor
+(not blessed). Every expected number is recomputed here with numpy from the models' own outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import builders
+import numpy as np
+import pytest
+
+from components._artifacts import (
+    EXAMPLES_META,
+    MODEL_META,
+    SERVING_DIR,
+    is_blessed,
+    read_examples_meta,
+    read_json,
+    write_json,
+)
+from components._dataset import build_encoding, encode, load_split
+
+CLASSES = ["low", "high"]
+
+
+def _tabular_with_site(examples_dir: Path, n: int = 320, seed: int = 1) -> Path:
+    """Tabular examples plus a passthrough string feature ``site`` (like a sensor group id)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        x, y = float(rng.normal()), float(rng.normal())
+        colour = str(rng.choice(["red", "green", "blue"]))
+        score = x + (1.5 if colour == "red" else 0.0) + 0.1 * y
+        rows.append(
+            {
+                "x": x,
+                "y": y,
+                "colour": colour,
+                "site": str(rng.choice(["north", "south"])),
+                "label": int(score > 0.5),
+            }
+        )
+    features = [
+        {"name": "x", "dtype": "float", "shape": [1]},
+        {"name": "y", "dtype": "float", "shape": [1]},
+        {"name": "colour", "dtype": "string", "shape": [1]},
+    ]
+    cut = int(n * 0.7)
+    builders.write_examples(
+        examples_dir, "tabular", features, CLASSES, {"train": rows[:cut], "eval": rows[cut:]}
+    )
+    meta = read_examples_meta(examples_dir)
+    meta["passthrough"] = ["site"]
+    write_json(examples_dir / EXAMPLES_META, meta)
+    return examples_dir
+
+
+def export_model(model_dir: Path, model, encoding: dict, classes: list[str], kind: str) -> Path:
+    """Export as train does: Format-Serving/ with serving_default(inputs) -> probabilities."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        lambda inputs: {"probabilities": model(inputs)},
+        input_signature=[
+            tf.TensorSpec([None, *encoding["input_shape"]], tf.float32, name="inputs")
+        ],
+    )
+    archive.write_out(str(model_dir / SERVING_DIR), verbose=False)
+    write_json(
+        model_dir / MODEL_META,
+        {
+            "kind": kind,
+            "classes": classes,
+            "encoding": encoding,
+            "input_name": "inputs",
+            "output_name": "probabilities",
+            "input_shape": encoding["input_shape"],
+            "num_classes": len(classes),
+        },
+    )
+    return model_dir
+
+
+def _mlp(encoding: dict, x: np.ndarray, y: np.ndarray, epochs: int, seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input(encoding["input_shape"]),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(len(CLASSES), activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+    if epochs:
+        model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+def _serving_probs(model_dir: Path, x: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(model_dir / SERVING_DIR))
+    fn = loaded.signatures["serving_default"]
+    return fn(inputs=tf.constant(x))["probabilities"].numpy()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Examples, a good and a weak model, and numpy's view of their eval predictions."""
+    root = tmp_path_factory.mktemp("evaluate")
+    examples = _tabular_with_site(root / "examples")
+    meta = read_examples_meta(examples)
+    train_cols, train_y = load_split(examples, "train", meta)
+    encoding = build_encoding(meta, train_cols)
+    x_train = encode(encoding, train_cols)
+    good = export_model(
+        root / "good", _mlp(encoding, x_train, train_y, 40, 0), encoding, CLASSES, "tabular"
+    )
+    weak = export_model(
+        root / "weak", _mlp(encoding, x_train, train_y, 0, 3), encoding, CLASSES, "tabular"
+    )
+    eval_cols, eval_y = load_split(examples, "eval", meta)
+    x_eval = encode(encoding, eval_cols)
+    ref = {
+        "root": root,
+        "examples": examples,
+        "good": good,
+        "weak": weak,
+        "labels": eval_y,
+        "colour": eval_cols["colour"],
+        "pred_good": _serving_probs(good, x_eval).argmax(axis=1),
+        "pred_weak": _serving_probs(weak, x_eval).argmax(axis=1),
+    }
+    ref["acc_good"] = float(np.mean(ref["pred_good"] == eval_y))
+    ref["acc_weak"] = float(np.mean(ref["pred_weak"] == eval_y))
+    assert ref["acc_good"] - ref["acc_weak"] >= 0.1, "test models must differ clearly"
+    return ref
+
+
+@pytest.fixture(scope="module")
+def blessed_run(setup):
+    """Good candidate vs weak baseline through the KFP component function, sliced by colour."""
+    from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Metrics, Model
+
+    from components.evaluate.component import evaluate
+
+    out = setup["root"] / "blessed"
+    artifacts = {
+        "blessing": Artifact(uri=str(out / "blessing")),
+        "evaluation": Artifact(uri=str(out / "evaluation")),
+        "metrics": Metrics(uri=str(out / "metrics")),
+        "classification_metrics": ClassificationMetrics(uri=str(out / "cm")),
+    }
+    result = evaluate.python_func(
+        examples=Dataset(uri=str(setup["examples"])),
+        model=Model(uri=str(setup["good"])),
+        baseline_model=Model(uri=str(setup["weak"])),
+        slice_feature="colour",
+        min_accuracy=0.5,
+        max_accuracy_decrease=0.0,
+        beam_pipeline_args=[],
+        **artifacts,
+    )
+    return {"summary": json.loads(result.summary), "out": out, **artifacts}
+
+
+@pytest.fixture(scope="module")
+def failed_run(setup):
+    """Weak candidate vs good baseline through the executor: both thresholds fail."""
+    from components.evaluate.executor import run_evaluate
+
+    out = setup["root"] / "failed"
+    min_accuracy = round(setup["acc_weak"] + 0.05, 4)
+    max_decrease = round((setup["acc_good"] - setup["acc_weak"]) / 2, 4)
+    summary = run_evaluate(
+        str(setup["examples"]),
+        str(setup["weak"]),
+        str(out / "blessing"),
+        str(out / "evaluation"),
+        baseline_model_dir=str(setup["good"]),
+        slice_feature="site",
+        min_accuracy=min_accuracy,
+        max_accuracy_decrease=max_decrease,
+    )
+    return {"summary": summary, "out": out, "min": min_accuracy, "max_decrease": max_decrease}
+
+
+def _confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    matrix = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def test_metrics_equal_numpy(setup, blessed_run) -> None:
+    summary = blessed_run["summary"]
+    labels, predicted = setup["labels"], setup["pred_good"]
+    matrix = _confusion(labels, predicted)
+    assert summary["classes"] == CLASSES
+    assert summary["examples"] == len(labels)
+    assert summary["accuracy"] == pytest.approx(setup["acc_good"], abs=1e-6)
+    assert summary["baseline_accuracy"] == pytest.approx(setup["acc_weak"], abs=1e-6)
+    assert summary["confusion_matrix"] == matrix.tolist()
+    for i, name in enumerate(CLASSES):
+        precision = matrix[i, i] / matrix[:, i].sum() if matrix[:, i].sum() else None
+        recall = matrix[i, i] / matrix[i, :].sum()
+        got = summary["per_class"][name]
+        assert got["recall"] == pytest.approx(recall, abs=1e-9)
+        if precision is None:
+            assert got["precision"] is None
+        else:
+            assert got["precision"] == pytest.approx(precision, abs=1e-9)
+
+
+def test_slices_equal_numpy(setup, blessed_run) -> None:
+    report = read_json(blessed_run["out"] / "evaluation" / "metrics.json", "metrics")
+    colours = setup["colour"]
+    slices = report["slices"]["colour"]
+    assert sorted(slices) == sorted(set(colours))
+    for value, numbers in slices.items():
+        mask = colours == value
+        assert numbers["examples"] == int(mask.sum())
+        good = np.mean(setup["pred_good"][mask] == setup["labels"][mask])
+        weak = np.mean(setup["pred_weak"][mask] == setup["labels"][mask])
+        assert numbers["accuracy"] == pytest.approx(good, abs=1e-6)
+        assert numbers["accuracy_change"] == pytest.approx(good - weak, abs=1e-6)
+        assert report["baseline"]["slices"]["colour"][value]["accuracy"] == pytest.approx(
+            weak, abs=1e-6
+        )
+
+
+def test_blessed_when_thresholds_met_and_tfma_output_loads(setup, blessed_run) -> None:
+    import tensorflow_model_analysis as tfma
+
+    blessing = blessed_run["out"] / "blessing"
+    assert is_blessed(blessing)
+    assert sorted(p.name for p in blessing.iterdir()) == ["BLESSED"]
+    text = (blessing / "BLESSED").read_text()
+    assert f"accuracy {setup['acc_good']:.4f} >= min_accuracy 0.5000" in text
+    assert "within max_accuracy_decrease 0.0000" in text
+    assert blessed_run["summary"]["blessed"] is True
+    evaluation = str(blessed_run["out"] / "evaluation")
+    assert tfma.load_validation_result(evaluation).validation_ok
+    result = tfma.load_eval_result(evaluation, model_name="candidate")
+    overall = dict(result.slicing_metrics)[()][""][""]
+    assert overall["sparse_categorical_accuracy"]["doubleValue"] == pytest.approx(
+        setup["acc_good"], abs=1e-6
+    )
+    leftovers = [p.name for p in blessed_run["out"].iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_kfp_metrics_and_confusion_matrix(setup, blessed_run) -> None:
+    logged = blessed_run["metrics"].metadata
+    summary = blessed_run["summary"]
+    assert logged["accuracy"] == pytest.approx(setup["acc_good"], abs=1e-6)
+    assert logged["baseline_accuracy"] == pytest.approx(setup["acc_weak"], abs=1e-6)
+    assert logged["examples"] == len(setup["labels"])
+    assert logged["blessed"] == 1.0
+    assert logged["recall_high"] == pytest.approx(summary["per_class"]["high"]["recall"])
+    matrix = blessed_run["classification_metrics"].metadata["confusionMatrix"]
+    assert [a["displayName"] for a in matrix["annotationSpecs"]] == CLASSES
+    assert [row["row"] for row in matrix["rows"]] == summary["confusion_matrix"]
+    assert blessed_run["blessing"].metadata["blessed"] is True
+
+
+def test_not_blessed_names_each_failed_threshold(setup, failed_run) -> None:
+    summary = failed_run["summary"]
+    blessing = failed_run["out"] / "blessing"
+    assert summary["blessed"] is False
+    assert not is_blessed(blessing) and (blessing / "NOT_BLESSED").is_file()
+    acc, base = setup["acc_weak"], setup["acc_good"]
+    assert summary["accuracy"] == pytest.approx(acc, abs=1e-6)
+    reasons = summary["reasons"]
+    assert len(reasons) == 2, reasons
+    value = next(r for r in reasons if "below min_accuracy" in r)
+    assert f"accuracy {acc:.4f} is below min_accuracy {failed_run['min']:.4f}" in value
+    assert value.endswith(f"by {failed_run['min'] - acc:.4f}")
+    change = next(r for r in reasons if "against the baseline" in r)
+    drop = base - acc
+    assert f"fell by {drop:.4f}" in change
+    assert f"more than max_accuracy_decrease {failed_run['max_decrease']:.4f}" in change
+    assert change.endswith(f"by {drop - failed_run['max_decrease']:.4f}")
+    assert (blessing / "NOT_BLESSED").read_text().splitlines() == reasons
+
+
+def test_slices_by_passthrough_feature(setup, failed_run) -> None:
+    report = read_json(failed_run["out"] / "evaluation" / "metrics.json", "metrics")
+    from components._dataset import iter_examples
+
+    sites = np.array(
+        [
+            e.features.feature["site"].bytes_list.value[0].decode()
+            for e in iter_examples(setup["examples"], "eval")
+        ]
+    )
+    slices = report["slices"]["site"]
+    assert sorted(slices) == ["north", "south"]
+    for value, numbers in slices.items():
+        mask = sites == value
+        expected = np.mean(setup["pred_weak"][mask] == setup["labels"][mask])
+        assert numbers["examples"] == int(mask.sum())
+        assert numbers["accuracy"] == pytest.approx(expected, abs=1e-6)
