@@ -106,6 +106,11 @@ def classify(exc: BaseException) -> tuple[str, str]:
 
 
 class Agent:
+    """One device's view of one repository, kept in ``state_dir`` (see the module docstring).
+
+    Safe to construct on every boot; all state lives on disk. Not safe to run two agents on one
+    state directory at the same time (the firmware's service manager should ensure that)."""
+
     def __init__(self, state_dir: str, repo_url: str, trusted_root: str | None = None,
                  device_id: str = "", hardware: str = "cpu", channel: str = "stable",
                  model: str | None = None, fetcher=None):
@@ -154,7 +159,10 @@ class Agent:
     def _mark_bad(self, name: str, version: int, hardware: str, reason: str) -> None:
         bad = self.bad_versions()
         bad[f"{name}/{version}/{hardware}"] = {"reason": reason, "at": _now_iso()}
-        atomic_write(self._path("bad_versions.json"), json.dumps(bad, indent=2).encode())
+        try:
+            atomic_write(self._path("bad_versions.json"), json.dumps(bad, indent=2).encode())
+        except OSError as e:  # still refuse the build; it is simply re-tested next time
+            log.error("cannot record bad version: %s", e)
 
     def active_model_path(self) -> str | None:
         slot = self.slots.active_slot()
@@ -169,6 +177,8 @@ class Agent:
         if meta:
             active = {k: meta.get(k) for k in ("name", "version", "sha256", "hardware",
                                                "channel", "activated_at")} | {"slot": slot}
+            # re-hash the file: status must not claim a model that is no longer intact
+            active["verified"] = self.slots.verified(slot) is not None
         prev_slot = "b" if slot == "a" else "a"
         prev = self.slots.meta(prev_slot) if slot else None
         return {
@@ -264,6 +274,9 @@ class Agent:
             models = index["models"]
             if not isinstance(models, dict):
                 raise TypeError("models is not an object")
+            for entries in models.values():
+                for e in entries:
+                    int(e["version"]), str(e["path"]), str(e["hardware"])
         except (ValueError, KeyError, TypeError) as e:
             raise Refusal("invalid-metadata", f"signed channel index is malformed: {e}") \
                 from None
@@ -283,11 +296,12 @@ class Agent:
                               f"{', '.join(names)}; choose one with --model")
             name = names[0] if names else None
         entries = [e for e in index["models"].get(name, []) if e.get("hardware") == self.hardware]
+        same_model = bool(active) and active.get("name") == name
         bad = self.bad_versions()
         for entry in sorted(entries, key=lambda e: e.get("version", 0), reverse=True):
             version = int(entry["version"])
             # Rollback at the model level: never replace the active model with an older one.
-            if active and version <= int(active["version"]):
+            if same_model and version <= int(active["version"]):
                 break
             if f"{name}/{version}/{self.hardware}" in bad:
                 continue
@@ -300,7 +314,7 @@ class Agent:
             if not rollout_covers(custom.get("rollout", 0), self.device_id, name, version):
                 continue
             return info, custom
-        if active:
+        if same_model:
             return PollResult(True, "up-to-date", None,
                               f"{active['name']} v{active['version']} is current",
                               active["version"])

@@ -103,7 +103,7 @@ class PublishResult:
 @dataclass
 class _State:
     root: Metadata[Root]
-    roots: list[Root]  # older roots, newest first: to recognise metadata awaiting re-signing
+    bucket_root_version: int  # before this transaction; newer roots are uploaded at commit
     timestamp: Metadata[Timestamp]
     timestamp_etag: str | None
     snapshot: Metadata[Snapshot]
@@ -232,30 +232,42 @@ class Repository:
             self._signers[role] = keyring.load_signers(self.keys_dir, role, root)
         return self._signers[role]
 
-    def _sync_roots(self, root_md: Metadata[Root]) -> list[Root]:
-        """Upload root versions the bucket lacks; return older roots (newest first)."""
+    def _root_versions(self, root_md: Metadata[Root]) -> tuple[int, list[Root]]:
+        """(root version the bucket has, older roots whose keys may still sign its metadata).
+
+        Metadata signed only by a rotated-away key is accepted (and re-signed) solely in the
+        first publish after the rotation, i.e. for roots the bucket has not yet moved past.
+        Later, a file signed by a retired key is an attack (a stolen old key), not a leftover,
+        and the publisher refuses to build on it."""
         history = keyring.root_history(self.keys_dir)
         history.setdefault(root_md.signed.version, root_md.to_bytes())
         try:
-            bucket_root = Metadata[Root].from_bytes(self.bucket.get("metadata/root.json"))
-            have = bucket_root.signed.version
+            have = Metadata[Root].from_bytes(self.bucket.get("metadata/root.json")).signed.version
         except NotFound:
             have = 0
         if have > root_md.signed.version:
             raise OtaError(
                 f"the bucket has root v{have} but {self.keys_dir} only v{root_md.signed.version}:"
                 " this keys directory is stale; fetch the current root and keys")
-        for version in range(have + 1, root_md.signed.version + 1):
+        for version in range(max(have, 1), root_md.signed.version + 1):
             if version not in history:
                 raise OtaError(f"root v{version} is missing from {self.keys_dir}/root_history")
+        older = [Metadata[Root].from_bytes(history[v]).signed
+                 for v in sorted(history, reverse=True) if have <= v < root_md.signed.version]
+        return have, older
+
+    def _upload_roots(self, st: _State) -> None:
+        """Give the bucket every root version it lacks, before the timestamp that needs them."""
+        history = keyring.root_history(self.keys_dir)
+        current = st.root.signed.version
+        history.setdefault(current, st.root.to_bytes())
+        for version in range(st.bucket_root_version + 1, current + 1):
             try:
                 self.bucket.put_if_absent(f"metadata/{version}.root.json", history[version])
             except PreconditionFailed:
                 pass
-        if have < root_md.signed.version:
-            self.bucket.put("metadata/root.json", root_md.to_bytes())
-        return [Metadata[Root].from_bytes(history[v]).signed
-                for v in sorted(history, reverse=True) if v < root_md.signed.version]
+        if st.bucket_root_version < current:
+            self.bucket.put("metadata/root.json", st.root.to_bytes())
 
     def _verify_top(self, st_root: Root, older: list[Root], role: str, md: Metadata) -> bool:
         """True if ``md`` is signed by the current key; False if only by a rotated-away key
@@ -271,17 +283,18 @@ class Repository:
                 return False
             except UnsignedMetadataError:
                 continue
-        raise OtaError(f"{role} metadata in {self.bucket.url} is not signed by any key this "
-                       "repository ever trusted; refusing to publish on top of it")
+        raise OtaError(f"{role} metadata in {self.bucket.url} is not signed by any key the "
+                       f"current root trusts for {role}; refusing to publish on top of it")
 
     def _load(self) -> _State:
+        """Read and verify the repository's current state."""
         root_md = keyring.load_root(self.keys_dir)
-        older = self._sync_roots(root_md)
+        have, older = self._root_versions(root_md)
         root = root_md.signed
         try:
             ts_bytes, ts_etag = self.bucket.get_with_etag("metadata/timestamp.json")
         except NotFound:
-            return self._empty_state(root_md, older)
+            return self._empty_state(root_md, have)
         try:
             ts = Metadata[Timestamp].from_bytes(ts_bytes)
             stale = set()
@@ -294,13 +307,16 @@ class Repository:
             tv = snap.signed.meta["targets.json"].version
             targets = Metadata[Targets].from_bytes(
                 self.bucket.get(f"metadata/{tv}.targets.json"))
+            if (snap.signed.version, targets.signed.version) != (sv, tv):
+                raise OtaError(f"metadata versions in {self.bucket.url} do not match their file "
+                               "names; refusing to publish on top of a damaged repository")
             if not self._verify_top(root, older, "targets", targets):
                 stale.add("targets")
         except OtaError:
             raise
         except Exception as e:  # noqa: BLE001 - any malformed state is the same problem
             raise OtaError(f"the repository in {self.bucket.url} is unreadable: {e}") from None
-        st = _State(root_md, older, ts, ts_etag, snap, targets, dirty=stale)
+        st = _State(root_md, have, ts, ts_etag, snap, targets, dirty=stale)
         if "targets" in stale:  # targets key rotated: point the bins at the new key, re-sign all
             for name in self._bin_names(st):
                 self._bin(st, name)
@@ -308,10 +324,10 @@ class Repository:
             st.dirty.update(st.bins)
         return st
 
-    def _empty_state(self, root_md: Metadata[Root], older: list[Root]) -> _State:
+    def _empty_state(self, root_md: Metadata[Root], have: int) -> _State:
         now = self._clock()
         targets = Targets(expires=now + self.metadata_expiry)
-        st = _State(root_md, older, Metadata(Timestamp(expires=now)), None,
+        st = _State(root_md, have, Metadata(Timestamp(expires=now)), None,
                     Metadata(Snapshot(expires=now)), Metadata(targets))
         targets.delegations = Delegations(keys={}, succinct_roles=SuccinctRoles(
             [], 1, self.bin_bits, BIN_PREFIX))
@@ -347,6 +363,9 @@ class Repository:
                 raise OtaError(f"snapshot does not list {name}; the repository is damaged")
             md = Metadata[Targets].from_bytes(
                 self.bucket.get(f"metadata/{meta.version}.{name}.json"))
+            if md.signed.version != meta.version:
+                raise OtaError(f"{meta.version}.{name}.json holds version {md.signed.version}; "
+                               "refusing to publish on top of a damaged repository")
             try:
                 st.targets.signed.verify_delegate(name, md.signed_bytes, md.signatures)
             except UnsignedMetadataError:
@@ -442,6 +461,7 @@ class Repository:
             version, data = self._create_versioned(st, "targets", st.targets,
                                                    st.targets.signed.version + 1)
             snap.meta["targets.json"] = MetaFile(version=version, length=len(data))
+        self._upload_roots(st)  # devices fetch the root chain before the timestamp
         ts = st.timestamp.signed
         if st.dirty - {"timestamp"}:
             snap.expires = now + self.metadata_expiry

@@ -27,7 +27,9 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("name", ["sensor", "vision", "tabular"])
+@pytest.mark.parametrize(
+    "name", ["sensor", pytest.param("vision", marks=pytest.mark.slow), "tabular"]
+)
 def test_materialize_is_deterministic(name: str, tmp_path: Path) -> None:
     first = datasets.materialize(name, tmp_path / "a")
     second = datasets.materialize(name, tmp_path / "b")
@@ -54,7 +56,7 @@ def test_sensor_data_shape_and_classes(tmp_path: Path) -> None:
 
 
 def test_fault_signatures_are_in_the_spectrum() -> None:
-    """Imbalance raises radial 1x; misalignment axial energy; a bearing fault high frequencies."""
+    """Imbalance raises radial 1x; misalignment axial orders; a bearing fault high frequencies."""
     rng = np.random.default_rng(1)
 
     def spectrum(condition: str) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +71,7 @@ def test_fault_signatures_are_in_the_spectrum() -> None:
     _, bearing = spectrum("bearing_fault")
     low, high = freqs < 50, freqs > 200  # shaft orders live below 50 Hz; resonance above 200
     assert imbalance[low, 0].max() > 4 * normal[low, 0].max()
-    assert misalignment[:, 2].sum() > 3 * normal[:, 2].sum()
+    assert misalignment[low, 2].max() > 4 * normal[low, 2].max()
     assert bearing[high, 0].sum() > 2 * normal[high, 0].sum()
 
 

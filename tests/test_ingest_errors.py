@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from components.errors import InputError
-from components.ingest._csv import Record
+from components.ingest._csv import SAMPLE_ROWS, Record
 from components.ingest._rows import BadRow
 from components.ingest._tabular import parse_row
 from components.ingest.executor import run_ingest
@@ -84,6 +84,21 @@ def test_not_utf8(tmp_path: Path) -> None:
     path.write_bytes("caf\xe9,label\n".encode("latin-1"))
     src = str(path)
     _fails(tmp_path, r"latin\.csv: not UTF-8", lambda out: run_ingest("tabular", src, out))
+
+
+def test_bytes_that_are_not_utf8_after_the_header_end_the_step(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    # Long rows put the bad bytes far past what sampling the first rows decodes, so the Beam
+    # workers meet them: a fatal problem, not a droppable row.
+    pad = "n" * 100
+    rows = "".join(f"{i},{pad},{'ab'[i % 2]}\n" for i in range(SAMPLE_ROWS + 100)).encode()
+    path.write_bytes(b"x,note,label\n" + rows + b"3,caf\xe9,a\n")
+    src = str(path)
+    _fails(
+        tmp_path,
+        r"mixed\.csv: not UTF-8",
+        lambda out: run_ingest("tabular", src, out, max_bad_rows=100),
+    )
 
 
 def test_column_types_must_name_columns_and_types(tmp_path: Path) -> None:

@@ -22,8 +22,13 @@ log = logging.getLogger(__name__)
 
 CANDIDATE = "candidate"  # tfma.CANDIDATE_KEY
 BASELINE = "baseline"  # tfma.BASELINE_KEY
-LABEL_KEY = "label"
-PREDICTION_KEYS = {CANDIDATE: "candidate_probabilities", BASELINE: "baseline_probabilities"}
+# Column names of TFMA's input; prefixed so that no user feature (a slice feature may even be the
+# label itself, sliced by class name) collides with them.
+LABEL_KEY = "edgeship_label"
+PREDICTION_KEYS = {
+    CANDIDATE: "edgeship_candidate_probabilities",
+    BASELINE: "edgeship_baseline_probabilities",
+}
 ACCURACY = "sparse_categorical_accuracy"  # TFMA's name for the Keras metric's result
 DEFAULT_RUNNER = "FnApiRunner"
 

@@ -16,7 +16,7 @@ def evaluate(
     evaluation: Output[Artifact],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
-    baseline_model: Input[Model] = None,
+    baseline_model_path: str = "",
     slice_feature: str = "",
     min_accuracy: float = 0.0,
     max_accuracy_decrease: float = -1.0,
@@ -48,8 +48,11 @@ def evaluate(
         metrics: KFP Metrics: ``accuracy``, ``examples``, ``blessed`` (1/0),
             ``baseline_accuracy`` (with a baseline), ``precision_<class>``, ``recall_<class>``.
         classification_metrics: KFP ClassificationMetrics: the confusion matrix with class names.
-        baseline_model: Optional model in the same layout as ``model`` (e.g. the one serving
-            now); enables the change threshold. Example: an imported, earlier ``model``.
+        baseline_model_path: Optional folder, as seen by this step, of a model in the same
+            layout as ``model`` (e.g. the model serving now, from an earlier run); enables the
+            change threshold. A path, not an artifact input: kfp.local (2.13) fails on an
+            optional input artifact that is not passed (kubeflow/pipelines#13061). Empty: no
+            baseline. Example: ``"/mnt/models/current"``.
         slice_feature: Also report metrics per value of this one-valued feature (a string or
             numeric tabular feature, a passthrough such as the sensor group id, or ``label``).
             Empty: overall only. Example: ``"colour"``.
@@ -74,7 +77,7 @@ def evaluate(
         model.path,
         blessing.path,
         evaluation.path,
-        baseline_model_dir=baseline_model.path if baseline_model is not None else "",
+        baseline_model_dir=baseline_model_path,
         slice_feature=slice_feature,
         min_accuracy=min_accuracy,
         max_accuracy_decrease=max_accuracy_decrease if max_accuracy_decrease >= 0 else None,

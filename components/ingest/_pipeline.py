@@ -3,14 +3,14 @@
 Each kind supplies ``build(pipeline) -> (items, bad_rows, class_names)``; this module turns the
 items into serialized tf.Examples, splits them by a stable hash of their split key and writes
 ``Split-<name>/data-*.tfrecord.gz``. What the driver must check afterwards (examples per split
-and class, the class list, bad rows) is written as small JSON-lines files to ``work`` and read
-back, which works on any runner that shares the local filesystem, unlike runner-specific metrics.
+and class, the class list, bad rows) goes to one small JSON-lines report in ``work``, read back
+after the run; unlike runner-specific metrics, that works the same on every runner.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,11 +44,6 @@ def route(element: Any) -> Iterator[Any]:
         yield beam.pvalue.TaggedOutput("bad", element)
     else:
         yield element
-
-
-def route_all(elements: Iterable[Any]) -> Iterator[Any]:
-    for element in elements:
-        yield from route(element)
 
 
 def _encode(item: Item, classes: list[str], eval_ratio: float) -> tuple[str, int, bytes]:
@@ -93,46 +88,49 @@ def run(
                     compression_type=CompressionTypes.GZIP,
                 )
             )
-        _ = (
+        # One small report file (a single sink keeps the pipeline, and its start-up, small).
+        counts = (
             encoded
             | "SplitAndClass" >> beam.Map(lambda e: (e[0], e[1]))
             | "Count" >> beam.combiners.Count.PerElement()
-            | "CountJson" >> beam.Map(lambda kv: json.dumps([kv[0][0], kv[0][1], kv[1]]))
-            | "WriteCounts" >> beam.io.WriteToText(str(work / "counts"), file_name_suffix=".jsonl")
+            | "CountReport" >> beam.Map(lambda kv: json.dumps({"count": [*kv[0], kv[1]]}))
         )
+        class_report = classes | "ClassReport" >> beam.Map(lambda c: json.dumps({"classes": c}))
+        bad_report = bad | "BadReport" >> beam.Map(lambda b: json.dumps({"bad": b.to_dict()}))
         _ = (
-            classes
-            | "ClassesJson" >> beam.Map(json.dumps)
-            | "WriteClasses"
-            >> beam.io.WriteToText(str(work / "classes"), file_name_suffix=".jsonl")
-        )
-        _ = (
-            bad
-            | "BadJson" >> beam.Map(BadRow.to_json)
-            | "WriteBad" >> beam.io.WriteToText(str(work / "bad"), file_name_suffix=".jsonl")
+            (counts, class_report, bad_report)
+            | "Reports" >> beam.Flatten()
+            | "WriteReport" >> beam.io.WriteToText(str(work / "report"), file_name_suffix=".jsonl")
         )
     return _read_outcome(work)
 
 
-def _lines(work: Path, prefix: str) -> Iterator[str]:
-    for path in sorted(work.glob(f"{prefix}-*.jsonl")):
-        with open(path) as handle:
-            yield from (line for line in handle if line.strip())
+def _where(row: BadRow) -> tuple[str, int]:
+    return row.source, row.line
 
 
 def _read_outcome(work: Path, keep: int = 5) -> Outcome:
-    (classes,) = [json.loads(line) for line in _lines(work, "classes")]
-    counts: dict[str, dict[str, int]] = {s: dict.fromkeys(classes, 0) for s in SPLITS}
-    for line in _lines(work, "counts"):
-        split, index, count = json.loads(line)
-        counts[split][classes[index]] = count
-    outcome = Outcome(classes=classes, counts=counts)
-    first: list[BadRow] = []
-    for line in _lines(work, "bad"):
-        row = BadRow.from_json(line)
-        outcome.bad_count += 1
-        if row.fatal and outcome.fatal is None:
-            outcome.fatal = row
-        first = sorted([*first, row], key=lambda r: (r.source, r.line))[:keep]
-    outcome.bad_examples = first
+    """Parse the report: the class list, examples per split and class, and bad rows."""
+    outcome = Outcome(classes=[], counts={})
+    counted: list[tuple[str, int, int]] = []
+    for path in sorted(work.glob("report-*.jsonl")):
+        with open(path) as handle:
+            for line in handle:
+                entry = json.loads(line)
+                if "classes" in entry:
+                    outcome.classes = entry["classes"]
+                elif "count" in entry:
+                    counted.append(tuple(entry["count"]))
+                else:
+                    row = BadRow(**entry["bad"])
+                    outcome.bad_count += 1
+                    if row.fatal:
+                        candidates = [row] if outcome.fatal is None else [outcome.fatal, row]
+                        outcome.fatal = min(candidates, key=_where)
+                    else:
+                        outcome.bad_examples = sorted([*outcome.bad_examples, row], key=_where)
+                        del outcome.bad_examples[keep:]
+    outcome.counts = {s: dict.fromkeys(outcome.classes, 0) for s in SPLITS}
+    for split, index, count in counted:
+        outcome.counts[split][outcome.classes[index]] = count
     return outcome

@@ -7,7 +7,6 @@ a :class:`BadRow`, and the step's driver decides after the pipeline whether to d
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,12 +28,8 @@ class BadRow:
     def where(self) -> str:
         return f"{self.source} line {self.line}" if self.line else self.source
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> BadRow:
-        return cls(**json.loads(text))
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def in_eval(split_key: str, eval_ratio: float) -> bool:

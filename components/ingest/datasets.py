@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from components.ingest._rows import in_eval
+
 log = logging.getLogger(__name__)
 
 BUILTIN_PREFIX = "builtin:"
@@ -35,6 +37,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
 SENSOR_CLASSES = ("normal", "imbalance", "misalignment", "bearing_fault")
 SAMPLE_RATE = 1000.0  # Hz
 SENSOR_COLUMNS = ("machine_id", "time", "ax", "ay", "az", "label")
+DEFAULT_EVAL_RATIO = 0.2  # ingest's default; the bundled recordings are stratified for it
 
 
 def materialize(name: str, folder: str | Path, seed: int = 0) -> Path:
@@ -131,16 +134,25 @@ def _bearing_impacts(phase: np.ndarray, rng: np.random.Generator, rate: float) -
 def sensor_rows(
     recordings: int = 64, samples: int = 512, seed: int = 0
 ) -> list[tuple[str, float, float, float, float, str]]:
-    """All rows of the bundled sensor CSV: ``recordings`` machines, balanced over classes."""
+    """All rows of the bundled sensor CSV: ``recordings`` machines, balanced over classes.
+
+    Conditions are dealt round-robin separately to the machines that ingest's default split
+    (eval_ratio 0.2) sends to eval and to train, so both splits hold every class in about equal
+    numbers: a stratified split, as a curated dataset would ship it.
+    """
     rng = np.random.default_rng(seed)
-    conditions = [SENSOR_CLASSES[i % len(SENSOR_CLASSES)] for i in range(recordings)]
-    rng.shuffle(conditions)
+    machines = [f"machine-{number:02d}" for number in range(recordings)]
+    condition: dict[str, str] = {}
+    for side in (True, False):
+        order = list(SENSOR_CLASSES)
+        rng.shuffle(order)
+        chosen = [m for m in machines if in_eval(m, DEFAULT_EVAL_RATIO) == side]
+        condition.update({m: order[i % len(order)] for i, m in enumerate(chosen)})
     rows = []
-    for number, condition in enumerate(conditions):
-        data = sensor_recording(condition, rng, samples)
-        machine = f"machine-{number:02d}"
+    for machine in machines:
+        data = sensor_recording(condition[machine], rng, samples)
         for i, (ax, ay, az) in enumerate(data):
-            rows.append((machine, i / SAMPLE_RATE, ax, ay, az, condition))
+            rows.append((machine, i / SAMPLE_RATE, ax, ay, az, condition[machine]))
     return rows
 
 

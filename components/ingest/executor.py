@@ -81,7 +81,7 @@ def run_ingest(
             outcome = _pipeline.run(
                 plan.build, out, work, eval_ratio, list(beam_pipeline_args or [])
             )
-            _check_outcome(outcome, max_bad_rows, data_path)
+            _check_outcome(outcome, max_bad_rows, data_path, kind)
             meta = {
                 "kind": kind,
                 "label_feature": LABEL_FEATURE,
@@ -279,7 +279,7 @@ def _plan_images(path: Path, image_size: int, channels: int) -> Plan:
     return Plan(build, features, {"image_size": image_size, "channels": channels})
 
 
-def _check_outcome(outcome: _pipeline.Outcome, max_bad_rows: int, source: str) -> None:
+def _check_outcome(outcome: _pipeline.Outcome, max_bad_rows: int, source: str, kind: str) -> None:
     """Fail on what a later step could not use: too many bad rows, too few classes, gaps."""
     if outcome.fatal is not None:
         raise InputError(f"{outcome.fatal.where()}: {outcome.fatal.reason}")
@@ -309,7 +309,7 @@ def _check_outcome(outcome: _pipeline.Outcome, max_bad_rows: int, source: str) -
         detail = ", ".join(f"'{c}' ({total[c]} in eval)" for c in empty)
         raise InputError(
             f"{source}: class {detail} has no examples in the train split; add data for it"
-            " (for sensor data: recordings at least one window long)"
+            + (" (recordings at least one window long)" if kind == "sensor" else "")
         )
     if outcome.total("eval") == 0:
         raise InputError(f"{source}: the eval split is empty; add data or raise eval_ratio")

@@ -10,11 +10,11 @@ from components._image import IMAGE
 def quantize(
     model: Input[Model],
     examples: Input[Dataset],
+    model_blessing: Input[Artifact],
     quantized: Output[Model],
     blessing: Output[Artifact],
     report: Output[Markdown],
     metrics: Output[Metrics],
-    model_blessing: Input[Artifact] = None,
     variants: list = [],  # noqa: B006 - KFP reads the default from the signature
     calibration_examples: int = 200,
     max_accuracy_drop: float = 1.0,
@@ -28,8 +28,8 @@ def quantize(
             ``probabilities`` [None, classes]) and ``model_meta.json`` (classes, encoding).
         examples: an Examples folder (``Split-train/``, ``Split-eval/`` of gzipped TFRecord
             ``tf.Example`` plus ``examples_meta.json``); train calibrates int8, eval measures.
-        model_blessing: evaluate's blessing folder (``BLESSED`` or ``NOT_BLESSED``); optional:
-            when it is not connected only the accuracy drop decides.
+        model_blessing: evaluate's blessing folder (``BLESSED`` or ``NOT_BLESSED``). To use the
+            step without evaluate, import a folder holding an empty ``BLESSED`` file.
         variants: which variants to make, from ``float32``, ``dynamic_range``, ``float16``,
             ``int8``; ``[]`` (default) makes all four. Example: ``["int8"]``. Any variant that
             cannot be made fails the step (exit 1, one line naming it).
@@ -66,7 +66,7 @@ def quantize(
             quantized.path,
             blessing.path,
             str(Path(tmp) / "report"),
-            model_blessing_dir=model_blessing.path if model_blessing else "",
+            model_blessing_dir=model_blessing.path,
             variants=list(variants) or None,
             calibration_examples=calibration_examples,
             max_accuracy_drop=max_accuracy_drop,

@@ -29,7 +29,7 @@ from components._artifacts import (
 )
 from components._dataset import encode, load_split
 from components.errors import InputError
-from components.quantize import edgetpu, measure
+from components.quantize import edgetpu, inputs, measure
 from components.quantize.convert import VARIANTS
 from components.quantize.report import edgetpu_line, format_table, markdown
 
@@ -183,6 +183,14 @@ def _blessing(report: dict, model_blessing_dir: str, max_drop: float) -> tuple[b
             f"{name} accuracy {v['accuracy']:.4f} vs float {report['float_accuracy']:.4f}: "
             f"drop {drop:.2f} pp {'<=' if within else '>'} max {max_drop:.2f} pp"
         )
+        coarse = v.get("coarse_inputs")
+        if not within and coarse:
+            shown = ", ".join(f"{c['feature']} ({c['steps']:.1f})" for c in coarse[:5])
+            reasons.append(
+                f"likely cause: one int8 input scale ({v['input_quantization']['scale']:.4g}) "
+                f"leaves {len(coarse)} input feature(s) fewer than {inputs.MIN_STEPS} steps: "
+                f"{shown}; scale features to similar ranges before the model"
+            )
     return ok, reasons
 
 
@@ -295,6 +303,11 @@ def run_quantize(
             report["variants"][variant] = row
             report["self_test"][variant] = {**self_test, "atol": SELF_TEST_ATOL[variant]}
             log.info("%s: accuracy %.4f, %d bytes", variant, row["accuracy"], row["size_bytes"])
+        if "int8" in made:
+            int8 = report["variants"]["int8"]
+            int8["coarse_inputs"] = inputs.coarse_features(
+                x_eval, model_meta["encoding"], int8["input_quantization"]["scale"]
+            )
         report["edgetpu"] = _edgetpu(out, list(made))
         blessed, reasons = _blessing(report, model_blessing_dir, max_accuracy_drop)
         report["blessed"] = blessed

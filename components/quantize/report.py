@@ -74,6 +74,10 @@ def markdown(report: dict[str, Any]) -> str:
     for name, v in report["variants"].items():
         q_in, q_out = v["input_quantization"], v["output_quantization"]
         out.append(f"| {name} | `{v['file']}` | {_q(q_in)} | {_q(q_out)} |")
+    coarse = report["variants"].get("int8", {}).get("coarse_inputs")
+    if coarse:
+        shown = ", ".join(f"{c['feature']} ({c['steps']:.1f} steps)" for c in coarse[:10])
+        out += ["", f"int8 input features with too few quantization steps: {shown}."]
     edgetpu = report["edgetpu"]
     out += ["", "## Edge TPU", "", edgetpu_line(edgetpu), ""]
     analysis = edgetpu.get("analysis")

@@ -87,7 +87,7 @@ def run_validate(
         schema_out = stack.enter_context(atomic_output_dir(schema_dir))
         anomalies_out = stack.enter_context(atomic_output_dir(anomalies_dir))
 
-        stats = _generate_statistics(files, stats_out, beam_pipeline_args or [])
+        stats = _generate_statistics(examples_dir, files, stats_out, beam_pipeline_args or [])
         for split, split_stats in stats.items():
             if _num_examples(split_stats) == 0:
                 raise InputError(f"{split_dir(examples_dir, split)}: no examples in the split")
@@ -260,7 +260,10 @@ def _splits(examples_dir: str | os.PathLike) -> list[str]:
 
 
 def _generate_statistics(
-    files: dict[str, list[str]], out_dir: Path, beam_pipeline_args: list[str]
+    examples_dir: str | os.PathLike,
+    files: dict[str, list[str]],
+    out_dir: Path,
+    beam_pipeline_args: list[str],
 ) -> dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
     """One Beam pipeline computing every split's statistics into ``Split-<name>/FeatureStats.pb``.
 
@@ -290,9 +293,9 @@ def _generate_statistics(
                 )
     except InputError:
         raise
-    except Exception as err:  # Beam wraps reader errors in its own types
+    except Exception as err:  # Beam re-raises reader errors in its own types, with a traceback
         reason = _last_line(err)
-        raise InputError(f"{_common_parent(files)}: cannot compute statistics ({reason})") from err
+        raise InputError(f"{examples_dir}: cannot compute statistics ({reason})") from err
     return {split: load_statistics_file(path) for split, path in paths.items()}
 
 
@@ -350,11 +353,7 @@ def _num_examples(stats: statistics_pb2.DatasetFeatureStatisticsList) -> int:
     return int(stats.datasets[0].num_examples) if stats.datasets else 0
 
 
-def _common_parent(files: dict[str, list[str]]) -> str:
-    every = [f for split_files in files.values() for f in split_files]
-    return os.path.commonpath(every) if every else "?"
-
-
 def _last_line(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
+    line = lines[-1] if lines else type(err).__name__
+    return line if len(line) <= 300 else line[:300] + "..."

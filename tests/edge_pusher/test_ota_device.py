@@ -95,6 +95,17 @@ def test_device_never_goes_back_to_an_older_version(publish, make_agent, tiny_mo
     assert agent.status()["active"]["version"] == 5
 
 
+def test_switching_to_another_model_name(publish, make_agent):
+    publish(5, name="alpha")
+    publish(1, name="beta")
+    agent = make_agent(model="alpha")
+    assert agent.poll_once().version == 5
+    moved = make_agent(model="beta")  # same state dir, firmware now wants "beta"
+    result = moved.poll_once()
+    assert result.action == "updated" and moved.status()["active"]["name"] == "beta"
+    assert moved.status()["previous"]["name"] == "alpha"
+
+
 def test_ambiguous_model_needs_model_flag(publish, make_agent):
     publish(1, name="alpha")
     publish(1, name="beta")

@@ -134,3 +134,76 @@ def test_publisher_refuses_to_build_on_tampered_metadata(repo, bucket, publish):
         f.write(md.to_bytes())
     with pytest.raises(OtaError, match="snapshot metadata .* not signed by any key"):
         publish(2)
+
+
+def test_any_signer_uri_scheme_can_replace_a_key_file(keys_dir, bucket, tiny_models,
+                                                      monkeypatch):
+    """A KMS/HSM signer is one line in signers.json: simulate one with a custom URI scheme."""
+    from securesystemslib.signer import SIGNER_FOR_URI_SCHEME, CryptoSigner, Signer
+
+    used = []
+
+    class FakeKms(Signer):
+        SCHEME = "fakekms"
+
+        def __init__(self, inner):
+            self._inner = inner
+
+        @classmethod
+        def from_priv_key_uri(cls, priv_key_uri, public_key, secrets_handler=None):
+            used.append(priv_key_uri)
+            pem = keys_dir / "online" / (priv_key_uri.split(":", 1)[1] + ".pem")
+            return cls(CryptoSigner.from_priv_key_uri(f"file2:{pem}", public_key))
+
+        @property
+        def public_key(self):
+            return self._inner.public_key
+
+        def sign(self, payload):
+            return self._inner.sign(payload)
+
+    monkeypatch.setitem(SIGNER_FOR_URI_SCHEME, FakeKms.SCHEME, FakeKms)
+    table = json.loads((keys_dir / "online" / "signers.json").read_text())
+    table["timestamp"] = ["fakekms:timestamp"]
+    (keys_dir / "online" / "signers.json").write_text(json.dumps(table))
+    Repository(bucket, str(keys_dir)).publish([release(tiny_models, 1)])
+    assert used == ["fakekms:timestamp"]
+    ts = Metadata[Timestamp].from_bytes(bucket.get("metadata/timestamp.json"))
+    root = keys.load_root(keys_dir).signed
+    root.verify_delegate("timestamp", ts.signed_bytes, ts.signatures)
+
+
+def test_rotation_retires_old_key_file(keys_dir):
+    before = keys.public_key_of(keys_dir, "snapshot").keyid
+    md = keys.rotate(keys_dir, "snapshot")
+    assert md.signed.version == 2
+    assert keys.public_key_of(keys_dir, "snapshot").keyid != before
+    assert not (keys_dir / "online" / "snapshot.pem").exists()
+    assert (keys_dir / "online" / "snapshot-v2.pem").exists()
+    assert (keys_dir / "root_history" / "2.root.json").exists()
+    with pytest.raises(OtaError, match="unknown role"):
+        keys.rotate(keys_dir, "bins")
+
+
+def test_retired_key_cannot_launder_metadata_through_the_publisher(keys_dir, bucket, publish,
+                                                                   repo):
+    """After a rotation is applied, metadata signed by the old (maybe stolen) key is refused,
+    not re-signed with the new key."""
+    from securesystemslib.signer import CryptoSigner
+
+    publish(1)
+    old_key = (keys_dir / "online" / "snapshot.pem").read_bytes()
+    old_pub = keys.public_key_of(keys_dir, "snapshot")
+    keys.rotate(keys_dir, "snapshot")
+    publish(2)  # applies the rotation: snapshot re-signed with the new key
+    stolen = keys_dir.parent / "stolen.pem"
+    stolen.write_bytes(old_key)
+    signer = CryptoSigner.from_priv_key_uri(f"file2:{stolen}", old_pub)
+    sv = _ts(bucket).snapshot_meta.version
+    md = Metadata[Snapshot].from_bytes(bucket.get(f"metadata/{sv}.snapshot.json"))
+    md.signatures.clear()
+    md.sign(signer)
+    with open(bucket.root + f"/metadata/{sv}.snapshot.json", "wb") as f:
+        f.write(md.to_bytes())
+    with pytest.raises(OtaError, match="snapshot metadata .* not signed by any key"):
+        publish(3)
