@@ -104,7 +104,7 @@ def _mlp(encoding: dict, x: np.ndarray, y: np.ndarray, epochs: int, seed: int):
             keras.layers.Dense(len(CLASSES), activation="softmax"),
         ]
     )
-    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
     if epochs:
         model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     return model
@@ -128,7 +128,7 @@ def setup(tmp_path_factory):
     encoding = build_encoding(meta, train_cols)
     x_train = encode(encoding, train_cols)
     good = export_model(
-        root / "good", _mlp(encoding, x_train, train_y, 40, 0), encoding, CLASSES, "tabular"
+        root / "good", _mlp(encoding, x_train, train_y, 15, 0), encoding, CLASSES, "tabular"
     )
     weak = export_model(
         root / "weak", _mlp(encoding, x_train, train_y, 0, 3), encoding, CLASSES, "tabular"

@@ -379,9 +379,12 @@ def test_component_runs_under_kfp_local(tabular, tmp_path) -> None:
     assert list(summary["variants"]) == ["int8"]
     assert summary["blessed"] is False  # evaluate's NOT_BLESSED reached the step
     assert any("evaluate did not bless" in r for r in summary["reasons"])
-    (report_json,) = (tmp_path / "only-quantize").rglob("quantization_report.json")
-    assert json.loads(report_json.read_text())["blessed"] == summary["blessed"]
-    (markdown,) = [p for p in tmp_path.rglob("report") if p.is_file()]
-    assert markdown.read_text().startswith("# Quantization report")
-    (metrics,) = [p for p in tmp_path.rglob("metrics") if p.is_file()]
-    assert "int8_accuracy" in metrics.read_text()
+    (step,) = tmp_path.glob("only-quantize-*/quantize")
+    report = json.loads((step / "quantized" / "quantization_report.json").read_text())
+    assert (
+        report["blessed"] is False
+        and report["variants"]["int8"]["accuracy"] == (summary["variants"]["int8"]["accuracy"])
+    )
+    assert (step / "blessing" / "NOT_BLESSED").is_file()
+    assert (step / "report").read_text().startswith("# Quantization report")
+    assert '"int8_accuracy"' in (step / "executor_output.json").read_text()  # KFP Metrics

@@ -212,6 +212,29 @@ def test_sensor_schema_has_window_shapes_and_ignores_group_ids(tmp_path: Path) -
     assert not by_name["machine"].HasField("domain") and not schema.string_domain
 
 
+def test_drift_comparators_pair_with_types_and_skip_passthrough_features() -> None:
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from components.validate.executor import _set_drift_comparators
+
+    schema = schema_pb2.Schema()
+    for name, kind in (
+        ("x", schema_pb2.FLOAT),
+        ("colour", schema_pb2.BYTES),
+        ("label", schema_pb2.INT),
+        ("machine", schema_pb2.BYTES),
+    ):
+        schema.feature.add(name=name, type=kind)
+    _set_drift_comparators(schema, linf=0.2, js=0.3, model_inputs={"x", "colour", "label"})
+    by_name = {f.name: f for f in schema.feature}
+    assert by_name["x"].drift_comparator.jensen_shannon_divergence.threshold == pytest.approx(0.3)
+    assert by_name["label"].drift_comparator.jensen_shannon_divergence.threshold == (
+        pytest.approx(0.3)
+    )
+    assert by_name["colour"].drift_comparator.infinity_norm.threshold == pytest.approx(0.2)
+    assert not by_name["machine"].HasField("drift_comparator")
+
+
 @pytest.mark.slow
 def test_image_feature_is_one_fixed_shape_float(tmp_path: Path) -> None:
     examples = builders.image_examples(tmp_path / "examples", n=60, size=8)

@@ -56,7 +56,7 @@ def ingest(
             Example: ["--runner=DirectRunner", "--direct_num_workers=2"].
 
     Returns:
-        JSON summary, e.g. {"rows": {"train": 333, "eval": 99}, "bad_rows": 0,
+        JSON summary, e.g. {"rows": {"train": 357, "eval": 91}, "bad_rows": 0,
         "classes": ["bearing_fault", "imbalance", "misalignment", "normal"], "examples": "..."}.
     """
     import json

@@ -136,18 +136,17 @@ def sensor_rows(
 ) -> list[tuple[str, float, float, float, float, str]]:
     """All rows of the bundled sensor CSV: ``recordings`` machines, balanced over classes.
 
-    Conditions are dealt round-robin separately to the machines that ingest's default split
-    (eval_ratio 0.2) sends to eval and to train, so both splits hold every class in about equal
-    numbers: a stratified split, as a curated dataset would ship it.
+    Conditions are dealt round-robin, first to the machines that ingest's default split
+    (eval_ratio 0.2) sends to eval, then to the rest, so every class has the same number of
+    machines overall and about equal numbers in each split: a stratified split, as a curated
+    dataset would ship it.
     """
     rng = np.random.default_rng(seed)
     machines = [f"machine-{number:02d}" for number in range(recordings)]
-    condition: dict[str, str] = {}
-    for side in (True, False):
-        order = list(SENSOR_CLASSES)
-        rng.shuffle(order)
-        chosen = [m for m in machines if in_eval(m, DEFAULT_EVAL_RATIO) == side]
-        condition.update({m: order[i % len(order)] for i, m in enumerate(chosen)})
+    order = list(SENSOR_CLASSES)
+    rng.shuffle(order)
+    eval_first = sorted(machines, key=lambda m: not in_eval(m, DEFAULT_EVAL_RATIO))
+    condition = {m: order[i % len(order)] for i, m in enumerate(eval_first)}
     rows = []
     for machine in machines:
         data = sensor_recording(condition[machine], rng, samples)

@@ -3,9 +3,9 @@
 Every model takes the one float32 tensor that ``components._dataset.encode`` builds, normalises
 it with an adapted ``keras.layers.Normalization`` as its first layer (so devices feed raw values)
 and ends in a softmax. Layers are limited to those the TFLite converter maps to full-integer
-kernels: convolutions (Conv1D lowers to Conv2D), separable/depthwise convolutions, Dense,
-pooling, ReLU and Softmax. Dropout vanishes at inference. Keras is imported inside functions so
-that importing this module stays cheap.
+kernels: convolutions (Conv1D lowers to Conv2D), separable/depthwise convolutions, batch
+normalisation (folded or mul/add), Dense, pooling, ReLU and Softmax; Dropout vanishes at
+inference. Keras is imported inside functions so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ FAMILIES = {"image": "ds_cnn", "sensor": "conv1d", "tabular": "mlp"}
 
 # Defaults chosen so each bundled dataset trains in seconds on 2 CPU cores.
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "image": {"filters": 16, "blocks": 2, "dropout": 0.1},
+    "image": {"filters": 16, "blocks": 3, "dropout": 0.1},
     "sensor": {"filters": 16, "kernel_size": 5, "blocks": 2, "dropout": 0.1},
     "tabular": {"units": [32, 16], "dropout": 0.1},
 }
@@ -76,20 +76,41 @@ def build_model(
     return builders[kind](input_shape, num_classes, hp, normalizer)
 
 
+def _conv_bn_relu(x, conv, name: str):
+    """conv (no bias) -> BatchNormalization -> ReLU: BN speeds up training of these small nets
+    and the converter folds it into the convolution (or keeps an int8-safe mul/add).
+
+    Momentum 0.9 rather than 0.99: small datasets give only a few hundred steps, and the moving
+    statistics used at inference must have caught up with the batch statistics by then.
+    """
+    from keras import layers
+
+    x = conv(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
 def _image_cnn(input_shape, num_classes, hp, normalizer):
-    """A small depthwise-separable CNN (MobileNet-style blocks) over [H, W, C]."""
+    """A small depthwise-separable CNN (MobileNet-style blocks) over [H, W, C].
+
+    The stem strides by 2 on images of 16 pixels or more: a quarter of the compute, and a wider
+    receptive field for the few blocks that follow.
+    """
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=input_shape, name="inputs")
     x = normalizer(inputs)
     filters = hp["filters"]
-    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name="stem")(x)
+    stride = 2 if min(input_shape[0], input_shape[1]) >= 16 else 1
+    stem = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name="stem")
+    x = _conv_bn_relu(x, stem, "stem")
     for block in range(hp["blocks"]):
         filters *= 2 if block else 1
-        x = layers.SeparableConv2D(
-            filters, 3, padding="same", activation="relu", name=f"sep_conv{block}"
-        )(x)
+        sep = layers.SeparableConv2D(
+            filters, 3, padding="same", use_bias=False, name=f"sep_conv{block}"
+        )
+        x = _conv_bn_relu(x, sep, f"sep_conv{block}")
         if min(x.shape[1], x.shape[2]) >= 4:
             x = layers.MaxPooling2D(2, name=f"pool{block}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -99,21 +120,21 @@ def _image_cnn(input_shape, num_classes, hp, normalizer):
 
 
 def _sensor_cnn(input_shape, num_classes, hp, normalizer):
-    """A 1-D CNN over [window, channels]: stacked Conv1D + pooling, then global average."""
+    """A 1-D CNN over [window, channels]: Conv1D blocks with pooling, then global average."""
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=input_shape, name="inputs")
     x = normalizer(inputs)
-    filters = hp["filters"]
     for block in range(hp["blocks"]):
-        x = layers.Conv1D(
-            filters * 2**block,
+        conv = layers.Conv1D(
+            hp["filters"] * 2**block,
             hp["kernel_size"],
             padding="same",
-            activation="relu",
+            use_bias=False,
             name=f"conv{block}",
-        )(x)
+        )
+        x = _conv_bn_relu(x, conv, f"conv{block}")
         if x.shape[1] >= 4:
             x = layers.MaxPooling1D(2, name=f"pool{block}")(x)
     x = layers.GlobalAveragePooling1D(name="gap")(x)

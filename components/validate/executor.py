@@ -64,8 +64,10 @@ def run_validate(
     Returns a JSON-able summary; raises ``InputError`` naming each anomaly (feature and split)
     when ``fail_on_anomalies`` and any is found, leaving no output behind.
     """
-    for name, value in (("drift_linf_threshold", drift_linf_threshold),
-                        ("drift_js_threshold", drift_js_threshold)):
+    for name, value in (
+        ("drift_linf_threshold", drift_linf_threshold),
+        ("drift_js_threshold", drift_js_threshold),
+    ):
         if not 0.0 <= float(value) <= 1.0:
             raise InputError(f"validate: {name} must be within 0..1, got {value}")
     meta = read_examples_meta(examples_dir)
@@ -96,7 +98,9 @@ def run_validate(
         else:
             schema = curated
         if baseline is not None:
-            _set_drift_comparators(schema, drift_linf_threshold, drift_js_threshold)
+            _set_drift_comparators(
+                schema, drift_linf_threshold, drift_js_threshold, _model_inputs(meta)
+            )
         _write_schema(schema, schema_out / SCHEMA_FILE)
 
         found: dict[str, list[str]] = {}
@@ -194,7 +198,7 @@ def infer_schema(
     if classes:
         label.int_domain.min = 0
         label.int_domain.max = len(classes) - 1
-    model_inputs = {f["name"] for f in meta.get("features", [])} | {label_name}
+    model_inputs = _model_inputs(meta)
     for feature in schema.feature:
         if feature.name not in model_inputs and feature.HasField("domain"):
             feature.ClearField("domain")
@@ -253,7 +257,7 @@ def _info_text(info: anomalies_pb2.AnomalyInfo) -> str:
 
 def _splits(examples_dir: str | os.PathLike) -> list[str]:
     folders = sorted(Path(examples_dir).glob("Split-*")) if Path(examples_dir).is_dir() else []
-    names = [p.name[len("Split-"):] for p in folders if p.is_dir()]
+    names = [p.name[len("Split-") :] for p in folders if p.is_dir()]
     if TRAIN not in names:
         raise InputError(f"{split_dir(examples_dir, TRAIN)}: no train split in the examples")
     return [TRAIN] + [name for name in names if name != TRAIN]
@@ -315,11 +319,25 @@ def _validate(
     return tfdv.validate_statistics(stats, schema, previous_statistics=previous)
 
 
-def _set_drift_comparators(schema: schema_pb2.Schema, linf: float, js: float) -> None:
-    """L-infinity on string features, Jensen-Shannon on numeric ones (TFDV's pairing)."""
+def _model_inputs(meta: dict[str, Any]) -> set[str]:
+    """The features the model reads, and the label; the rest (e.g. group ids) pass through."""
+    return {f["name"] for f in meta.get("features", [])} | {
+        meta.get("label_feature", LABEL_FEATURE)
+    }
+
+
+def _set_drift_comparators(
+    schema: schema_pb2.Schema, linf: float, js: float, model_inputs: set[str]
+) -> None:
+    """L-infinity on string features, Jensen-Shannon on numeric ones (TFDV's pairing).
+
+    Passthrough features are left alone: new recording or machine ids are not drift.
+    """
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     for feature in schema.feature:
+        if feature.name not in model_inputs:
+            continue
         if feature.type == schema_pb2.BYTES and linf > 0:
             feature.drift_comparator.infinity_norm.threshold = linf
         elif feature.type in (schema_pb2.INT, schema_pb2.FLOAT) and js > 0:
