@@ -60,6 +60,15 @@ def bundled_model(name: str, work: Path) -> tuple[Path, Path]:
     return examples, model
 
 
+def weight_bytes(path: Path) -> int:
+    """Bytes of constant buffers (weights, biases) in a .tflite file; the rest is graph,
+    names, quantization parameters and signature, roughly fixed per tensor and operator."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    return sum(len(b.data) for b in model.buffers if b.data is not None)
+
+
 def run(names: list[str], work: Path, latency_runs: int) -> list[dict]:
     from components.quantize.executor import run_quantize
 
@@ -91,6 +100,8 @@ def run(names: list[str], work: Path, latency_runs: int) -> list[dict]:
                 "float32_bytes": f32["size_bytes"],
                 "int8_bytes": i8["size_bytes"],
                 "size_ratio": i8["size_bytes"] / f32["size_bytes"],
+                "weights_ratio": weight_bytes(out / "quantized" / i8["file"])
+                / weight_bytes(out / "quantized" / f32["file"]),
                 "float32_ms": f32["latency_ms"]["median"],
                 "int8_ms": i8["latency_ms"]["median"],
                 "latency_ratio": i8["latency_ms"]["median"] / f32["latency_ms"]["median"],
@@ -104,16 +115,17 @@ def run(names: list[str], work: Path, latency_runs: int) -> list[dict]:
 def table(rows: list[dict]) -> str:
     head = (
         "| model | params | eval n | float acc | int8 acc | delta pp | float32 KiB | "
-        "int8 KiB | size ratio | float32 ms | int8 ms | latency ratio | Edge TPU ops mapped "
-        "(static) | blessed |"
+        "int8 KiB | size ratio | weights ratio | float32 ms | int8 ms | latency ratio | "
+        "Edge TPU ops mapped (static) | blessed |"
     )
-    lines = [head, "|" + "---|" * 14]
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['parameters']} | {r['eval_examples']} | "
             f"{r['float32_acc']:.4f} | {r['int8_acc']:.4f} | {r['int8_delta_pp']:+.2f} | "
             f"{r['float32_bytes'] / 1024:.1f} | {r['int8_bytes'] / 1024:.1f} | "
-            f"{r['size_ratio']:.3f} | {r['float32_ms']:.4f} | {r['int8_ms']:.4f} | "
+            f"{r['size_ratio']:.3f} | {r['weights_ratio']:.3f} | "
+            f"{r['float32_ms']:.4f} | {r['int8_ms']:.4f} | "
             f"{r['latency_ratio']:.2f} | {r['edgetpu_mapped']:.0%} | {r['blessed']} |"
         )
     return "\n".join(lines)

@@ -184,6 +184,7 @@ def test_identical_data_passes_drift_check(clean: dict[str, Any], tmp_path: Path
     assert comparators["colour"].infinity_norm.threshold == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_sensor_schema_has_window_shapes_and_ignores_group_ids(tmp_path: Path) -> None:
     """A passthrough group id gets no vocabulary: eval's unseen machines are not anomalies."""
     window = 16

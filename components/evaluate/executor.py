@@ -65,28 +65,13 @@ def run_evaluate(
     _check_params(min_accuracy, max_accuracy_decrease, beam_pipeline_args)
     meta = read_examples_meta(examples_dir)
     classes = list(meta["classes"])
-    models = {_tfma.CANDIDATE: _model_meta(model_dir, classes)}
+    model_dirs = {_tfma.CANDIDATE: model_dir}
     if baseline_model_dir:
-        models[_tfma.BASELINE] = _model_meta(baseline_model_dir, classes)
-    model_dirs = {_tfma.CANDIDATE: model_dir, _tfma.BASELINE: baseline_model_dir}
-    _check_slice_feature(examples_dir, meta, slice_feature)
-
-    columns, labels = load_split(examples_dir, SPLIT, meta)
-    if len(labels) == 0:
-        raise InputError(f"{examples_dir}: split '{SPLIT}' has no examples to evaluate on")
-    bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
-    if bad.size:
-        raise InputError(
-            f"{examples_dir} split {SPLIT}: example {bad[0]} has label {labels[bad[0]]}, "
-            f"outside the {len(classes)} classes {classes}"
-        )
+        model_dirs[_tfma.BASELINE] = baseline_model_dir
+    labels, probabilities = _predictions(examples_dir, meta, model_dirs, slice_feature)
     slice_values = _slice_values(examples_dir, meta, slice_feature) if slice_feature else None
-    probabilities = {
-        name: predict(model_dirs[name], _encode(model_dirs[name], mm, columns), mm)
-        for name, mm in models.items()
-    }
 
-    has_baseline = _tfma.BASELINE in models
+    has_baseline = _tfma.BASELINE in model_dirs
     config = _tfma.eval_config(
         len(classes), has_baseline, slice_feature, min_accuracy, max_accuracy_decrease
     )
@@ -124,6 +109,32 @@ def run_evaluate(
         "BLESSED" if ok else "NOT_BLESSED: " + "; ".join(reasons),
     )
     return _json_safe(summary)
+
+
+def _predictions(
+    examples_dir: str, meta: dict[str, Any], model_dirs: dict[str, str], slice_feature: str
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Eval labels and each model's class probabilities, after checking every input.
+
+    The cheap checks (parameters, metadata, slice feature) run before any model is loaded.
+    """
+    classes = list(meta["classes"])
+    model_metas = {name: _model_meta(path, classes) for name, path in model_dirs.items()}
+    _check_slice_feature(examples_dir, meta, slice_feature)
+    columns, labels = load_split(examples_dir, SPLIT, meta)
+    if len(labels) == 0:
+        raise InputError(f"{examples_dir}: split '{SPLIT}' has no examples to evaluate on")
+    bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
+    if bad.size:
+        raise InputError(
+            f"{examples_dir} split {SPLIT}: example {bad[0]} has label {labels[bad[0]]}, "
+            f"outside the {len(classes)} classes {classes}"
+        )
+    probabilities = {
+        name: predict(model_dirs[name], _encode(model_dirs[name], mm, columns), mm)
+        for name, mm in model_metas.items()
+    }
+    return labels, probabilities
 
 
 def kfp_metrics(summary: dict[str, Any]) -> dict[str, float]:

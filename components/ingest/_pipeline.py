@@ -59,11 +59,12 @@ def run(
     """Run the pipeline to completion and return what the driver needs to check."""
     import apache_beam as beam
     from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from components._beam import pipeline_options
 
     for split in SPLITS:
         split_dir(out_dir, split).mkdir(parents=True, exist_ok=True)
-    with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:
+    with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
         items, bad, class_names = build(pipeline)
         classes = (
             class_names

@@ -46,7 +46,7 @@ def train(
             a ``keras.Model`` ending in softmax; replaces the built-in family. Empty: built-in.
             Example: ``"/pipelines/my_model.py"``.
         hyperparameters: Family settings overriding the defaults; image
-            ``{"filters": 16, "blocks": 2, "dropout": 0.1}``, sensor ``{"filters": 16,
+            ``{"filters": 16, "blocks": 3, "dropout": 0.1}``, sensor ``{"filters": 16,
             "kernel_size": 5, "blocks": 2, "dropout": 0.1}``, tabular ``{"units": [32, 16],
             "dropout": 0.1}``; passed unchanged to a module file's ``build_model``.
         seed: Seed for weights, shuffling and dropout; the same seed gives the same model.

@@ -58,8 +58,8 @@ def run_validate(
 
     Drift: when ``baseline_statistics_path`` is given, the train split is compared with the
     baseline's train statistics; thresholds > 0 set an L-infinity comparator on every string
-    feature and a Jensen-Shannon comparator on every numeric one (comparators already in a
-    curated schema are kept where no threshold replaces them).
+    model input and a Jensen-Shannon comparator on every numeric one and the label (comparators
+    already in a curated schema are kept where no threshold replaces them).
 
     Returns a JSON-able summary; raises ``InputError`` naming each anomaly (feature and split)
     when ``fail_on_anomalies`` and any is found, leaving no output behind.
@@ -275,13 +275,14 @@ def _generate_statistics(
     """
     import apache_beam as beam
     import tensorflow_data_validation as tfdv
-    from apache_beam.options.pipeline_options import PipelineOptions
     from tfx_bsl.tfxio import tf_example_record
+
+    from components._beam import pipeline_options
 
     options = tfdv.StatsOptions()
     paths = {}
     try:
-        with beam.Pipeline(options=PipelineOptions(beam_pipeline_args)) as pipeline:
+        with beam.Pipeline(options=pipeline_options(beam_pipeline_args)) as pipeline:
             for split, split_files in files.items():
                 folder = split_dir(out_dir, split)
                 folder.mkdir()
