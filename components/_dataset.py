@@ -15,7 +15,9 @@ device reuses it instead of re-deriving it.
 
 For sensor data each channel is a feature of shape [window]; the model input is [window,
 channels]. For images the one feature ``image`` holds H*W*C floats in 0..255, shape [H, W, C].
-Tabular features have shape [1] and may be missing in a row.
+Tabular features have shape [1] and may be missing in a row. Numeric tabular columns are
+standardised with train-split mean and std and string columns one-hot encoded, so that every
+input column has a similar range when the input tensor is quantized to int8 with one scale.
 """
 
 from __future__ import annotations
@@ -120,8 +122,11 @@ def build_encoding(meta: dict[str, Any], train_columns: Columns) -> dict[str, An
             width += len(vocab)
         else:
             present = data[~np.isnan(data)]
-            fill = float(present.mean()) if present.size else 0.0
-            columns.append({"name": name, "dtype": "float", "fill": fill})
+            mean = float(present.mean()) if present.size else 0.0
+            std = float(present.std()) if present.size else 0.0
+            columns.append(
+                {"name": name, "dtype": "float", "fill": mean, "mean": mean, "std": std or 1.0}
+            )
             width += 1
     return {"kind": kind, "columns": columns, "input_shape": [width]}
 
@@ -147,5 +152,8 @@ def encode(encoding: dict[str, Any], columns: Columns) -> np.ndarray:
             parts.append(one_hot)
         else:
             filled = np.where(np.isnan(data), column["fill"], data).astype(np.float32)
-            parts.append(filled.reshape(-1, 1))
+            # Standardise here, not only in the model: an int8 input has one scale for the whole
+            # tensor, so a column in the thousands would leave the others a handful of steps.
+            filled = (filled - column.get("mean", 0.0)) / column.get("std", 1.0)
+            parts.append(filled.reshape(-1, 1).astype(np.float32))
     return np.concatenate(parts, axis=1)

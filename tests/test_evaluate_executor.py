@@ -348,3 +348,24 @@ def test_blessed_when_within_change_threshold_and_slices_by_label(setup) -> None
         )
         # slicing by label: a class's accuracy is its recall
         assert numbers["accuracy"] == pytest.approx(report["per_class"][name]["recall"])
+
+
+def test_eval_config_gates_only_what_was_asked() -> None:
+    from components.evaluate import _tfma
+
+    def thresholds(config):
+        metrics = config.metrics_specs[0].metrics
+        (accuracy,) = [m for m in metrics if m.class_name == "SparseCategoricalAccuracy"]
+        return list(accuracy.per_slice_thresholds)
+
+    assert thresholds(_tfma.eval_config(3, False, "", 0.0, None)) == []
+    # a change threshold without a baseline would make TFMA refuse to run
+    assert thresholds(_tfma.eval_config(3, False, "", 0.0, 0.05)) == []
+    (gate,) = thresholds(_tfma.eval_config(3, True, "site", 0.8, 0.05))
+    assert [s.feature_keys for s in gate.slicing_specs] == [[]]  # the overall slice only
+    assert gate.threshold.value_threshold.lower_bound.value == pytest.approx(0.8)
+    assert gate.threshold.change_threshold.absolute.value == pytest.approx(-0.05)
+    config = _tfma.eval_config(3, True, "site", 0.8, 0.05)
+    assert [s.is_baseline for s in config.model_specs] == [False, True]
+    assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["site"]]
+    assert list(config.metrics_specs[1].binarize.class_ids.values) == [0, 1, 2]

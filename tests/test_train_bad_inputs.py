@@ -105,6 +105,7 @@ def test_invalid_meta(tmp_path, text, match) -> None:
     [
         ({"epochs": 0}, r"epochs must be a positive integer"),
         ({"learning_rate": -1.0}, r"learning_rate must be a positive number"),
+        ({"hyperparameters": [8]}, r"hyperparameters must be a dict, got list"),
         ({"hyperparameters": {"filtres": 8}}, r"unknown key\(s\) \['filtres'\]"),
         ({"hyperparameters": {"units": [8, -1]}}, r"'units' must be positive integers"),
     ],

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from components._artifacts import (
+    EXAMPLES_META,
     MODEL_META,
     SERVING_DIR,
     atomic_output_dir,
@@ -60,7 +61,7 @@ def run_train(
     Returns ``{"train_accuracy", "eval_accuracy", "epochs", "parameters", "model"}``; both
     accuracies are measured on the exported weights, not taken from the training history.
     """
-    _check_params(epochs, batch_size, learning_rate)
+    _check_params(epochs, batch_size, learning_rate, hyperparameters)
     meta = _checked_meta(examples_dir)
     user_build = _load_module_file(module_file) if module_file else None
     given = _whole_numbers_as_ints(dict(hyperparameters or {}))
@@ -176,7 +177,7 @@ def predict(model_dir: str, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
 # --- checks -------------------------------------------------------------------------------
 
 
-def _check_params(epochs: int, batch_size: int, learning_rate: float) -> None:
+def _check_params(epochs: int, batch_size: int, learning_rate: float, hyperparameters) -> None:
     if not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be a positive integer, got {epochs!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -187,11 +188,13 @@ def _check_params(epochs: int, batch_size: int, learning_rate: float) -> None:
         and learning_rate > 0
     ):
         raise InputError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    if hyperparameters is not None and not isinstance(hyperparameters, dict):
+        raise InputError(f"hyperparameters must be a dict, got {type(hyperparameters).__name__}")
 
 
 def _checked_meta(examples_dir: str) -> dict[str, Any]:
     """examples_meta.json, with the fields train relies on checked so errors name the file."""
-    path = Path(examples_dir) / "examples_meta.json"
+    path = Path(examples_dir) / EXAMPLES_META
     meta = read_examples_meta(examples_dir)
 
     def bad(why: str) -> InputError:
