@@ -178,22 +178,28 @@ def blessed_run(setup):
 
 @pytest.fixture(scope="module")
 def failed_run(setup):
-    """Weak candidate vs good baseline through the executor: both thresholds fail."""
+    """Weak candidate vs good baseline through the executor: both thresholds fail.
+
+    Small input batches make TFMA merge partial results, as it does on a distributed runner.
+    """
+    from components.evaluate import _tfma
     from components.evaluate.executor import run_evaluate
 
     out = setup["root"] / "failed"
     min_accuracy = round(setup["acc_weak"] + 0.05, 4)
     max_decrease = round((setup["acc_good"] - setup["acc_weak"]) / 2, 4)
-    summary = run_evaluate(
-        str(setup["examples"]),
-        str(setup["weak"]),
-        str(out / "blessing"),
-        str(out / "evaluation"),
-        baseline_model_dir=str(setup["good"]),
-        slice_feature="site",
-        min_accuracy=min_accuracy,
-        max_accuracy_decrease=max_decrease,
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_tfma, "ROWS_PER_BATCH", 7)
+        summary = run_evaluate(
+            str(setup["examples"]),
+            str(setup["weak"]),
+            str(out / "blessing"),
+            str(out / "evaluation"),
+            baseline_model_dir=str(setup["good"]),
+            slice_feature="site",
+            min_accuracy=min_accuracy,
+            max_accuracy_decrease=max_decrease,
+        )
     return {"summary": summary, "out": out, "min": min_accuracy, "max_decrease": max_decrease}
 
 
@@ -291,6 +297,7 @@ def test_not_blessed_names_each_failed_threshold(setup, failed_run) -> None:
     drop, allowed = base - acc, failed_run["max_decrease"]
     assert _numbers(change) == pytest.approx([drop, base, acc, allowed, drop - allowed], abs=TOL)
     assert (blessing / "NOT_BLESSED").read_text().splitlines() == reasons
+    assert summary["confusion_matrix"] == _confusion(setup["labels"], setup["pred_weak"]).tolist()
 
 
 def test_slices_by_passthrough_feature(setup, failed_run) -> None:

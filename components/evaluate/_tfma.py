@@ -1,7 +1,7 @@
 """TensorFlow Model Analysis on predictions made outside TFMA (model-agnostic evaluation).
 
 TFMA 0.47 loads models through tf_keras and cannot run a Keras 3 SavedModel, so the executor
-runs each model's serving signature itself and hands TFMA one Arrow record batch per eval split:
+runs each model's serving signature itself and hands TFMA Arrow record batches of the eval split:
 the label, each model's class probabilities as a prediction column, and the slice feature. Both
 models are declared as ``materialized_prediction`` models, which is how TFMA is told that the
 predictions are already in the data; it then computes metrics, the baseline diffs and the
@@ -31,6 +31,7 @@ PREDICTION_KEYS = {
 }
 ACCURACY = "sparse_categorical_accuracy"  # TFMA's name for the Keras metric's result
 DEFAULT_RUNNER = "FnApiRunner"
+ROWS_PER_BATCH = 10_000  # several elements let a distributed runner spread the metric work
 
 
 def record_batch(
@@ -145,10 +146,20 @@ def run(batch, config, output_path: str, beam_pipeline_args: list[str]) -> None:
         )
         for spec in config.model_specs
     ]
-    with beam.Pipeline(options=pipeline_options(beam_pipeline_args)) as pipeline:
+    options = pipeline_options(beam_pipeline_args)
+    batches = [
+        batch.slice(start, ROWS_PER_BATCH) for start in range(0, batch.num_rows, ROWS_PER_BATCH)
+    ]
+    log.info(
+        "TFMA on %d examples (%d batches), runner %s",
+        batch.num_rows,
+        len(batches),
+        options.get_all_options()["runner"],
+    )
+    with beam.Pipeline(options=options) as pipeline:
         _ = (
             pipeline
-            | "Examples" >> beam.Create([batch])
+            | "Examples" >> beam.Create(batches)
             | "EvaluateAndWrite"
             >> tfma.ExtractEvaluateAndWriteResults(
                 eval_config=config, eval_shared_model=models, output_path=output_path
