@@ -13,7 +13,8 @@ def _pct(value: Any) -> str:
 
 def _ingest(s: dict[str, Any]) -> str:
     rows = s.get("rows", {})
-    text = ", ".join(f"{split} {n}" for split, n in rows.items())
+    order = sorted(rows, key=lambda split: (split != "train", split))
+    text = ", ".join(f"{split} {rows[split]}" for split in order)
     classes = len(s.get("classes", []))
     return f"rows {text}; {s.get('bad_rows', 0)} bad rows dropped; {classes} classes"
 
