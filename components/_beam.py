@@ -8,7 +8,7 @@ runner binary at run time (no step may download anything, and offline it only co
 
 from __future__ import annotations
 
-LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.fn_runner.FnApiRunner"
+LOCAL_RUNNER = "FnApiRunner"  # Beam resolves the short name to its in-process runner
 
 
 def beam_args(beam_pipeline_args: list[str] | None) -> list[str]:

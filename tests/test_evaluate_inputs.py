@@ -111,11 +111,11 @@ def test_bad_thresholds(image_setup) -> None:
 
 
 def test_default_beam_runner_stays_in_process() -> None:
-    from components.evaluate import _tfma
+    from components._beam import pipeline_options
 
-    default = _tfma.pipeline_options([]).get_all_options()
+    default = pipeline_options([]).get_all_options()
     assert default["runner"] == "FnApiRunner"
-    chosen = _tfma.pipeline_options(["--runner=DirectRunner", "--direct_num_workers=2"])
+    chosen = pipeline_options(["--runner=DirectRunner", "--direct_num_workers=2"])
     assert chosen.get_all_options()["runner"] == "DirectRunner"
     assert chosen.get_all_options()["direct_num_workers"] == 2
 

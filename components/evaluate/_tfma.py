@@ -30,7 +30,6 @@ PREDICTION_KEYS = {
     BASELINE: "edgeship_baseline_probabilities",
 }
 ACCURACY = "sparse_categorical_accuracy"  # TFMA's name for the Keras metric's result
-DEFAULT_RUNNER = "FnApiRunner"
 ROWS_PER_BATCH = 10_000  # several elements let a distributed runner spread the metric work
 
 
@@ -119,20 +118,6 @@ def eval_config(
     )
 
 
-def pipeline_options(beam_pipeline_args: list[str]):
-    """Beam options; without ``--runner`` the in-process FnApiRunner.
-
-    Beam's default DirectRunner first tries the Prism runner, which downloads a binary at run
-    time; naming the in-process runner keeps a run offline and starts it sooner.
-    """
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    args = list(beam_pipeline_args)
-    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
-        args.append(f"--runner={DEFAULT_RUNNER}")
-    return PipelineOptions(args)
-
-
 def run(batch, config, output_path: str, beam_pipeline_args: list[str]) -> None:
     """Run TFMA's extract-evaluate-write over the batch; TFMA's files land in output_path."""
     import apache_beam as beam
@@ -146,6 +131,8 @@ def run(batch, config, output_path: str, beam_pipeline_args: list[str]) -> None:
         )
         for spec in config.model_specs
     ]
+    from components._beam import pipeline_options
+
     options = pipeline_options(beam_pipeline_args)
     batches = [
         batch.slice(start, ROWS_PER_BATCH) for start in range(0, batch.num_rows, ROWS_PER_BATCH)
