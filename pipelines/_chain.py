@@ -14,12 +14,20 @@ def build_chain(
     *,
     kind: str,
     ingest_args: dict[str, Any],
-    train_args: dict[str, Any],
-    evaluate_args: dict[str, Any],
-    quantize_args: dict[str, Any],
-    push_args: dict[str, Any],
+    epochs: Any,
+    min_accuracy: Any,
+    max_accuracy_drop: Any,
+    model_name: Any,
+    bucket_url: Any,
+    keys_dir: Any,
+    channel: Any,
+    rollout_percent: Any,
+    slice_feature: Any = "",
 ) -> dict[str, Any]:
-    """Add every step of the edge pipeline to the enclosing ``@dsl.pipeline``; return the tasks."""
+    """Add every step of the edge pipeline to the enclosing ``@dsl.pipeline``; return the tasks.
+
+    Arguments are the pipeline's own parameters (KFP placeholders), passed on to the steps.
+    """
     from kfp import dsl
 
     from components.evaluate.component import evaluate
@@ -34,20 +42,29 @@ def build_chain(
     examples = ingest_task.outputs["examples"]
     validate_task = validate(examples=examples)
     # Train reads the Examples directly; running it after validate means anomalies stop the run.
-    train_task = train(examples=examples, **train_args).after(validate_task)
-    evaluate_task = evaluate(examples=examples, model=train_task.outputs["model"], **evaluate_args)
+    train_task = train(examples=examples, epochs=epochs).after(validate_task)
+    evaluate_task = evaluate(
+        examples=examples,
+        model=train_task.outputs["model"],
+        min_accuracy=min_accuracy,
+        slice_feature=slice_feature,
+    )
     quantize_task = quantize(
         model=train_task.outputs["model"],
         examples=examples,
         model_blessing=evaluate_task.outputs["blessing"],
-        **quantize_args,
+        max_accuracy_drop=max_accuracy_drop,
     )
     push_task = push(
         quantized_models=quantize_task.outputs["quantized"],
         evaluate_blessing=evaluate_task.outputs["blessing"],
         quantize_blessing=quantize_task.outputs["blessing"],
         pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        **push_args,
+        model_name=model_name,
+        bucket=bucket_url,
+        keys_dir=keys_dir,
+        channel=channel,
+        rollout=rollout_percent,
     )
     # On a cluster the push step's credentials and keys come from Kubernetes objects, never
     # from parameters; kfp.local ignores this platform config.

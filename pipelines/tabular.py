@@ -31,14 +31,13 @@ def tabular_pipeline(
         ingest_args=dict(
             data_path=data_path, label=label, eval_ratio=eval_ratio, max_bad_rows=max_bad_rows
         ),
-        train_args=dict(epochs=epochs),
-        evaluate_args=dict(min_accuracy=min_accuracy, slice_feature=slice_feature),
-        quantize_args=dict(max_accuracy_drop=max_accuracy_drop),
-        push_args=dict(
-            model_name=model_name,
-            bucket=bucket_url,
-            keys_dir=keys_dir,
-            channel=channel,
-            rollout=rollout_percent,
-        ),
+        epochs=epochs,
+        min_accuracy=min_accuracy,
+        max_accuracy_drop=max_accuracy_drop,
+        model_name=model_name,
+        bucket_url=bucket_url,
+        keys_dir=keys_dir,
+        channel=channel,
+        rollout_percent=rollout_percent,
+        slice_feature=slice_feature,
     )
