@@ -16,8 +16,15 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
+# The flagship pipeline on its bundled data, then a simulated device taking the signed model.
+DEMO := .edgeship/demo
 demo: $(STAMP)
-	$(VENV)/bin/edgeship run sensor
+	rm -rf $(DEMO)
+	$(VENV)/bin/edgeship run sensor --workdir $(DEMO)
+	$(VENV)/bin/edgeship device poll --repo file://$(CURDIR)/$(DEMO)/bucket \
+		--trusted-root $(DEMO)/keys/root.json --state-dir $(DEMO)/device \
+		--device-id demo-device --once
+	$(VENV)/bin/edgeship device status --state-dir $(DEMO)/device
 
 # The offline checkers for Dockerfile, manifests and scripts live apart in .venv-tools/.
 tools: $(STAMP)

@@ -18,6 +18,7 @@ from pathlib import Path
 from components.errors import InputError
 
 SAMPLE_ROWS = 1000  # rows read to infer column types, as the issue specifies
+NUMERIC_SHARE = 0.95  # share of sampled values that must be numbers for a numeric column
 DTYPES = ("float", "string")
 
 
@@ -135,9 +136,11 @@ def _is_number(text: str) -> bool:
 def infer_types(
     files: list[Path], header: list[str], overrides: dict[str, str] | None = None
 ) -> dict[str, str]:
-    """``float`` for a column whose every non-empty value in the first rows is a number.
+    """``float`` for a column whose non-empty values in the first rows are (nearly) all numbers.
 
-    Columns with no value at all in the sample are ``string`` (any later value fits a string).
+    A few non-numbers in a column that is otherwise numeric ("n/a", a typo) are bad values, not
+    a sign of a string column: at least ``NUMERIC_SHARE`` of the sampled values decide. Columns
+    with no value at all in the sample are ``string`` (any later value fits a string).
     ``overrides`` (column -> float|string) win over inference.
     """
     overrides = dict(overrides or {})
@@ -149,8 +152,8 @@ def infer_types(
             )
         if dtype not in DTYPES:
             raise InputError(f"column_types['{name}'] is '{dtype}'; use one of {DTYPES}")
-    seen = {name: False for name in header}
-    numeric = {name: True for name in header}
+    seen = {name: 0 for name in header}
+    numbers = {name: 0 for name in header}
     records = itertools.chain.from_iterable(iter_records(p) for p in files)
     sampled = 0
     for record in itertools.islice(records, SAMPLE_ROWS):
@@ -159,12 +162,15 @@ def infer_types(
             continue  # a malformed row; reported as a bad row when the pipeline reads it
         for name, text in zip(header, record.fields, strict=True):
             if text.strip():
-                seen[name] = True
-                numeric[name] = numeric[name] and _is_number(text)
+                seen[name] += 1
+                numbers[name] += _is_number(text)
     if not sampled:
         where = files[0] if len(files) == 1 else files[0].parent
         raise InputError(f"{where}: no data rows after the header")
-    types = {n: "float" if seen[n] and numeric[n] else "string" for n in header}
+    types = {
+        n: "float" if seen[n] and numbers[n] >= NUMERIC_SHARE * seen[n] else "string"
+        for n in header
+    }
     types.update(overrides)
     return types
 

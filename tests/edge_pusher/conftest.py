@@ -19,21 +19,13 @@ from edge_pusher.repository import Repository
 
 
 @pytest.fixture(scope="session")
-def tiny_models(request) -> Path:
-    """Real int8 .tflite models made once with TensorFlow (in a subprocess, so no test process
-    imports TF) and kept in pytest's cache across runs."""
-    cache = Path(request.config.cache.mkdir("edge_pusher_models"))
-    wanted = ["model_int8.tflite", "model_int8_b.tflite", "model_float32.tflite",
-              "quantization_report.json"]
-    if not all((cache / f).exists() for f in wanted):
-        tmp = cache.with_name(cache.name + ".building")
-        shutil.rmtree(tmp, ignore_errors=True)
-        subprocess.run([PY, str(HERE / "make_models.py"), str(tmp)], check=True,
-                       capture_output=True, timeout=600)
-        for f in wanted:
-            shutil.copyfile(tmp / f, cache / f)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return cache
+def tiny_models(tmp_path_factory) -> Path:
+    """Real int8 .tflite models, made once per test session with TensorFlow in a subprocess so
+    that no test process imports TF (the device code under test never does)."""
+    folder = tmp_path_factory.mktemp("edge_pusher_models")
+    subprocess.run([PY, str(HERE / "make_models.py"), str(folder)], check=True,
+                   capture_output=True, timeout=600)
+    return folder
 
 
 @pytest.fixture(scope="session")
