@@ -22,6 +22,7 @@ def build_chain(
     keys_dir: Any,
     channel: Any,
     rollout_percent: Any,
+    schema_path: Any = "",
     slice_feature: Any = "",
 ) -> dict[str, Any]:
     """Add every step of the edge pipeline to the enclosing ``@dsl.pipeline``; return the tasks.
@@ -40,7 +41,7 @@ def build_chain(
 
     ingest_task = ingest(kind=kind, **ingest_args)
     examples = ingest_task.outputs["examples"]
-    validate_task = validate(examples=examples)
+    validate_task = validate(examples=examples, schema_path=schema_path)
     # Train reads the Examples directly; running it after validate means anomalies stop the run.
     train_task = train(examples=examples, epochs=epochs).after(validate_task)
     evaluate_task = evaluate(

@@ -16,6 +16,7 @@ def tabular_pipeline(
     label: str = "label",
     eval_ratio: float = 0.2,
     max_bad_rows: int = 0,
+    schema_path: str = "",
     epochs: int = 60,
     min_accuracy: float = 0.7,
     max_accuracy_drop: float = 1.0,
@@ -31,6 +32,7 @@ def tabular_pipeline(
         ingest_args=dict(
             data_path=data_path, label=label, eval_ratio=eval_ratio, max_bad_rows=max_bad_rows
         ),
+        schema_path=schema_path,
         epochs=epochs,
         min_accuracy=min_accuracy,
         max_accuracy_drop=max_accuracy_drop,

@@ -20,13 +20,19 @@ STEPS = ["ingest", "validate", "train", "evaluate", "quantize", "push"]
 def edgeship(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
     )
 
 
 def step_lines(stdout: str) -> dict[str, str]:
-    return {line.split()[0]: line for line in stdout.splitlines() if line.split()[:1] in
-            [[s] for s in STEPS]}
+    return {
+        line.split()[0]: line
+        for line in stdout.splitlines()
+        if line.split()[:1] in [[s] for s in STEPS]
+    }
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +62,19 @@ def test_a_device_activates_what_the_sensor_pipeline_published(sensor_run, tmp_p
     state = tmp_path / "device"
     root = workdir / "keys" / "root.json"
     poll = edgeship(
-        "device", "poll", "--repo", (workdir / "bucket").as_uri(), "--trusted-root", str(root),
-        "--state-dir", str(state), "--device-id", "pump-7", "--hardware", "cpu", "--once",
+        "device",
+        "poll",
+        "--repo",
+        (workdir / "bucket").as_uri(),
+        "--trusted-root",
+        str(root),
+        "--state-dir",
+        str(state),
+        "--device-id",
+        "pump-7",
+        "--hardware",
+        "cpu",
+        "--once",
     )
     assert poll.returncode == 0, poll.stderr + poll.stdout
     status = json.loads(edgeship("device", "status", "--state-dir", str(state)).stdout)
@@ -65,14 +82,19 @@ def test_a_device_activates_what_the_sensor_pipeline_published(sensor_run, tmp_p
     assert status["active"]["hardware"] == "cpu"
 
 
-def _user_csv(path: Path, rows: int = 360, bad_row: int | None = None) -> Path:
+def _user_csv(
+    path: Path,
+    rows: int = 360,
+    bad_row: int | None = None,
+    sites: tuple[str, ...] = ("north", "south", "east"),
+) -> Path:
     """A CSV the project has never seen: numeric and string features, three string classes."""
     rng = np.random.default_rng(7)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["temperature", "pressure", "site", "outcome"])
         for i in range(rows):
-            site = ["north", "south", "east"][i % 3]
+            site = sites[i % len(sites)]
             temperature = rng.normal(20, 5)
             pressure = rng.normal(1, 0.2)
             score = (temperature - 20) / 5 + (1.5 if site == "north" else 0.0)
@@ -82,12 +104,28 @@ def _user_csv(path: Path, rows: int = 360, bad_row: int | None = None) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    tmp = tmp_path_factory.mktemp("tabular")
+    data = _user_csv(tmp / "plant.csv")
+    workdir = tmp / "run"
+    return workdir, edgeship(
+        "run",
+        "tabular",
+        "--data",
+        str(data),
+        "--label",
+        "outcome",
+        "--workdir",
+        str(workdir),
+        "--param",
+        "min_accuracy=0.5",
+    )
+
+
 @pytest.mark.slow
-def test_tabular_pipeline_on_a_users_csv(tmp_path: Path) -> None:
-    data = _user_csv(tmp_path / "plant.csv")
-    workdir = tmp_path / "run"
-    result = edgeship("run", "tabular", "--data", str(data), "--label", "outcome",
-                      "--workdir", str(workdir), "--param", "min_accuracy=0.5")
+def test_tabular_pipeline_on_a_users_csv(tabular_run) -> None:
+    workdir, result = tabular_run
     assert result.returncode == 0, result.stderr + result.stdout[-3000:]
     lines = step_lines(result.stdout)
     assert list(lines) == STEPS
@@ -98,11 +136,38 @@ def test_tabular_pipeline_on_a_users_csv(tmp_path: Path) -> None:
 def test_a_non_numeric_value_stops_the_run_with_its_row(tmp_path: Path) -> None:
     data = _user_csv(tmp_path / "plant.csv", bad_row=200)
     workdir = tmp_path / "run"
-    result = edgeship("run", "tabular", "--data", str(data), "--label", "outcome",
-                      "--workdir", str(workdir))
+    result = edgeship(
+        "run", "tabular", "--data", str(data), "--label", "outcome", "--workdir", str(workdir)
+    )
     assert result.returncode == 1
     error = result.stderr.strip()
     assert error.count("\n") == 0, error
     assert "plant.csv" in error and "202" in error  # header is line 1, row 200 is line 202
     examples = list((workdir / "pipeline_root").rglob("examples_meta.json"))
     assert examples == [], "a failed ingest leaves no Examples behind"
+
+
+@pytest.mark.slow
+def test_new_data_that_violates_a_curated_schema_stops_the_run(tabular_run, tmp_path: Path) -> None:
+    first_run, result = tabular_run
+    assert result.returncode == 0, result.stderr
+    (schema,) = (first_run / "pipeline_root").rglob("schema.pbtxt")
+    data = _user_csv(tmp_path / "plant.csv", sites=("north", "south", "east", "west"))
+    workdir = tmp_path / "run"
+    result = edgeship(
+        "run",
+        "tabular",
+        "--data",
+        str(data),
+        "--label",
+        "outcome",
+        "--workdir",
+        str(workdir),
+        "--param",
+        f"schema_path={schema}",
+    )
+    assert result.returncode == 1
+    error = result.stderr.strip()
+    assert error.count("\n") == 0, error
+    assert "'site'" in error and "anomal" in error
+    assert not list((workdir / "pipeline_root").rglob("model_meta.json")), "nothing was trained"
