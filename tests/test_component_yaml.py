@@ -29,3 +29,25 @@ def test_component_yaml_loads_and_uses_our_image(module: str, name: str, target:
     text = target.read_text()
     assert f"image: {IMAGE}" in text
     assert "pip install" not in text, "components must not install packages at run time"
+
+
+def test_loaded_components_drop_into_another_pipeline(tmp_path: Path) -> None:
+    """A user's own pipeline built only from the compiled YAMLs compiles to valid IR."""
+    from kfp import compiler, components, dsl
+
+    root = Path(__file__).resolve().parent.parent / "components"
+    ingest = components.load_component_from_file(str(root / "ingest" / "component.yaml"))
+    validate = components.load_component_from_file(str(root / "validate" / "component.yaml"))
+    train = components.load_component_from_file(str(root / "train" / "component.yaml"))
+
+    @dsl.pipeline(name="my-own-pipeline")
+    def my_pipeline(csv_path: str) -> None:
+        examples = ingest(kind="tabular", data_path=csv_path, label="y").outputs["examples"]
+        checked = validate(examples=examples)
+        train(examples=examples, epochs=3).after(checked)
+
+    target = tmp_path / "mine.yaml"
+    compiler.Compiler().compile(my_pipeline, str(target))
+    text = target.read_text()
+    assert "comp-ingest" in text and "comp-validate" in text and "comp-train" in text
+    assert "csv_path" in text
