@@ -16,7 +16,6 @@ from components.errors import InputError
 
 def build_parser() -> argparse.ArgumentParser:
     from edge_pusher.cli import register as register_ota
-
     from pipelines.commands import register as register_pipelines
 
     parser = argparse.ArgumentParser(
