@@ -61,7 +61,7 @@ def test_model_for_other_input_shape(image_setup) -> None:
     bigger = builders.image_examples(image_setup["root"] / "big", n=20, size=16)
     message = _evaluate(image_setup, examples=bigger)
     assert "model expects inputs of shape [N, 8, 8, 1]" in message
-    assert "eval examples encode to [5, 16, 16, 1]" in message  # 20 images, a quarter eval
+    assert "got [5, 16, 16, 1]" in message  # 20 images, a quarter of them eval
 
 
 def test_missing_or_broken_model(image_setup) -> None:

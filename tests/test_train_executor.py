@@ -103,7 +103,7 @@ def test_serving_signature_names_shapes_dtypes(kind, trained) -> None:
 
 def test_predict_rejects_inputs_of_the_wrong_shape(trained) -> None:
     model_dir, _, _ = trained["sensor"]
-    with pytest.raises(InputError, match=r"expects \[N, 32, 3\]"):
+    with pytest.raises(InputError, match=r"expects inputs of shape \[N, 32, 3\]"):
         predict(str(model_dir), np.zeros((4, 16, 3), dtype=np.float32))
 
 

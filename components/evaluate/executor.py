@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from components import _serving as serving
 from components._artifacts import (
     MODEL_META,
     SERVING_DIR,
@@ -39,7 +40,6 @@ from components.evaluate import _tfma
 log = logging.getLogger(__name__)
 
 SPLIT = "eval"
-SIGNATURE = "serving_default"
 METRICS_FILE = "metrics.json"
 
 
@@ -155,46 +155,10 @@ def kfp_metrics(summary: dict[str, Any]) -> dict[str, float]:
 
 def predict(model_dir: str, x: np.ndarray, model_meta: dict[str, Any], batch_size: int = 256):
     """Class probabilities [N, num_classes] from the model's ``serving_default`` signature."""
-    import tensorflow as tf
-
-    path = Path(model_dir) / SERVING_DIR
-    try:
-        loaded = tf.saved_model.load(str(path))
-    except (OSError, ValueError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path}: not a loadable SavedModel ({first})") from None
-    if SIGNATURE not in loaded.signatures:
-        raise InputError(f"{path}: SavedModel has no '{SIGNATURE}' signature")
-    fn = loaded.signatures[SIGNATURE]
-    input_name = model_meta.get("input_name", "inputs")
-    output_name = model_meta.get("output_name", "probabilities")
-    specs = fn.structured_input_signature[1]
-    if input_name not in specs:
-        raise InputError(f"{path}: signature '{SIGNATURE}' has no input '{input_name}'")
-    expected = list(specs[input_name].shape[1:])
-    if len(expected) != x.ndim - 1 or any(
-        e is not None and e != got for e, got in zip(expected, x.shape[1:], strict=False)
-    ):
-        raise InputError(
-            f"{path}: model expects inputs of shape [N, {', '.join(map(str, expected))}], the "
-            f"eval examples encode to {list(x.shape)}: the model does not match these examples"
-        )
-    parts = []
-    for start in range(0, len(x), batch_size):
-        outputs = fn(**{input_name: tf.constant(x[start : start + batch_size])})
-        if output_name not in outputs:
-            raise InputError(f"{path}: signature '{SIGNATURE}' has no output '{output_name}'")
-        parts.append(outputs[output_name].numpy())
-    probs = np.concatenate(parts).astype(np.float32)
-    num_classes = len(model_meta["classes"])
-    if probs.ndim != 2 or probs.shape[1] != num_classes:
-        raise InputError(
-            f"{path}: '{output_name}' has shape {list(probs.shape)}, expected "
-            f"[N, {num_classes}] (one probability per class)"
-        )
+    probs = serving.predict(model_dir, x, batch_size, num_classes=len(model_meta["classes"]))
     if not np.all(np.isfinite(probs)):
         row = int(np.flatnonzero(~np.isfinite(probs).all(axis=1))[0])
-        raise InputError(f"{path}: the model's output for eval example {row} is not finite")
+        raise InputError(f"{model_dir}: the model's output for eval example {row} is not finite")
     return probs
 
 

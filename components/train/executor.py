@@ -33,14 +33,18 @@ from components._artifacts import (
     write_json,
 )
 from components._dataset import build_encoding, encode, load_split
+from components._serving import (  # noqa: F401 - predict and load_serving_fn are public here too
+    INPUT_NAME,
+    OUTPUT_NAME,
+    SIGNATURE,
+    load_serving_fn,
+    predict,
+)
 from components.errors import InputError
 from components.train import models
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "inputs"
-OUTPUT_NAME = "probabilities"
-SIGNATURE = "serving_default"
 EARLY_STOP_PATIENCE = 5
 
 
@@ -130,48 +134,6 @@ def run_train(
         "parameters": model_meta["parameters"],
         "model": str(model_dir),
     }
-
-
-def load_serving_fn(model_dir: str):
-    """The exported ``serving_default`` signature: call it as ``fn(inputs=x)["probabilities"]``.
-
-    The loaded SavedModel object is kept on the function: signatures only hold weak references
-    to the variables, which vanish if the object is garbage-collected.
-    """
-    import tensorflow as tf
-
-    path = Path(model_dir) / SERVING_DIR
-    if not (path / "saved_model.pb").is_file():
-        raise InputError(f"{path}: no SavedModel (saved_model.pb missing)")
-    loaded = tf.saved_model.load(str(path))
-    if SIGNATURE not in loaded.signatures:
-        raise InputError(f"{path}: SavedModel has no '{SIGNATURE}' signature")
-    fn = loaded.signatures[SIGNATURE]
-    fn._edgeship_saved_model = loaded
-    return fn
-
-
-def predict(model_dir: str, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities [N, num_classes] of the float model for encoded inputs ``x``."""
-    import tensorflow as tf
-
-    fn = load_serving_fn(model_dir)
-    spec = fn.structured_input_signature[1][INPUT_NAME]
-    x = np.asarray(x, dtype=np.float32)
-    expected = tuple(spec.shape[1:])
-    if x.ndim < 1 or tuple(x.shape[1:]) != expected:
-        raise InputError(
-            f"{model_dir}: inputs have shape {list(x.shape)}, the model expects "
-            f"[N, {', '.join(str(d) for d in expected)}]"
-        )
-    num_classes = int(fn.structured_outputs[OUTPUT_NAME].shape[-1])
-    if len(x) == 0:
-        return np.zeros((0, num_classes), dtype=np.float32)
-    parts = [
-        fn(**{INPUT_NAME: tf.constant(x[i : i + batch_size])})[OUTPUT_NAME].numpy()
-        for i in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(parts).astype(np.float32)
 
 
 # --- checks -------------------------------------------------------------------------------
