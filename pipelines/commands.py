@@ -97,9 +97,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     arguments["keys_dir"] = str(Path(args.keys).resolve()) if args.keys else _demo_keys(workdir)
 
     print(f"edgeship run {args.pipeline}: working in {workdir}", flush=True)
-    result = run_local(args.pipeline, arguments, workdir)
+    result = run_local(args.pipeline, arguments, workdir, progress=sys.stdout)
     from pipelines.report import format_run
 
+    print()
     print(format_run(result))
     if not result.ok:
         print(f"edgeship: error: {result.error}", file=sys.stderr)

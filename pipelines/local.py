@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from components.errors import InputError
 
@@ -56,8 +57,40 @@ def new_workdir(base: str | Path = ".edgeship/runs", pipeline: str = "run") -> P
     return Path(base) / f"{pipeline}-{stamp}"
 
 
-def run_local(pipeline: str, arguments: dict[str, Any], workdir: str | Path) -> RunResult:
-    """Run the named pipeline to its end (or first failure) under ``workdir``."""
+class _LogWithProgress(io.TextIOBase):
+    """Everything kfp.local prints goes to the run log; step starts and ends also to ``progress``,
+    so that a person watching a minutes-long run sees where it is."""
+
+    def __init__(self, log: TextIO, progress: TextIO | None) -> None:
+        self._log, self._progress, self._pending = log, progress, ""
+
+    def write(self, text: str) -> int:
+        self._log.write(text)
+        if self._progress is not None:
+            self._pending += text
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                event = _EVENT.match(_ANSI.sub("", line).strip())
+                if event and event["start"]:
+                    print(f"... {event['start']} running", file=self._progress, flush=True)
+                elif event:
+                    print(f"... {event['end']} {event['st']}", file=self._progress, flush=True)
+        return len(text)
+
+    def flush(self) -> None:
+        self._log.flush()
+
+
+def run_local(
+    pipeline: str,
+    arguments: dict[str, Any],
+    workdir: str | Path,
+    progress: TextIO | None = None,
+) -> RunResult:
+    """Run the named pipeline to its end (or first failure) under ``workdir``.
+
+    Step starts and ends are echoed to ``progress`` (e.g. ``sys.stdout``) when given.
+    """
     from kfp import local
 
     from pipelines.registry import get_pipeline
@@ -74,7 +107,11 @@ def run_local(pipeline: str, arguments: dict[str, Any], workdir: str | Path) -> 
         raise_on_error=True,
     )
     error = ""
-    with open(log_path, "w") as log, contextlib.redirect_stdout(log), warnings.catch_warnings():
+    with (
+        open(log_path, "w") as log,
+        contextlib.redirect_stdout(_LogWithProgress(log, progress)),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
         try:
             pipeline_fn(**arguments)
