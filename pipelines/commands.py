@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from components.errors import InputError
 
@@ -22,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--channel", help="release channel of the published model")
     run.add_argument("--workdir", help="where every output of the run goes")
     run.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="any other pipeline parameter (repeatable)",
     )
     run.set_defaults(func=cmd_run)
@@ -49,39 +51,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_params(pairs: list[str], declared: dict[str, Any]) -> dict[str, Any]:
-    """Turn KEY=VALUE strings into typed pipeline arguments, by each parameter's default type."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InputError(f"--param {pair!r}: expected KEY=VALUE")
-        if key not in declared:
-            raise InputError(f"--param {key}: not a parameter (known: {', '.join(declared)})")
-        kind = type(declared[key])
-        try:
-            if kind is bool:
-                params[key] = value.lower() in ("1", "true", "yes")
-            else:
-                params[key] = kind(value)
-        except ValueError:
-            raise InputError(f"--param {key}={value}: expected {kind.__name__}") from None
-    return params
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    import inspect
+    from google.protobuf import json_format
 
     from pipelines.local import new_workdir, require_data, run_local
     from pipelines.registry import get_pipeline
+    from pipelines.submit import declared_parameters, parse_params
 
     if args.data:
         require_data(args.data)
     pipeline_fn = get_pipeline(args.pipeline)
-    declared = {
-        name: p.default
-        for name, p in inspect.signature(pipeline_fn.pipeline_func).parameters.items()
-    }
+    # The same typed parsing as `submit`, from the same declared parameters of the pipeline.
+    declared = declared_parameters(json_format.MessageToDict(pipeline_fn.pipeline_spec))
     workdir = Path(args.workdir) if args.workdir else new_workdir(pipeline=args.pipeline)
     workdir = workdir.resolve()
     arguments = parse_params(args.param, declared)

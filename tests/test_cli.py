@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from components.errors import InputError
-from pipelines.commands import parse_params
+from pipelines.submit import parse_params
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,23 +27,35 @@ sys.meta_path.insert(0, Block())
 def run_blocked(code: str, blocked: set[str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", BLOCKER.format(blocked=blocked) + code],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
 
 
-def test_params_are_typed_by_the_pipeline_defaults() -> None:
-    declared = {"epochs": 30, "eval_ratio": 0.2, "label": "label", "flag": True}
+def test_params_are_typed_by_the_declared_parameter_types() -> None:
+    declared = {
+        "epochs": {"parameterType": "NUMBER_INTEGER", "defaultValue": 30},
+        "eval_ratio": {"parameterType": "NUMBER_DOUBLE", "defaultValue": 0.2},
+        "label": {"parameterType": "STRING", "defaultValue": "label"},
+        "flag": {"parameterType": "BOOLEAN", "defaultValue": True},
+    }
     params = parse_params(["epochs=5", "eval_ratio=0.5", "label=y", "flag=false"], declared)
     assert params == {"epochs": 5, "eval_ratio": 0.5, "label": "y", "flag": False}
 
 
 @pytest.mark.parametrize(
     "pair,message",
-    [("epochs", "expected KEY=VALUE"), ("nope=1", "not a parameter"), ("epochs=x", "expected int")],
+    [
+        ("epochs", "expected KEY=VALUE"),
+        ("nope=1", "not a parameter"),
+        ("epochs=x", "expected an integer"),
+    ],
 )
 def test_bad_params_name_the_parameter(pair: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
-        parse_params([pair], {"epochs": 30})
+        parse_params([pair], {"epochs": {"parameterType": "NUMBER_INTEGER", "defaultValue": 30}})
 
 
 @pytest.mark.parametrize("pipeline", ["sensor", "vision", "tabular"])
@@ -71,9 +83,21 @@ def test_device_commands_work_without_the_ml_stack(tmp_path: Path) -> None:
 
 def test_missing_data_is_one_line_and_exit_1(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", "tabular", "--data", str(tmp_path / "x.csv"),
-         "--workdir", str(tmp_path / "run")],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "tabular",
+            "--data",
+            str(tmp_path / "x.csv"),
+            "--workdir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
