@@ -16,7 +16,8 @@ import numpy as np
 from components._artifacts import EXAMPLES_META, LABEL_FEATURE, split_dir, write_json
 
 
-def _masked_crc(data: bytes) -> int:
+def masked_crc(data: bytes) -> int:
+    """TFRecord's masked CRC-32C of a length header or a record."""
     import crcmod.predefined  # installed with apache-beam
 
     crc = crcmod.predefined.mkCrcFun("crc-32c")(data)
@@ -47,8 +48,21 @@ def write_tfrecord_gz(path: Path, records: list[bytes]) -> None:
     with gzip.open(path, "wb") as out:
         for record in records:
             header = struct.pack("<Q", len(record))
-            out.write(header + struct.pack("<I", _masked_crc(header)))
-            out.write(record + struct.pack("<I", _masked_crc(record)))
+            out.write(header + struct.pack("<I", masked_crc(header)))
+            out.write(record + struct.pack("<I", masked_crc(record)))
+
+
+def read_tfrecord_gz(path: Path) -> list[bytes]:
+    """The records of one gzipped TFRecord file, checking both CRCs of every record."""
+    records = []
+    with gzip.open(path, "rb") as handle:
+        while header := handle.read(12):
+            (length,) = struct.unpack("<Q", header[:8])
+            assert struct.unpack("<I", header[8:])[0] == masked_crc(header[:8])
+            data = handle.read(length)
+            assert struct.unpack("<I", handle.read(4))[0] == masked_crc(data)
+            records.append(data)
+    return records
 
 
 def write_examples(

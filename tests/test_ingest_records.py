@@ -9,11 +9,10 @@ ingest's own encoder. Other ``test_ingest_*`` modules import ``read_split`` from
 from __future__ import annotations
 
 import functools
-import gzip
-import struct
 from pathlib import Path
 from typing import Any
 
+from builders import read_tfrecord_gz, write_tfrecord_gz
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from components.ingest._tfexample import serialize_example
@@ -72,26 +71,6 @@ def example_class() -> Any:
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.Example"))
 
 
-def _masked_crc(data: bytes) -> int:
-    import crcmod.predefined
-
-    crc = crcmod.predefined.mkCrcFun("crc-32c")(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def read_records(path: Path) -> list[bytes]:
-    """The records of one gzipped TFRecord file, checking both CRCs of every record."""
-    records = []
-    with gzip.open(path, "rb") as handle:
-        while header := handle.read(12):
-            (length,) = struct.unpack("<Q", header[:8])
-            assert struct.unpack("<I", header[8:])[0] == _masked_crc(header[:8])
-            data = handle.read(length)
-            assert struct.unpack("<I", handle.read(4))[0] == _masked_crc(data)
-            records.append(data)
-    return records
-
-
 def decode(record: bytes) -> dict[str, Any]:
     """An Example as {feature: list of values}; bytes values decoded as UTF-8."""
     example = example_class().FromString(record)
@@ -106,7 +85,7 @@ def decode(record: bytes) -> dict[str, Any]:
 def read_split(examples_dir: Path, split: str) -> list[dict[str, Any]]:
     files = sorted((examples_dir / f"Split-{split}").glob("*.gz"))
     assert files, f"no TFRecord files in {examples_dir}/Split-{split}"
-    return [decode(r) for path in files for r in read_records(path)]
+    return [decode(r) for path in files for r in read_tfrecord_gz(path)]
 
 
 def test_encoder_matches_the_protobuf_runtime() -> None:
@@ -133,8 +112,5 @@ def test_encoding_is_byte_stable_whatever_the_feature_order() -> None:
 def test_reader_checks_framing(tmp_path: Path) -> None:
     record = serialize_example({"v": [0.5]}, "label", 0)
     path = tmp_path / "one.tfrecord.gz"
-    with gzip.open(path, "wb") as out:
-        header = struct.pack("<Q", len(record))
-        out.write(header + struct.pack("<I", _masked_crc(header)))
-        out.write(record + struct.pack("<I", _masked_crc(record)))
-    assert [decode(r) for r in read_records(path)] == [{"v": [0.5], "label": [0]}]
+    write_tfrecord_gz(path, [record])
+    assert [decode(r) for r in read_tfrecord_gz(path)] == [{"v": [0.5], "label": [0]}]
