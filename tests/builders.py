@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from components._artifacts import EXAMPLES_META, LABEL_FEATURE, split_dir, write_json
+from components._artifacts import (
+    EXAMPLES_META,
+    LABEL_FEATURE,
+    MODEL_META,
+    SERVING_DIR,
+    split_dir,
+    write_json,
+)
 
 
 def masked_crc(data: bytes) -> int:
@@ -147,3 +154,33 @@ def image_examples(examples_dir: Path, n: int = 300, size: int = 8, seed: int = 
         rows.append({"image": img, LABEL_FEATURE: label})
     features = [{"name": "image", "dtype": "float", "shape": [size, size, 1]}]
     return write_examples(examples_dir, "image", features, ["left", "right"], _split(rows))
+
+
+def export_model(model_dir: Path, model, encoding: dict, classes: list[str], kind: str) -> Path:
+    """Export as train does: Format-Serving/ with serving_default(inputs) -> probabilities."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        lambda inputs: {"probabilities": model(inputs)},
+        input_signature=[
+            tf.TensorSpec([None, *encoding["input_shape"]], tf.float32, name="inputs")
+        ],
+    )
+    archive.write_out(str(model_dir / SERVING_DIR), verbose=False)
+    write_json(
+        model_dir / MODEL_META,
+        {
+            "kind": kind,
+            "classes": classes,
+            "encoding": encoding,
+            "input_name": "inputs",
+            "output_name": "probabilities",
+            "input_shape": encoding["input_shape"],
+            "num_classes": len(classes),
+        },
+    )
+    return model_dir

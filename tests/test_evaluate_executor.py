@@ -18,7 +18,6 @@ import pytest
 
 from components._artifacts import (
     EXAMPLES_META,
-    MODEL_META,
     SERVING_DIR,
     is_blessed,
     read_examples_meta,
@@ -63,36 +62,6 @@ def _tabular_with_site(examples_dir: Path, n: int = 320, seed: int = 1) -> Path:
     return examples_dir
 
 
-def export_model(model_dir: Path, model, encoding: dict, classes: list[str], kind: str) -> Path:
-    """Export as train does: Format-Serving/ with serving_default(inputs) -> probabilities."""
-    import keras
-    import tensorflow as tf
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        "serving_default",
-        lambda inputs: {"probabilities": model(inputs)},
-        input_signature=[
-            tf.TensorSpec([None, *encoding["input_shape"]], tf.float32, name="inputs")
-        ],
-    )
-    archive.write_out(str(model_dir / SERVING_DIR), verbose=False)
-    write_json(
-        model_dir / MODEL_META,
-        {
-            "kind": kind,
-            "classes": classes,
-            "encoding": encoding,
-            "input_name": "inputs",
-            "output_name": "probabilities",
-            "input_shape": encoding["input_shape"],
-            "num_classes": len(classes),
-        },
-    )
-    return model_dir
-
-
 def _mlp(encoding: dict, x: np.ndarray, y: np.ndarray, epochs: int, seed: int):
     import keras
 
@@ -127,10 +96,10 @@ def setup(tmp_path_factory):
     train_cols, train_y = load_split(examples, "train", meta)
     encoding = build_encoding(meta, train_cols)
     x_train = encode(encoding, train_cols)
-    good = export_model(
+    good = builders.export_model(
         root / "good", _mlp(encoding, x_train, train_y, 15, 0), encoding, CLASSES, "tabular"
     )
-    weak = export_model(
+    weak = builders.export_model(
         root / "weak", _mlp(encoding, x_train, train_y, 0, 3), encoding, CLASSES, "tabular"
     )
     eval_cols, eval_y = load_split(examples, "eval", meta)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import builders
 import pytest
-from test_evaluate_executor import export_model
+from builders import export_model
 
 from components._artifacts import MODEL_META, SERVING_DIR, read_json, write_json
 from components.errors import InputError

@@ -19,7 +19,6 @@ from components._artifacts import (
     is_blessed,
     read_examples_meta,
     write_blessing,
-    write_json,
 )
 from components._dataset import build_encoding, encode, load_split
 from components.errors import InputError
@@ -48,34 +47,8 @@ def train_and_export(
         metrics=["accuracy"],
     )
     model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
-    export(model, model_dir, shape, meta, encoding)
+    builders.export_model(model_dir, model, encoding, meta["classes"], meta["kind"])
     return model_dir
-
-
-def export(model, model_dir: Path, shape: list[int], meta: dict, encoding: dict) -> None:
-    import keras
-    import tensorflow as tf
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        "serving_default",
-        lambda x: {"probabilities": model(x)},
-        input_signature=[tf.TensorSpec([None, *shape], tf.float32, name="inputs")],
-    )
-    archive.write_out(str(model_dir / SERVING_DIR), verbose=False)
-    write_json(
-        model_dir / MODEL_META,
-        {
-            "kind": meta["kind"],
-            "classes": meta["classes"],
-            "encoding": encoding,
-            "input_name": "inputs",
-            "output_name": "probabilities",
-            "input_shape": shape,
-            "num_classes": len(meta["classes"]),
-        },
-    )
 
 
 def tabular_mlp(shape, num_classes, x_train, middle=None):
