@@ -156,15 +156,13 @@ def _summary(task_dir: Path | None) -> dict[str, Any]:
     if not output.is_file():
         return {}
     values = json.loads(output.read_text()).get("parameterValues", {})
-    for key in ("Output", "summary"):  # a step's JSON summary, by either name
-        if isinstance(values.get(key), str):
-            try:
-                summary = json.loads(values[key])
-            except json.JSONDecodeError:
-                continue
-            if isinstance(summary, dict):
-                return summary
-    return values  # a step with plain named outputs (push) returns them as they are
+    if "Output" not in values:  # a step with named outputs (push) returns them as they are
+        return values
+    try:
+        summary = json.loads(values["Output"])
+    except (TypeError, json.JSONDecodeError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def require_data(path: str) -> None:

@@ -142,7 +142,7 @@ def blessed_run(setup):
         beam_pipeline_args=[],
         **artifacts,
     )
-    return {"summary": json.loads(result.summary), "out": out, **artifacts}
+    return {"summary": json.loads(result), "out": out, **artifacts}
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ def test_train_component_runs_locally(tmp_path: Path) -> None:
     def only_train(examples_uri: str) -> str:
         examples = dsl.importer(artifact_uri=examples_uri, artifact_class=dsl.Dataset)
         task = train(examples=examples.output, epochs=3, hyperparameters={"filters": 8})
-        return task.outputs["summary"]
+        return task.outputs["Output"]
 
     run = only_train(examples_uri=str(examples_dir))
     summary = json.loads(run.output)

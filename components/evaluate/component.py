@@ -1,7 +1,5 @@
 """KFP interface of the evaluate step; the work is in ``components.evaluate.executor``."""
 
-from typing import NamedTuple
-
 from kfp import dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
@@ -21,7 +19,7 @@ def evaluate(
     min_accuracy: float = 0.0,
     max_accuracy_decrease: float = -1.0,
     beam_pipeline_args: list = [],  # noqa: B006 - KFP needs a literal default; never mutated
-) -> NamedTuple("Outputs", [("summary", str)]):
+) -> str:
     """Evaluate a model on the eval split with TensorFlow Model Analysis and bless it, or not.
 
     Runs the model's serving signature (and the baseline's) over the eval examples and lets TFMA
@@ -64,11 +62,10 @@ def evaluate(
             Example: ``["--runner=DirectRunner", "--direct_num_workers=2"]``.
 
     Returns:
-        summary: JSON ``{"accuracy", "blessed", "reasons", "per_class", "confusion_matrix",
-        "classes", "examples", "baseline_accuracy"?}``.
+        The step summary as JSON: ``{"accuracy", "blessed", "reasons", "per_class",
+        "confusion_matrix", "classes", "examples", "baseline_accuracy"?}``.
     """
     import json
-    from collections import namedtuple
 
     from components.evaluate.executor import kfp_metrics, run_evaluate
 
@@ -88,4 +85,4 @@ def evaluate(
     classification_metrics.log_confusion_matrix(result["classes"], result["confusion_matrix"])
     blessing.metadata.update({"blessed": result["blessed"]})
     evaluation.metadata.update({"format": "tfma", "accuracy": result["accuracy"]})
-    return namedtuple("Outputs", ["summary"])(json.dumps(result, sort_keys=True))
+    return json.dumps(result, sort_keys=True)

@@ -1,7 +1,5 @@
 """KFP interface of the train step; the work is in ``components.train.executor``."""
 
-from typing import NamedTuple
-
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
@@ -19,7 +17,7 @@ def train(
     module_file: str = "",
     hyperparameters: dict = {},  # noqa: B006 - KFP needs a literal default; never mutated
     seed: int = 42,
-) -> NamedTuple("Outputs", [("summary", str)]):
+) -> str:
     """Train a small Keras classifier for edge devices and export it as a SavedModel.
 
     The family follows the kind of the examples: a depthwise-separable CNN for images, a 1-D CNN
@@ -52,10 +50,10 @@ def train(
         seed: Seed for weights, shuffling and dropout; the same seed gives the same model.
 
     Returns:
-        summary: JSON ``{"train_accuracy", "eval_accuracy", "epochs", "parameters", "model"}``.
+        The step summary as JSON:
+        ``{"train_accuracy", "eval_accuracy", "epochs", "parameters", "model"}``.
     """
     import json
-    from collections import namedtuple
 
     from components.train.executor import run_train
 
@@ -80,4 +78,4 @@ def train(
         }
     )
     logs.metadata.update({"format": "tensorboard", "runs": ["train", "validation"]})
-    return namedtuple("Outputs", ["summary"])(json.dumps(result, sort_keys=True))
+    return json.dumps(result, sort_keys=True)
