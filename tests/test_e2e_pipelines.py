@@ -27,6 +27,22 @@ def edgeship(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
     )
 
 
+def run_plant(data: Path, workdir: Path, *params: str) -> subprocess.CompletedProcess:
+    """`edgeship run tabular` on a user CSV labelled by its `outcome` column."""
+    flags = [arg for param in params for arg in ("--param", param)]
+    return edgeship(
+        "run",
+        "tabular",
+        "--data",
+        str(data),
+        "--label",
+        "outcome",
+        "--workdir",
+        str(workdir),
+        *flags,
+    )
+
+
 def step_lines(stdout: str) -> dict[str, str]:
     return {
         line.split()[0]: line
@@ -109,18 +125,7 @@ def tabular_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     tmp = tmp_path_factory.mktemp("tabular")
     data = _user_csv(tmp / "plant.csv")
     workdir = tmp / "run"
-    return workdir, edgeship(
-        "run",
-        "tabular",
-        "--data",
-        str(data),
-        "--label",
-        "outcome",
-        "--workdir",
-        str(workdir),
-        "--param",
-        "min_accuracy=0.5",
-    )
+    return workdir, run_plant(data, workdir, "min_accuracy=0.5")
 
 
 @pytest.mark.slow
@@ -136,9 +141,7 @@ def test_tabular_pipeline_on_a_users_csv(tabular_run) -> None:
 def test_a_non_numeric_value_stops_the_run_with_its_row(tmp_path: Path) -> None:
     data = _user_csv(tmp_path / "plant.csv", bad_row=200)
     workdir = tmp_path / "run"
-    result = edgeship(
-        "run", "tabular", "--data", str(data), "--label", "outcome", "--workdir", str(workdir)
-    )
+    result = run_plant(data, workdir)
     assert result.returncode == 1
     error = result.stderr.strip()
     assert error.count("\n") == 0, error
@@ -154,18 +157,7 @@ def test_new_data_that_violates_a_curated_schema_stops_the_run(tabular_run, tmp_
     (schema,) = (first_run / "pipeline_root").rglob("schema.pbtxt")
     data = _user_csv(tmp_path / "plant.csv", sites=("north", "south", "east", "west"))
     workdir = tmp_path / "run"
-    result = edgeship(
-        "run",
-        "tabular",
-        "--data",
-        str(data),
-        "--label",
-        "outcome",
-        "--workdir",
-        str(workdir),
-        "--param",
-        f"schema_path={schema}",
-    )
+    result = run_plant(data, workdir, f"schema_path={schema}")
     assert result.returncode == 1
     error = result.stderr.strip()
     assert error.count("\n") == 0, error
