@@ -7,6 +7,7 @@ thread). The accuracy and size targets are checked at the end; the latency ratio
 as measured.
 
     .venv/bin/python benchmarks/quantize_bench.py [--workdir DIR] [--latency-runs N]
+        [--models sensor vision tabular] [--hyperparameters JSON]
 """
 
 from __future__ import annotations
@@ -22,13 +23,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-# name -> (ingest kind, ingest args, train epochs): the defaults of pipelines/<name>.py
-BUNDLED = {
-    "sensor": ("sensor", {"window": 128, "stride": 64}, 30),
-    "vision": ("image", {"image_size": 16}, 20),
-    "tabular": ("tabular", {}, 60),
-}
 
 
 def machine() -> str:
@@ -49,14 +43,18 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs (nproc), {cpu}, {ram}, {platform.system()} {platform.release()}"
 
 
-def bundled_model(name: str, work: Path) -> tuple[Path, Path]:
+def bundled_model(name: str, work: Path, hyperparameters: dict) -> tuple[Path, Path]:
+    """Ingest and train as ``edgeship run NAME`` does with its default parameters; non-empty
+    ``hyperparameters`` override the model family's defaults, for sizing experiments."""
     from components.ingest.executor import run_ingest
     from components.train.executor import run_train
+    from pipelines.registry import default_ingest, default_parameters
 
-    kind, ingest_args, epochs = BUNDLED[name]
+    kind, data_path, ingest_args = default_ingest(name)
     examples, model = work / name / "examples", work / name / "model"
-    run_ingest(kind, f"builtin:{name}", str(examples), **ingest_args)
-    run_train(str(examples), str(model), epochs=epochs)
+    run_ingest(kind, data_path, str(examples), **ingest_args)
+    epochs = default_parameters(name)["epochs"]
+    run_train(str(examples), str(model), epochs=epochs, hyperparameters=hyperparameters)
     return examples, model
 
 
@@ -69,12 +67,12 @@ def weight_bytes(path: Path) -> int:
     return sum(len(b.data) for b in model.buffers if b.data is not None)
 
 
-def run(names: list[str], work: Path, latency_runs: int) -> list[dict]:
+def run(names: list[str], work: Path, latency_runs: int, hyperparameters: dict) -> list[dict]:
     from components.quantize.executor import run_quantize
 
     rows = []
     for name in names:
-        examples, model = bundled_model(name, work)
+        examples, model = bundled_model(name, work, hyperparameters)
         out = work / name
         run_quantize(
             str(model),
@@ -135,13 +133,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="")
     parser.add_argument("--latency-runs", type=int, default=1000)
-    parser.add_argument("--models", nargs="*", default=list(BUNDLED))
+    parser.add_argument("--models", nargs="*", default=["sensor", "vision", "tabular"])
+    parser.add_argument(
+        "--hyperparameters",
+        type=json.loads,
+        default={},
+        help='JSON overrides of the family defaults, e.g. \'{"filters": 32}\'',
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryDirectory(prefix="quantize-bench-") as tmp:
         work = Path(args.workdir) if args.workdir else Path(tmp)
-        rows = run(args.models, work, args.latency_runs)
+        rows = run(args.models, work, args.latency_runs, args.hyperparameters)
     print(f"Machine: {machine()}")
     print(f"Latency: median of {args.latency_runs} single-example invokes, 1 thread, LiteRT")
     print(table(rows))

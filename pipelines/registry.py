@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from typing import Any
 
 from components.errors import InputError
 from pipelines.sensor import sensor_pipeline
@@ -14,6 +16,25 @@ PIPELINES: dict[str, Callable] = {
     "vision": vision_pipeline,
     "tabular": tabular_pipeline,
 }
+
+# The data kind each pipeline ingests and trains on (the ``kind`` its chain is built with).
+KINDS: dict[str, str] = {"sensor": "sensor", "vision": "image", "tabular": "tabular"}
+
+
+def default_parameters(name: str) -> dict[str, Any]:
+    """The pipeline's parameters with their defaults: what ``edgeship run NAME`` runs with."""
+    inputs = get_pipeline(name).component_spec.inputs or {}
+    return {key: spec.default for key, spec in inputs.items()}
+
+
+def default_ingest(name: str) -> tuple[str, str, dict[str, Any]]:
+    """What ``edgeship run NAME`` ingests by default: kind, data path and the other ingest
+    arguments, for running the bundled steps outside a pipeline (benchmarks, tests)."""
+    from components.ingest.executor import run_ingest
+
+    defaults = default_parameters(name)
+    accepted = set(inspect.signature(run_ingest).parameters) - {"kind", "data_path"}
+    return KINDS[name], defaults["data_path"], {k: defaults[k] for k in accepted & set(defaults)}
 
 
 def get_pipeline(name: str) -> Callable:
