@@ -202,7 +202,8 @@ def test_blessing_follows_the_int8_drop_and_compiler_absence_is_reported(tabular
     root, summary, report = tabular_run
     drop = -report["variants"]["int8"]["accuracy_delta_pp"]
     assert report["blessed"] == (drop <= 1.0) == is_blessed(root / "blessing")
-    assert any("int8 accuracy" in r and f"drop {drop:.2f} pp" in r for r in report["reasons"])
+    reason = next(r for r in report["reasons"] if r.startswith("int8 accuracy"))
+    assert float(reason.split("drop ")[1].split(" pp")[0]) == pytest.approx(drop, abs=0.005)
     edgetpu = report["edgetpu"]
     assert edgetpu["compiler"] == "edgetpu_compiler not found on PATH"
     assert edgetpu["compiled"] is False
@@ -210,6 +211,14 @@ def test_blessing_follows_the_int8_drop_and_compiler_absence_is_reported(tabular
     assert "not found on PATH" in summary["edgetpu"]
     md = (root / "report" / "report.md").read_text()
     assert "| int8 |" in md and "not found on PATH" in md
+
+
+def test_no_accuracy_change_reads_as_a_drop_of_zero() -> None:
+    int8 = {"accuracy": 1.0, "accuracy_delta_pp": 0.0}
+    report = {"float_accuracy": 1.0, "variants": {"int8": int8}}
+    blessed, reasons = executor._blessing(report, "", max_drop=1.0)
+    assert blessed
+    assert reasons == ["int8 accuracy 1.0000 vs float 1.0000: drop 0.00 pp <= max 1.00 pp"]
 
 
 def test_broken_calibration_set_fails_the_blessing(tabular, tmp_path) -> None:

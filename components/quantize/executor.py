@@ -176,7 +176,7 @@ def _blessing(report: dict, model_blessing_dir: str, max_drop: float) -> tuple[b
     gated = ["int8"] if "int8" in report["variants"] else list(report["variants"])
     for name in gated:
         v = report["variants"][name]
-        drop = -v["accuracy_delta_pp"]
+        drop = 0.0 - v["accuracy_delta_pp"]  # 0.0 - 0.0 is 0.0, where -0.0 prints "-0.00"
         within = drop <= max_drop + 1e-9
         ok = ok and within
         reasons.append(
