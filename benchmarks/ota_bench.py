@@ -22,7 +22,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _machine import machine_facts  # noqa: E402  (benchmarks/ is the script folder)
 from tuf.ngclient import Updater  # noqa: E402
 
 from edge_pusher import keys, push  # noqa: E402
@@ -42,27 +42,6 @@ from edge_pusher.device import Agent  # noqa: E402
 from edge_pusher.fetcher import CountingFetcher, FileFetcher  # noqa: E402
 from edge_pusher.naming import index_path, target_path  # noqa: E402
 from edge_pusher.repository import Release, Repository  # noqa: E402
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = 0
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                ram = int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_mib": ram,
-            "python": platform.python_version(), "load_1min": round(load, 2)}
 
 
 def find_model(arg: str | None) -> Path:
@@ -271,7 +250,7 @@ def main() -> int:
     ap.add_argument("--json", help="also write results here")
     args = ap.parse_args()
     model = find_model(args.model)
-    results = {"machine": machine()}
+    results = {"machine": machine_facts()}
     with tempfile.TemporaryDirectory(prefix="ota-bench-") as tmp:
         work = Path(tmp)
         print("machine:", json.dumps(results["machine"]))

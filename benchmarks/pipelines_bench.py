@@ -10,26 +10,13 @@ table per pipeline and each step's share of the run, plus the machine it ran on.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return (
-        f"{os.cpu_count()} cores, {cpu}, {mem_kb / 2**20:.0f} GiB RAM, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-    )
+from _machine import describe_machine  # benchmarks/ is the script folder
 
 
 def run(pipeline: str, base: Path) -> tuple[float, list[tuple[str, float]], str]:
@@ -54,7 +41,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pipelines", default="sensor,vision,tabular")
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         for pipeline in args.pipelines.split(","):
             wall, steps, _ = run(pipeline, Path(tmp))

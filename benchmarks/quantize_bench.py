@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -24,23 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-        ram = f"{mem_kb / 1024**2:.1f} GiB RAM"
-    except (OSError, StopIteration):
-        ram = "unknown RAM"
-    return f"{os.cpu_count()} CPUs (nproc), {cpu}, {ram}, {platform.system()} {platform.release()}"
+from _machine import describe_machine  # noqa: E402  (benchmarks/ is the script folder)
 
 
 def bundled_model(name: str, work: Path, hyperparameters: dict) -> tuple[Path, Path]:
@@ -146,7 +129,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="quantize-bench-") as tmp:
         work = Path(args.workdir) if args.workdir else Path(tmp)
         rows = run(args.models, work, args.latency_runs, args.hyperparameters)
-    print(f"Machine: {machine()}")
+    print(f"Machine: {describe_machine()}")
     print(f"Latency: median of {args.latency_runs} single-example invokes, 1 thread, LiteRT")
     print(table(rows))
     targets_met = all(r["int8_delta_pp"] >= -1.0 and r["size_ratio"] <= 0.30 for r in rows)
