@@ -17,9 +17,6 @@ PIPELINES: dict[str, Callable] = {
     "tabular": tabular_pipeline,
 }
 
-# The data kind each pipeline ingests and trains on (the ``kind`` its chain is built with).
-KINDS: dict[str, str] = {"sensor": "sensor", "vision": "image", "tabular": "tabular"}
-
 
 def default_parameters(name: str) -> dict[str, Any]:
     """The pipeline's parameters with their defaults: what ``edgeship run NAME`` runs with."""
@@ -28,13 +25,17 @@ def default_parameters(name: str) -> dict[str, Any]:
 
 
 def default_ingest(name: str) -> tuple[str, str, dict[str, Any]]:
-    """What ``edgeship run NAME`` ingests by default: kind, data path and the other ingest
-    arguments, for running the bundled steps outside a pipeline (benchmarks, tests)."""
+    """What ``edgeship run NAME`` ingests by default (a bundled dataset): kind, data path and the
+    other ingest arguments, for running the bundled steps outside a pipeline (benchmarks, tests).
+    """
+    from components.ingest import datasets
     from components.ingest.executor import run_ingest
 
     defaults = default_parameters(name)
+    data_path = defaults["data_path"]
+    kind = datasets.KIND[data_path.removeprefix(datasets.BUILTIN_PREFIX)]
     accepted = set(inspect.signature(run_ingest).parameters) - {"kind", "data_path"}
-    return KINDS[name], defaults["data_path"], {k: defaults[k] for k in accepted & set(defaults)}
+    return kind, data_path, {k: defaults[k] for k in accepted & set(defaults)}
 
 
 def get_pipeline(name: str) -> Callable:
