@@ -43,10 +43,10 @@ def train(
             ``build_model(input_shape, num_classes, hyperparameters, normalizer)`` that returns
             a ``keras.Model`` ending in softmax; replaces the built-in family. Empty: built-in.
             Example: ``"/pipelines/my_model.py"``.
-        hyperparameters: Family settings overriding the defaults; image
-            ``{"filters": 16, "blocks": 3, "dropout": 0.1}``, sensor ``{"filters": 16,
-            "kernel_size": 5, "blocks": 2, "dropout": 0.1}``, tabular ``{"units": [32, 16],
-            "dropout": 0.1}``; passed unchanged to a module file's ``build_model``.
+        hyperparameters: Settings overriding the family's defaults (``DEFAULTS`` in
+            ``components/train/models.py``, listed in the train README); unknown keys are an
+            error. Example: ``{"filters": 16, "blocks": 2}`` for a smaller sensor model.
+            With a module file, given to its ``build_model`` instead.
         seed: Seed for weights, shuffling and dropout; the same seed gives the same model.
 
     Returns:
