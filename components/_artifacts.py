@@ -74,6 +74,25 @@ def read_examples_meta(examples_dir: str | os.PathLike) -> dict[str, Any]:
     return read_json(Path(examples_dir) / EXAMPLES_META, "examples metadata")
 
 
+def read_model_meta(
+    model_dir: str | os.PathLike, keys: tuple[str, ...], classes: list[str] | None = None
+) -> dict[str, Any]:
+    """``model_meta.json`` of a trained model, checked to have ``keys`` and, given the examples'
+    ``classes``, to predict exactly those in that order: a label index must name the same class
+    for the examples and the model, or every accuracy computed from them is wrong."""
+    path = Path(model_dir) / MODEL_META
+    meta = read_json(path, "model metadata")
+    missing = [key for key in keys if key not in meta]
+    if missing:
+        raise InputError(f"{path}: missing {', '.join(repr(k) for k in missing)}")
+    if classes is not None and list(meta.get("classes", [])) != list(classes):
+        raise InputError(
+            f"{path}: the model predicts classes {meta.get('classes')}, the examples have "
+            f"{list(classes)}"
+        )
+    return meta
+
+
 def write_blessing(blessing_dir: str | os.PathLike, blessed: bool, reasons: list[str]) -> None:
     """Write a TFX-style blessing: an empty-named marker plus the reasons, for people."""
     blessing_dir = Path(blessing_dir)

@@ -131,8 +131,36 @@ def build_encoding(meta: dict[str, Any], train_columns: Columns) -> dict[str, An
     return {"kind": kind, "columns": columns, "input_shape": [width]}
 
 
-def encode(encoding: dict[str, Any], columns: Columns) -> np.ndarray:
-    """Build the model's float32 input tensor from feature columns."""
+def check_labels(where: str, labels: np.ndarray, classes: list[str]) -> None:
+    """Every label must index one of ``classes``; ``where`` names the examples and split."""
+    bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
+    if bad.size:
+        raise InputError(
+            f"{where}: example {bad[0]} has label {labels[bad[0]]}, outside the "
+            f"{len(classes)} classes {classes}"
+        )
+
+
+def encode(encoding: dict[str, Any], columns: Columns, where: str = "examples") -> np.ndarray:
+    """Build the model's float32 input tensor from feature columns.
+
+    Examples that lack a feature the encoding reads, or whose values do not fit it (sensor
+    channels of different lengths), are an InputError naming ``where`` (examples and split).
+    """
+    names = [c if isinstance(c, str) else c["name"] for c in encoding["columns"]]
+    missing = [name for name in names if name not in columns]
+    if missing:
+        raise InputError(
+            f"{where}: the model reads feature '{missing[0]}', which these examples do not "
+            f"have (they have {sorted(columns)})"
+        )
+    try:
+        return _encode(encoding, columns)
+    except ValueError as err:
+        raise InputError(f"{where}: cannot encode the examples for the model ({err})") from None
+
+
+def _encode(encoding: dict[str, Any], columns: Columns) -> np.ndarray:
     kind = encoding["kind"]
     if kind == "image":
         return np.asarray(columns[encoding["columns"][0]], dtype=np.float32)

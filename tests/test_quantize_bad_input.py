@@ -3,6 +3,7 @@ behind. The models here are hand-built tf.Modules, so no training is needed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import builders
@@ -17,7 +18,8 @@ from components.quantize.executor import run_quantize
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory) -> tuple[Path, dict]:
-    """Tabular examples (4 input columns after encoding) and the encoding train would record."""
+    """Tabular examples (5 input columns after encoding: x, y and a 3-value colour one-hot) and
+    the encoding train would record."""
     folder = builders.tabular_examples(tmp_path_factory.mktemp("ex") / "examples", n=80)
     meta = read_examples_meta(folder)
     encoding = build_encoding(meta, load_split(folder, "train", meta)[0])
@@ -165,6 +167,34 @@ def test_empty_calibration_split(examples, tmp_path) -> None:
     with pytest.raises(InputError, match="int8: calibration split 'train' .* has no examples"):
         quantize(model, empty, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["examples", "model"]
+
+
+def test_model_for_other_classes_is_refused(examples, tmp_path) -> None:
+    """Same number of classes in another order: every accuracy would be scored against the
+    wrong labels, so nothing is measured."""
+    folder, encoding = examples
+    model = save_module(tmp_path / "model", encoding, float_spec([None, 5]), dense)
+    meta = json.loads((model / MODEL_META).read_text())
+    write_json(model / MODEL_META, {**meta, "classes": ["high", "low"]})
+    with pytest.raises(InputError) as err:
+        quantize(model, folder, tmp_path)
+    assert str(err.value) == (
+        f"{model / MODEL_META}: the model predicts classes ['high', 'low'], "
+        "the examples have ['low', 'high']"
+    )
+    assert_nothing_written(tmp_path)
+
+
+def test_model_reading_a_feature_the_examples_lack(examples, tmp_path) -> None:
+    folder, encoding = examples
+    renamed = [{**c, "name": "ghost"} if c["name"] == "x" else c for c in encoding["columns"]]
+    model = save_module(
+        tmp_path / "model", {**encoding, "columns": renamed}, float_spec([None, 5]), dense
+    )
+    with pytest.raises(InputError, match=r"split 'eval': the model reads feature 'ghost'") as err:
+        quantize(model, folder, tmp_path)
+    assert "\n" not in str(err.value)
+    assert_nothing_written(tmp_path)
 
 
 def test_missing_model_meta(examples, tmp_path) -> None:

@@ -25,15 +25,14 @@ import numpy as np
 
 from components import _serving as serving
 from components._artifacts import (
-    MODEL_META,
     SERVING_DIR,
     atomic_output_dir,
     read_examples_meta,
-    read_json,
+    read_model_meta,
     write_blessing,
     write_json,
 )
-from components._dataset import encode, iter_examples, load_split
+from components._dataset import check_labels, encode, iter_examples, load_split
 from components.errors import InputError
 from components.evaluate import _tfma
 
@@ -124,14 +123,10 @@ def _predictions(
     columns, labels = load_split(examples_dir, SPLIT, meta)
     if len(labels) == 0:
         raise InputError(f"{examples_dir}: split '{SPLIT}' has no examples to evaluate on")
-    bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
-    if bad.size:
-        raise InputError(
-            f"{examples_dir} split {SPLIT}: example {bad[0]} has label {labels[bad[0]]}, "
-            f"outside the {len(classes)} classes {classes}"
-        )
+    where = f"{examples_dir} split '{SPLIT}'"
+    check_labels(where, labels, classes)
     probabilities = {
-        name: predict(model_dirs[name], _encode(model_dirs[name], mm, columns), mm)
+        name: predict(model_dirs[name], encode(mm["encoding"], columns, where), mm)
         for name, mm in model_metas.items()
     }
     return labels, probabilities
@@ -189,31 +184,7 @@ def _model_meta(model_dir: str, classes: list[str]) -> dict[str, Any]:
     saved_model = Path(model_dir) / SERVING_DIR / "saved_model.pb"
     if not saved_model.is_file():
         raise InputError(f"{saved_model.parent}: no SavedModel (saved_model.pb missing)")
-    meta = read_json(Path(model_dir) / MODEL_META, "model metadata")
-    for key in ("classes", "encoding"):
-        if key not in meta:
-            raise InputError(f"{Path(model_dir) / MODEL_META}: missing '{key}'")
-    if list(meta["classes"]) != classes:
-        raise InputError(
-            f"{Path(model_dir) / MODEL_META}: the model predicts classes {meta['classes']}, "
-            f"the examples have {classes}"
-        )
-    return meta
-
-
-def _encode(model_dir: str, model_meta: dict[str, Any], columns) -> np.ndarray:
-    encoding = model_meta["encoding"]
-    names = [c if isinstance(c, str) else c["name"] for c in encoding.get("columns", [])]
-    missing = [n for n in names if n not in columns]
-    if missing:
-        raise InputError(
-            f"{Path(model_dir) / MODEL_META}: the model reads feature '{missing[0]}', which the "
-            f"eval examples do not have (they have {sorted(columns)})"
-        )
-    try:
-        return encode(encoding, columns)
-    except ValueError as err:  # e.g. sensor channels of different window lengths
-        raise InputError(f"{model_dir}: cannot encode the eval examples ({err})") from None
+    return read_model_meta(model_dir, ("classes", "encoding"), classes)
 
 
 def _sliceable(meta: dict[str, Any]) -> list[str]:

@@ -23,11 +23,11 @@ from components._artifacts import (
     atomic_output_dir,
     is_blessed,
     read_examples_meta,
-    read_json,
+    read_model_meta,
     write_blessing,
     write_json,
 )
-from components._dataset import encode, load_split
+from components._dataset import check_labels, encode, load_split
 from components.errors import InputError
 from components.quantize import edgetpu, inputs, measure
 from components.quantize.convert import VARIANTS
@@ -78,14 +78,6 @@ def _check_params(
         raise InputError(f"latency_runs: {latency_runs}, must be >= 1")
 
 
-def _read_model_meta(model_dir: Path) -> dict[str, Any]:
-    meta = read_json(model_dir / MODEL_META, "model metadata")
-    missing = [k for k in ("classes", "encoding", "input_name", "output_name") if k not in meta]
-    if missing:
-        raise InputError(f"{model_dir / MODEL_META}: missing {', '.join(missing)}")
-    return meta
-
-
 def _calibration_set(examples_dir: str, examples_meta: dict, encoding: dict, n: int) -> np.ndarray:
     """N train examples, drawn with a fixed seed so that every class is likely represented."""
     columns, labels = load_split(examples_dir, CALIBRATION_SPLIT, examples_meta)
@@ -93,7 +85,7 @@ def _calibration_set(examples_dir: str, examples_meta: dict, encoding: dict, n: 
         raise InputError(
             f"int8: calibration split '{CALIBRATION_SPLIT}' of {examples_dir} has no examples"
         )
-    x = encode(encoding, columns)
+    x = encode(encoding, columns, f"{examples_dir} split '{CALIBRATION_SPLIT}'")
     rng = np.random.default_rng(CALIBRATION_SEED)
     picked = np.sort(rng.choice(len(x), size=min(n, len(x)), replace=False))
     return x[picked]
@@ -245,13 +237,17 @@ def run_quantize(
     chosen, named = choose_variants(variants)
     _check_params(calibration_examples, max_accuracy_drop, num_threads, latency_runs)
     model_path = Path(model_dir)
-    model_meta = _read_model_meta(model_path)
     examples_meta = read_examples_meta(examples_dir)
+    model_meta = read_model_meta(
+        model_path, ("classes", "encoding", "input_name", "output_name"), examples_meta["classes"]
+    )
 
     columns, labels = load_split(examples_dir, EVAL_SPLIT, examples_meta)
     if len(labels) == 0:
         raise InputError(f"{examples_dir}: eval split has no examples to measure variants on")
-    x_eval = encode(model_meta["encoding"], columns)
+    where = f"{examples_dir} split '{EVAL_SPLIT}'"
+    check_labels(where, labels, model_meta["classes"])
+    x_eval = encode(model_meta["encoding"], columns, where)
     loaded, spec = load_serving(
         model_path / SERVING_DIR, model_meta["input_name"], model_meta["output_name"]
     )
@@ -259,12 +255,6 @@ def run_quantize(
         raise InputError(
             f"{model_path / MODEL_META}: encoding gives inputs of shape {list(x_eval.shape[1:])} "
             f"but the model takes {list(spec.input_shape)}"
-        )
-    num_classes = len(model_meta["classes"])
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise InputError(
-            f"{examples_dir}: eval label {int(labels.max())} outside the model's "
-            f"{num_classes} classes"
         )
     float_probs = predict_saved_model(loaded, spec, x_eval)
     float_pred = float_probs.argmax(axis=1)

@@ -29,10 +29,9 @@ from components._artifacts import (
     SERVING_DIR,
     atomic_output_dir,
     read_examples_meta,
-    read_json,
     write_json,
 )
-from components._dataset import build_encoding, encode, load_split
+from components._dataset import build_encoding, check_labels, encode, load_split
 from components._serving import (  # noqa: F401 - predict and load_serving_fn are public here too
     INPUT_NAME,
     OUTPUT_NAME,
@@ -77,8 +76,8 @@ def run_train(
     _check_labels(examples_dir, "train", y_train, classes, need_two=True)
     _check_labels(examples_dir, "eval", y_eval, classes, need_two=False)
     encoding = build_encoding(meta, train_cols)
-    x_train = _checked_inputs(examples_dir, "train", encode(encoding, train_cols))
-    x_eval = _checked_inputs(examples_dir, "eval", encode(encoding, eval_cols))
+    x_train = _encoded_inputs(examples_dir, "train", encoding, train_cols)
+    x_eval = _encoded_inputs(examples_dir, "eval", encoding, eval_cols)
     input_shape = tuple(int(d) for d in encoding["input_shape"])
 
     import keras
@@ -201,12 +200,7 @@ def _check_labels(
     where = f"{examples_dir} split '{split}'"
     if labels.size == 0:
         raise InputError(f"{where}: no examples")
-    bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
-    if bad.size:
-        raise InputError(
-            f"{where}: example {bad[0]} has label {labels[bad[0]]}, outside the "
-            f"{len(classes)} classes {classes}"
-        )
+    check_labels(where, labels, classes)
     present = np.unique(labels)
     if need_two and present.size < 2:
         raise InputError(
@@ -215,12 +209,15 @@ def _check_labels(
         )
 
 
-def _checked_inputs(examples_dir: str, split: str, x: np.ndarray) -> np.ndarray:
-    """Reject NaN/inf in image or sensor inputs (tabular gaps were already filled)."""
+def _encoded_inputs(examples_dir: str, split: str, encoding: dict, columns) -> np.ndarray:
+    """The split encoded as model inputs; NaN/inf in image or sensor inputs is an error (tabular
+    gaps are filled by the encoding)."""
+    where = f"{examples_dir} split '{split}'"
+    x = encode(encoding, columns, where)
     finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        raise InputError(f"{examples_dir} split '{split}': example {row} has NaN or inf values")
+        raise InputError(f"{where}: example {row} has NaN or inf values")
     return x
 
 
@@ -374,7 +371,3 @@ def _verify_signature(path: Path, input_shape: tuple[int, ...], num_classes: int
     ):
         raise RuntimeError(f"{path}: exported signature outputs are {outputs}")
 
-
-def read_model_meta(model_dir: str) -> dict[str, Any]:
-    """``model_meta.json`` of a trained model (for evaluate, quantize and push)."""
-    return read_json(Path(model_dir) / MODEL_META, "model metadata")
