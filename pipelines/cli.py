@@ -13,6 +13,9 @@ from collections.abc import Sequence
 
 from components.errors import InputError
 
+# Top-level packages of the ``pipelines`` extra: a device install (base package) lacks them.
+PIPELINES_EXTRA = {"kfp", "kfp_server_api", "tensorflow", "keras", "apache_beam", "google"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     from edge_pusher.cli import register as register_ota
@@ -55,8 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # anything else is a bug, but still one line without --debug
         if args.debug:
             raise
-        print(f"edgeship: error: {type(err).__name__}: {err} (rerun with --debug)", file=sys.stderr)
+        print(f"edgeship: error: {_bug_line(err, args.command)}", file=sys.stderr)
         return 1
+
+
+def _bug_line(err: Exception, command: str) -> str:
+    missing = err.name if isinstance(err, ModuleNotFoundError) else None
+    if missing and missing.split(".")[0] in PIPELINES_EXTRA:  # a device install (base package)
+        return (
+            f"`edgeship {command}` needs the pipelines extra (no module named '{missing}'): "
+            "pip install 'edgeship[pipelines]'"
+        )
+    return f"{type(err).__name__}: {err} (rerun with --debug)"
 
 
 if __name__ == "__main__":

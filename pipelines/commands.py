@@ -34,12 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("-o", "--output", help="output file (default: PIPELINE.yaml)")
     comp.set_defaults(func=cmd_compile)
 
-    try:
-        from pipelines.submit import register as register_submit
-    except ModuleNotFoundError as err:  # device install: no kfp, so no cluster commands
-        if err.name and err.name.split(".")[0] in ("kfp", "kfp_server_api"):
-            return
-        raise
+    from pipelines.submit import register as register_submit  # imports kfp only when run
+
     register_submit(sub)
 
 
@@ -74,8 +70,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         arguments["label"] = args.label
     if args.channel:
         arguments["channel"] = args.channel
-    arguments["bucket_url"] = args.bucket or (workdir / "bucket").as_uri()
-    arguments["keys_dir"] = str(Path(args.keys).resolve()) if args.keys else _demo_keys(workdir)
+    # --bucket/--keys win; otherwise a --param value; otherwise a demo bucket and keys.
+    if args.bucket or "bucket_url" not in arguments:
+        arguments["bucket_url"] = args.bucket or (workdir / "bucket").as_uri()
+    if args.keys:
+        arguments["keys_dir"] = str(Path(args.keys).resolve())
+    elif "keys_dir" not in arguments:
+        arguments["keys_dir"] = _demo_keys(workdir)
 
     print(f"edgeship run {args.pipeline}: working in {workdir}", flush=True)
     result = run_local(args.pipeline, arguments, workdir, progress=sys.stdout)
