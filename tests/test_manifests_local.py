@@ -159,7 +159,8 @@ def test_schema_validation_catches_a_broken_object(tmp_path):
         [validate, "--strict", "-k", kind_node_version(), str(bad)],
         capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # 2 would be a usage error
+    assert "'eighty' is not of type 'integer'" in proc.stdout + proc.stderr
 
 
 def test_checkov_has_no_unjustified_failures(rendered):

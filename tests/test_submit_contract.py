@@ -17,17 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import kfp_server_api
 import pytest
 import yaml
+from kfp import compiler, dsl
 
-kfp = pytest.importorskip("kfp")
-kfp_server_api = pytest.importorskip("kfp_server_api")
-
-from kfp import compiler, dsl  # noqa: E402
-
-from components._image import IMAGE  # noqa: E402
-from components.errors import InputError  # noqa: E402
-from pipelines import submit  # noqa: E402
+from components._image import IMAGE
+from components.errors import InputError
+from pipelines import submit
 
 API = "/apis/v2beta1"
 
