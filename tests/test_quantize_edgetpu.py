@@ -103,3 +103,21 @@ def test_absent_compiler_is_reported_and_nothing_is_written(tmp_path: Path, monk
     result = edgetpu.compile_model(model, tmp_path)
     assert result == {"compiled": False, "error": "edgetpu_compiler not found on PATH"}
     assert sorted(os.listdir(tmp_path)) == ["model_int8.tflite"]
+
+
+def test_a_compiler_that_cannot_run_is_reported_not_raised(tmp_path: Path, monkeypatch) -> None:
+    """An edgetpu_compiler on PATH that cannot execute here (it is an x86-64-only binary) must
+    leave the step reporting why, not crash it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "edgetpu_compiler"
+    fake.write_bytes(b"\x7fELF not really a program")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert "does not run" in edgetpu.compiler_version()
+    model = tmp_path / "model_int8.tflite"
+    model.write_bytes(b"not used")
+    result = edgetpu.compile_model(model, tmp_path)
+    assert result["compiled"] is False
+    assert result["error"].startswith("edgetpu_compiler did not run: ")
+    assert not (tmp_path / "model_int8_edgetpu.tflite").exists()

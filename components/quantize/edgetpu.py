@@ -158,7 +158,10 @@ def compiler_version() -> str | None:
     path = shutil.which(COMPILER)
     if path is None:
         return None
-    done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as err:  # e.g. an x86-64 binary on arm64
+        return f"{path} does not run: {err}"
     return (done.stdout or done.stderr).strip() or "unknown version"
 
 
@@ -189,13 +192,18 @@ def compile_model(tflite_path: Path, out_dir: Path) -> dict[str, Any]:
     path = shutil.which(COMPILER)
     if path is None:
         return {"compiled": False, "error": f"{COMPILER} not found on PATH"}
-    done = subprocess.run(
-        [path, "-s", "-o", str(out_dir), str(tflite_path)],
-        capture_output=True,
-        text=True,
-        timeout=COMPILER_TIMEOUT_S,
-    )
     produced = out_dir / f"{tflite_path.stem}_edgetpu.tflite"
+    try:
+        done = subprocess.run(
+            [path, "-s", "-o", str(out_dir), str(tflite_path)],
+            capture_output=True,
+            text=True,
+            timeout=COMPILER_TIMEOUT_S,
+        )
+    except (OSError, subprocess.SubprocessError) as err:  # cannot execute, or timed out
+        produced.unlink(missing_ok=True)
+        log.warning("Edge TPU compilation failed: %s", err)
+        return {"compiled": False, "operators": [], "error": f"{COMPILER} did not run: {err}"}
     result = parse_compiler_log(done.stdout)
     result["compiled"] = done.returncode == 0 and produced.is_file()
     if not result["compiled"]:
