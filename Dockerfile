@@ -4,7 +4,7 @@
 #
 # Base: Debian 12 (bookworm) slim, Python 3.11, pinned by digest (the multi-arch index of the
 # python:3.11.13-slim-bookworm tag). bookworm's glibc 2.36 is what the pinned TF/TFX wheels
-# need (DESIGN.md). Refresh with: docker buildx imagetools inspect python:3.11.13-slim-bookworm
+# were built and tested against here. Refresh with: docker buildx imagetools inspect python:3.11.13-slim-bookworm
 FROM python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1 AS base
 
 # ---- build: resolve and install the pinned stack into a venv (uv and pip stay here) ----

@@ -166,6 +166,7 @@ def _summary(task_dir: Path | None) -> dict[str, Any]:
 
 
 def require_data(path: str) -> None:
-    """Fail early, on the host, when a local --data path does not exist."""
-    if path and not path.startswith(("builtin:", "gs://", "s3://")) and not Path(path).exists():
+    """Fail early, on the host, when a --data path does not exist (ingest reads local paths
+    and the bundled ``builtin:`` datasets only)."""
+    if path and not path.startswith("builtin:") and not Path(path).exists():
         raise InputError(f"{path}: no such file or folder")

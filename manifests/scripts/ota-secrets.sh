@@ -11,6 +11,7 @@ KEYS="${1:?usage: ota-secrets.sh KEYS_DIR}"
 CREDS="${STATE_DIR}/ota-writer.env"
 ENDPOINT="http://ota-bucket.edgeship-ota.svc.cluster.local:8333"
 
+need kubectl openssl
 mkdir -p "${STATE_DIR}"
 if [[ ! -f "${KEYS}/root.json" ]]; then
   log "creating signing keys in ${KEYS}"
@@ -20,9 +21,12 @@ fi
 
 if [[ ! -f "${CREDS}" ]]; then
   log "generating the bucket's publisher credentials in ${CREDS}"
+  # Plain assignments first: a failing openssl stops the script here (set -e), where inside
+  # printf's arguments it would leave an empty secret in the file.
+  key_id="edgeship-$(openssl rand -hex 6)"
+  secret="$(openssl rand -hex 24)"
   ( umask 077
-    printf 'AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n' \
-      "edgeship-$(openssl rand -hex 6)" "$(openssl rand -hex 24)" > "${CREDS}" )
+    printf 'AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n' "${key_id}" "${secret}" > "${CREDS}" )
 fi
 # shellcheck disable=SC1090
 source "${CREDS}"
