@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from components.errors import InputError
 from pipelines.registry import get_pipeline
 
 
@@ -12,6 +13,12 @@ def compile_pipeline(name: str, path: str | Path) -> Path:
     from kfp import compiler
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(get_pipeline(name), str(path))
+    if path.suffix not in (".yaml", ".yml"):
+        raise InputError(f"{path}: the IR file name must end in .yaml (KFP's package format)")
+    pipeline = get_pipeline(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        compiler.Compiler().compile(pipeline, str(path))
+    except OSError as err:
+        raise InputError(f"{path}: cannot write the IR ({err.strerror or err})") from None
     return path

@@ -146,3 +146,19 @@ def test_missing_data_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "x.csv: no such file or folder" in result.stderr
+
+
+def test_compile_to_a_non_yaml_name_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "sub" / "sensor.txt"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "compile", "sensor", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"edgeship: error: {out}: the IR file name must end in .yaml (KFP's package format)"
+    ]
+    assert not (tmp_path / "new").exists()
