@@ -6,6 +6,8 @@ Schema:      <dir>/schema.pbtxt
 Anomalies:   <dir>/Split-<name>/SchemaDiff.pb
 Model:       <dir>/Format-Serving/ (SavedModel)  +  <dir>/model_meta.json
 Blessing:    <dir>/BLESSED or <dir>/NOT_BLESSED
+
+Every output folder also holds ``.edgeship-output``, the mark that a rerun may replace it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ EXAMPLES_META = "examples_meta.json"
 MODEL_META = "model_meta.json"
 SERVING_DIR = "Format-Serving"
 LABEL_FEATURE = "label"
+# In every folder atomic_output_dir writes, so a rerun knows it may replace that folder.
+OUTPUT_MARKER = ".edgeship-output"
 
 
 def split_dir(artifact_dir: str | os.PathLike, split: str) -> Path:
@@ -38,22 +42,38 @@ def atomic_output_dir(final: str | os.PathLike) -> Iterator[Path]:
 
     A failed step must leave nothing that a later step or run could mistake for its output, so
     the work happens in a hidden sibling that is renamed into place at the end (a rename within
-    one filesystem is atomic) and removed on any error.
+    one filesystem is atomic) and removed on any error. What is already at ``final`` is replaced
+    only if it is safe to delete (see ``_check_replaceable``), checked before the work starts and
+    again just before the replacement.
     """
     final = Path(final)
+    _check_replaceable(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     scratch = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
     scratch.mkdir()
     try:
         yield scratch
+        (scratch / OUTPUT_MARKER).write_text("edgeship output: a rerun may replace this folder\n")
+        _check_replaceable(final)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     if final.exists():
-        # KFP may pre-create an empty output folder; anything else there is a stale output
-        # of an earlier attempt at the same path, which this run replaces.
-        shutil.rmtree(final) if final.is_dir() else final.unlink()
+        shutil.rmtree(final)
     os.replace(scratch, final)
+
+
+def _check_replaceable(final: Path) -> None:
+    """Refuse an output path holding anything but an empty folder (KFP pre-creates output
+    folders) or an earlier edgeship output: it may be the user's data folder, or a file."""
+    if not os.path.lexists(final):
+        return
+    if final.is_dir() and not final.is_symlink():
+        if (final / OUTPUT_MARKER).is_file() or not any(final.iterdir()):
+            return
+    raise InputError(
+        f"{final}: exists and is not an earlier edgeship output; choose an empty or new folder"
+    )
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
