@@ -100,9 +100,10 @@ def run_train(
         history = _fit(
             model, x_train, y_train, x_eval, y_eval, epochs, batch_size, learning_rate, logs
         )
-        train_accuracy = _accuracy(model, x_train, y_train)
-        eval_accuracy = _accuracy(model, x_eval, y_eval)
         _export(model, out / SERVING_DIR, input_shape, len(classes))
+        train_accuracy, eval_accuracy = _exported_accuracies(
+            out, len(classes), (x_train, y_train), (x_eval, y_eval)
+        )
         model_meta = {
             "kind": meta["kind"],
             "classes": list(classes),
@@ -326,13 +327,18 @@ def _fit(model, x_train, y_train, x_eval, y_eval, epochs, batch_size, learning_r
     )
 
 
-def _accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
-    """Accuracy measured on ``x`` with the final weights (eager calls: no predict retracing)."""
-    correct = 0
-    for i in range(0, len(x), batch_size):
-        probabilities = np.asarray(model(x[i : i + batch_size], training=False))
-        correct += int(np.sum(np.argmax(probabilities, axis=1) == y[i : i + batch_size]))
-    return correct / len(x)
+def _exported_accuracies(
+    model_dir: Path, num_classes: int, *splits: tuple[np.ndarray, np.ndarray]
+) -> list[float]:
+    """Accuracy of each (x, y) split, measured on the exported SavedModel (one load): the model
+    later steps and devices get, not the in-memory Keras object."""
+    x = np.concatenate([split[0] for split in splits])
+    predicted = np.argmax(predict(model_dir, x, num_classes=num_classes), axis=1)
+    accuracies, start = [], 0
+    for _, y in splits:
+        accuracies.append(float(np.mean(predicted[start : start + len(y)] == y)))
+        start += len(y)
+    return accuracies
 
 
 def _export(model, path: Path, input_shape: tuple[int, ...], num_classes: int) -> None:
