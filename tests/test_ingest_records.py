@@ -9,9 +9,11 @@ ingest's own encoder. Other ``test_ingest_*`` modules import ``read_split`` from
 from __future__ import annotations
 
 import functools
+import gzip
 from pathlib import Path
 from typing import Any
 
+import pytest
 from builders import read_tfrecord_gz, write_tfrecord_gz
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -114,3 +116,12 @@ def test_reader_checks_framing(tmp_path: Path) -> None:
     path = tmp_path / "one.tfrecord.gz"
     write_tfrecord_gz(path, [record])
     assert [decode(r) for r in read_tfrecord_gz(path)] == [{"v": [0.5], "label": [0]}]
+    # Flip one bit of the length CRC (byte 8), then of the data CRC (the last byte): the reader
+    # must notice each, or the round trip above proves nothing about framing.
+    framed = gzip.decompress(path.read_bytes())
+    for position in (8, len(framed) - 1):
+        corrupt = bytearray(framed)
+        corrupt[position] ^= 0x01
+        path.write_bytes(gzip.compress(bytes(corrupt)))
+        with pytest.raises(AssertionError):
+            read_tfrecord_gz(path)
