@@ -288,7 +288,6 @@ def test_slices_by_passthrough_feature(setup, failed_run) -> None:
         assert numbers["accuracy"] == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.slow
 def test_blessed_when_within_change_threshold_and_slices_by_label(setup) -> None:
     """Good candidate vs weak baseline: the change threshold passes; slices by class name."""
     from components.evaluate.executor import run_evaluate

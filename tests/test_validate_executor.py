@@ -184,7 +184,6 @@ def test_identical_data_passes_drift_check(clean: dict[str, Any], tmp_path: Path
     assert comparators["colour"].infinity_norm.threshold == pytest.approx(0.1)
 
 
-@pytest.mark.slow
 def test_sensor_schema_has_window_shapes_and_ignores_group_ids(tmp_path: Path) -> None:
     """A passthrough group id gets no vocabulary: eval's unseen machines are not anomalies."""
     window = 16
@@ -236,7 +235,6 @@ def test_drift_comparators_pair_with_types_and_skip_passthrough_features() -> No
     assert not by_name["machine"].HasField("drift_comparator")
 
 
-@pytest.mark.slow
 def test_image_feature_is_one_fixed_shape_float(tmp_path: Path) -> None:
     examples = builders.image_examples(tmp_path / "examples", n=60, size=8)
     summary = run(examples, tmp_path / "out")
