@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components._compile import compile_component, component_modules
 from components._image import IMAGE
@@ -48,6 +49,10 @@ def test_loaded_components_drop_into_another_pipeline(tmp_path: Path) -> None:
 
     target = tmp_path / "mine.yaml"
     compiler.Compiler().compile(my_pipeline, str(target))
-    text = target.read_text()
-    assert "comp-ingest" in text and "comp-validate" in text and "comp-train" in text
-    assert "csv_path" in text
+    ir = yaml.safe_load(target.read_text())
+    assert {"comp-ingest", "comp-validate", "comp-train"} <= set(ir["components"])
+    assert set(ir["root"]["inputDefinitions"]["parameters"]) == {"csv_path"}
+    tasks = ir["root"]["dag"]["tasks"]
+    assert tasks["train"]["dependentTasks"] == ["ingest", "validate"]
+    # The IR loads back as a component, as KFP does when it is submitted or reused.
+    assert components.load_component_from_file(str(target)).name == "my-own-pipeline"
