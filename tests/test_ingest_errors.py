@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from components.errors import InputError
-from components.ingest._csv import SAMPLE_ROWS, Record
+from components.ingest._csv import SAMPLE_ROWS, Record, parse_float
 from components.ingest._rows import BadRow
 from components.ingest._tabular import parse_row
 from components.ingest.executor import run_ingest
@@ -145,6 +145,24 @@ def test_non_numeric_value_fails_naming_file_line_and_column(tmp_path: Path) -> 
     _fails(
         tmp_path,
         r"data\.csv line 22: column 'x': '1\.5e' is not a number; set max_bad_rows",
+        lambda out: run_ingest("tabular", src, out, column_types={"x": "float"}),
+    )
+
+
+@pytest.mark.parametrize("text", ["1e39", "-3.5e38", "1e400"])
+def test_a_number_beyond_float32_is_a_bad_value(text: str) -> None:
+    bad = parse_row(Record("t.csv", 7, [text, "a"]), ["x", "y"], {"x": "float"}, "y")
+    assert isinstance(bad, BadRow) and bad.where() == "t.csv line 7"
+    assert bad.reason.startswith(f"column 'x': '{text}' is ")
+    assert parse_float("3.4e38") == 3.4e38 and parse_float("-1e-50") == -1e-50
+
+
+def test_a_number_beyond_float32_fails_naming_file_line_and_column(tmp_path: Path) -> None:
+    rows = "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20))
+    src = _csv(tmp_path, f"x,label\n{rows}1e39,a\n")
+    _fails(
+        tmp_path,
+        r"data\.csv line 22: column 'x': '1e39' is outside the float32 range",
         lambda out: run_ingest("tabular", src, out, column_types={"x": "float"}),
     )
 

@@ -11,6 +11,7 @@ import csv
 import itertools
 import math
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,11 @@ def require_column(name: str, header: list[str], what: str, source: str) -> None
 
 
 def parse_float(text: str) -> float | None:
-    """A number, or None for an empty cell (or NaN, the usual spelling of a missing number)."""
+    """A number, or None for an empty cell (or NaN, the usual spelling of a missing number).
+
+    Features are stored as float32, so a larger number is a bad value here rather than a crash
+    without file or line when the example is written.
+    """
     text = text.strip()
     if not text:
         return None
@@ -122,6 +127,10 @@ def parse_float(text: str) -> float | None:
         return None
     if math.isinf(value):
         raise BadValue(f"'{text}' is not a finite number")
+    try:
+        struct.pack("<f", value)  # exactly the check of the tf.Example writer, on the worker
+    except OverflowError:
+        raise BadValue(f"'{text}' is outside the float32 range (about ±3.4e38)") from None
     return value
 
 
