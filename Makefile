@@ -40,13 +40,10 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-lint-manifests: tools
-	mkdir -p build
-	.venv-tools/bin/hadolint Dockerfile
-	.venv-tools/bin/shellcheck --external-sources --source-path=SCRIPTDIR manifests/scripts/*.sh
-	kubectl kustomize manifests/local > build/local.yaml
-	.venv-tools/bin/kubernetes-validate --strict -k 1.32.5 build/local.yaml
-	.venv-tools/bin/checkov -f build/local.yaml --framework kubernetes --skip-download --quiet --compact
+# hadolint, shellcheck, kubernetes-validate and checkov, as the tests run them (one definition).
+lint-manifests: $(STAMP) tools
+	$(PY) -m pytest -q tests/test_image_dockerfile.py tests/test_manifests_local.py \
+		tests/test_manifests_scripts.py
 
 # Cluster targets need a Docker engine and kind (see docs/kind.md); they cannot run in CI here.
 IMAGE = $(shell $(PY) -c 'from components._image import IMAGE; print(IMAGE)')

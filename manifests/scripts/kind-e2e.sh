@@ -21,7 +21,7 @@ fi
 # 1. Image.
 if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
   log "building ${IMAGE}"
-  docker build -t "${IMAGE}" "${ROOT}"
+  make -C "${ROOT}" image
 fi
 
 # 2. Cluster, KFP, bucket and secrets (kind-up also loads the image when it exists).
@@ -57,9 +57,9 @@ echo "${status}"
 "${VENV_BIN}/python" - "${status}" <<'PY'
 import json, sys
 status = json.loads(sys.argv[1])
-active = status.get("active") or status.get("active_model")
-if not active:
-    sys.exit(f"device has no active model: {status}")
+active = status.get("active")
+if not (active and active.get("verified") and active.get("name") == "sensor-fault"):
+    sys.exit(f"device has no verified sensor-fault model active: {status}")
 print(f"device activated {active}")
 PY
 log "kind e2e passed"
