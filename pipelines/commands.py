@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.bucket or "bucket_url" not in arguments:
         arguments["bucket_url"] = args.bucket or (workdir / "bucket").as_uri()
     if args.keys:
-        arguments["keys_dir"] = str(Path(args.keys).resolve())
+        arguments["keys_dir"] = _checked_keys(Path(args.keys).resolve())
     elif "keys_dir" not in arguments:
         arguments["keys_dir"] = _demo_keys(workdir)
 
@@ -88,6 +88,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"edgeship: error: {result.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _checked_keys(keys: Path) -> str:
+    """Fail before the first step, not at push minutes later, when --keys cannot sign."""
+    from edge_pusher.keys import ONLINE_ROLES, load_root, load_signers
+
+    root = load_root(keys).signed
+    for role in ONLINE_ROLES:
+        load_signers(keys, role, root)
+    return str(keys)
 
 
 def _demo_keys(workdir: Path) -> str:

@@ -162,3 +162,28 @@ def test_compile_to_a_non_yaml_name_is_one_line_and_creates_nothing(tmp_path: Pa
         f"edgeship: error: {out}: the IR file name must end in .yaml (KFP's package format)"
     ]
     assert not (tmp_path / "new").exists()
+
+
+def test_keys_that_cannot_sign_stop_the_run_before_any_step(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "tabular", "--keys", str(tmp_path / "none"),
+         "--workdir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"edgeship: error: no root.json in {tmp_path / 'none'}: "
+        f"run 'edgeship keys init {tmp_path / 'none'}'"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_keys_from_keys_init_pass_the_early_check(tmp_path: Path) -> None:
+    from edge_pusher.keys import init_keys
+    from pipelines.commands import _checked_keys
+
+    init_keys(tmp_path / "keys")
+    assert _checked_keys(tmp_path / "keys") == str(tmp_path / "keys")
