@@ -56,11 +56,13 @@ def find_model(arg: str | None) -> Path:
     return out / "model_int8.tflite"
 
 
-def release(model: Path, version: int, name: str = "bench", custom: dict | None = None,
-            data: bytes | None = None) -> Release:
-    custom = custom if custom is not None else push.build_release_custom(
-        str(model), "cpu", {}, "int8", None, "bench-run")
-    return Release(data or model.read_bytes(), name, version, custom=custom)
+def release_custom(model: Path) -> dict:
+    """The custom metadata push builds for a CPU release (its LiteRT self-test included)."""
+    return push.build_release_custom(str(model), "cpu", {}, "int8", None, "bench-run")
+
+
+def release(model: Path, version: int, custom: dict) -> Release:
+    return Release(model.read_bytes(), "bench", version, custom=custom)
 
 
 def bench_poll_and_update(work: Path, model: Path) -> dict:
@@ -68,14 +70,14 @@ def bench_poll_and_update(work: Path, model: Path) -> dict:
     keys.init_keys(kd)
     bucket = FileBucket(str(work / "bucket"))
     repo = Repository(bucket, str(kd))
-    custom = push.build_release_custom(str(model), "cpu", {}, "int8", None, "bench-run")
+    custom = release_custom(model)
     t0 = time.perf_counter()
-    repo.publish([release(model, 1, custom=custom)])
+    repo.publish([release(model, 1, custom)])
     first_publish = time.perf_counter() - t0
     times = []
     for v in range(2, 12):
         t0 = time.perf_counter()
-        repo.publish([release(model, v, custom=custom)])
+        repo.publish([release(model, v, custom)])
         times.append(time.perf_counter() - t0)
     counter = CountingFetcher(FileFetcher())
     agent = Agent(str(work / "dev"), bucket.url, str(kd / "root.json"), "dev-1",
@@ -85,7 +87,7 @@ def bench_poll_and_update(work: Path, model: Path) -> dict:
     counter.reset()
     idle = agent.poll_once()
     idle_req, idle_bytes, idle_urls = counter.requests, counter.bytes, list(counter.urls)
-    repo.publish([release(model, 12, custom=custom)])
+    repo.publish([release(model, 12, custom)])
     counter.reset()
     upd = agent.poll_once()
     model_size = model.stat().st_size
@@ -122,14 +124,14 @@ def bench_s3_publish(work: Path, model: Path) -> dict | None:
         kd = work / "s3keys"
         keys.init_keys(kd)
         repo = Repository(open_bucket("s3://ota-bench/fleet"), str(kd))
-        custom = push.build_release_custom(str(model), "cpu", {}, "int8", None, "bench-run")
+        custom = release_custom(model)
         t0 = time.perf_counter()
-        repo.publish([release(model, 1, custom=custom)])
+        repo.publish([release(model, 1, custom)])
         first = time.perf_counter() - t0
         times = []
         for v in range(2, 7):
             t0 = time.perf_counter()
-            repo.publish([release(model, v, custom=custom)])
+            repo.publish([release(model, v, custom)])
             times.append(time.perf_counter() - t0)
         return {"first": round(first, 3), "median": round(statistics.median(times), 3)}
     finally:
@@ -154,7 +156,7 @@ def bench_scaling(work: Path, model: Path, total: int) -> list[dict]:
     keys.init_keys(kd)
     bucket = FileBucket(str(work / "scale"))
     repo = Repository(bucket, str(kd))
-    custom = push.build_release_custom(str(model), "cpu", {}, "int8", None, "bench-run")
+    custom = release_custom(model)
     models = 10  # 10 model names, many versions each: how a real repository grows
     rows, done = [], 0
     checkpoints = [c for c in (100, 1000, 3000, 10000, total) if c <= total]
@@ -208,8 +210,9 @@ def bench_rss(work: Path, model: Path, python: str = sys.executable) -> dict:
     repo = Repository(bucket, str(kd))
     state = work / "rss-dev"
     out = []
+    custom = release_custom(model)
     for v in (1, 2):
-        repo.publish([release(model, v)])
+        repo.publish([release(model, v, custom)])
         proc = subprocess.run([python, "-c", _RSS_CHILD, str(ROOT), str(state),
                                bucket.url, str(kd / "root.json")],
                               capture_output=True, text=True, check=True)
