@@ -35,26 +35,21 @@ CLUSTER_S3_ENDPOINT = "http://ota-bucket.edgeship-ota.svc.cluster.local:8333"
 DEVICE_REPO_URL = f"http://localhost:30833/{OTA_BUCKET}"
 
 
-def apply_cluster_settings(
-    task: Any,
-    *,
-    writer_secret: str = OTA_WRITER_SECRET,
-    keys_secret: str = ONLINE_KEYS_SECRET,
-    root_config_map: str = ROOT_CONFIGMAP,
-) -> Any:
+def apply_cluster_settings(task: Any) -> Any:
     """Give the push ``task`` its bucket credentials and keys from Kubernetes; return the task.
 
-    Pass the pipeline parameter ``keys_dir=KEYS_DIR`` and ``bucket_url=CLUSTER_BUCKET_URL`` when
-    submitting. Only the platform config of the compiled IR changes, which ``kfp.local`` ignores,
-    so local runs are unaffected.
+    The pipelines' defaults already are ``keys_dir=KEYS_DIR`` and
+    ``bucket_url=CLUSTER_BUCKET_URL``. Only the platform config of the compiled IR changes, which
+    ``kfp.local`` ignores, so local runs are unaffected. The object names are fixed: they must
+    match what ``manifests/`` and ``kind-up.sh`` create.
     """
     from kfp import kubernetes
 
     kubernetes.use_secret_as_env(
-        task, secret_name=writer_secret, secret_key_to_env={k: k for k in OTA_WRITER_ENV}
+        task, secret_name=OTA_WRITER_SECRET, secret_key_to_env={k: k for k in OTA_WRITER_ENV}
     )
-    kubernetes.use_secret_as_volume(task, secret_name=keys_secret, mount_path=f"{KEYS_DIR}/online")
-    kubernetes.use_config_map_as_volume(
-        task, config_map_name=root_config_map, mount_path=ROOT_DIR
+    kubernetes.use_secret_as_volume(
+        task, secret_name=ONLINE_KEYS_SECRET, mount_path=f"{KEYS_DIR}/online"
     )
+    kubernetes.use_config_map_as_volume(task, config_map_name=ROOT_CONFIGMAP, mount_path=ROOT_DIR)
     return task
