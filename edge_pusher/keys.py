@@ -4,6 +4,7 @@ Layout of a keys directory::
 
     DIR/root.json                 current signed root (public; ship it with device firmware)
     DIR/root_history/N.root.json  every root version, so a bucket can be given the whole chain
+    DIR/applied_roots.json        {bucket URL: newest root version a publish committed there}
     DIR/offline/root.pem          root private key: move it off the build machines after init
     DIR/offline/signers.json      {"root": ["file2:root.pem"]}
     DIR/online/{targets,snapshot,timestamp}.pem
@@ -30,6 +31,7 @@ from tuf.api.metadata import Metadata, Root
 from edge_pusher.errors import OtaError
 
 ONLINE_ROLES = ("targets", "snapshot", "timestamp")
+APPLIED_ROOTS = "applied_roots.json"
 ALL_ROLES = ("root", *ONLINE_ROLES)
 DEFAULT_ROOT_EXPIRY_DAYS = 365
 
@@ -124,6 +126,30 @@ def root_history(keys_dir: str | os.PathLike) -> dict[int, bytes]:
         for p in hist.glob("*.root.json"):
             out[int(p.name.split(".", 1)[0])] = p.read_bytes()
     return out
+
+
+def applied_root(keys_dir: str | os.PathLike, bucket_url: str) -> int:
+    """The root version a publish from this keys directory last committed to ``bucket_url``.
+
+    Kept here rather than read from the bucket because whoever controls the bucket could
+    otherwise serve an old root and make the publisher accept retired keys again."""
+    path = Path(keys_dir) / APPLIED_ROOTS
+    try:
+        return int(json.loads(path.read_text()).get(bucket_url, 0))
+    except FileNotFoundError:
+        return 0
+    except (ValueError, AttributeError, TypeError) as e:
+        raise OtaError(f"{path} is damaged ({e}); restore it from a backup") from None
+
+
+def record_applied_root(keys_dir: str | os.PathLike, bucket_url: str, version: int) -> None:
+    """Remember that ``bucket_url`` now holds metadata signed with root ``version``'s keys."""
+    if applied_root(keys_dir, bucket_url) >= version:
+        return
+    path = Path(keys_dir) / APPLIED_ROOTS
+    table = json.loads(path.read_text()) if path.exists() else {}
+    table[bucket_url] = version
+    _write_public(path, json.dumps(table, indent=2, sort_keys=True).encode())
 
 
 def _resolve_uri(base: Path, uri: str) -> str:

@@ -236,24 +236,28 @@ class Repository:
         """(root version the bucket has, older roots whose keys may still sign its metadata).
 
         Metadata signed only by a rotated-away key is accepted (and re-signed) solely in the
-        first publish after the rotation, i.e. for roots the bucket has not yet moved past.
-        Later, a file signed by a retired key is an attack (a stolen old key), not a leftover,
-        and the publisher refuses to build on it."""
+        first publish after the rotation. Later, a file signed by a retired key is an attack
+        (a stolen old key), not a leftover, and the publisher refuses to build on it. Whether
+        that window is still open is decided by the newer of the bucket's root and the version
+        recorded in the keys directory after the last commit: the bucket alone could reopen it
+        by serving an old root."""
+        current = root_md.signed.version
         history = keyring.root_history(self.keys_dir)
-        history.setdefault(root_md.signed.version, root_md.to_bytes())
+        history.setdefault(current, root_md.to_bytes())
         try:
             have = Metadata[Root].from_bytes(self.bucket.get("metadata/root.json")).signed.version
         except NotFound:
             have = 0
-        if have > root_md.signed.version:
+        if have > current:
             raise OtaError(
-                f"the bucket has root v{have} but {self.keys_dir} only v{root_md.signed.version}:"
+                f"the bucket has root v{have} but {self.keys_dir} only v{current}:"
                 " this keys directory is stale; fetch the current root and keys")
-        for version in range(max(have, 1), root_md.signed.version + 1):
+        for version in range(max(have, 1), current + 1):
             if version not in history:
                 raise OtaError(f"root v{version} is missing from {self.keys_dir}/root_history")
+        applied = max(have, keyring.applied_root(self.keys_dir, self.bucket.url))
         older = [Metadata[Root].from_bytes(history[v]).signed
-                 for v in sorted(history, reverse=True) if have <= v < root_md.signed.version]
+                 for v in sorted(history, reverse=True) if applied <= v < current]
         return have, older
 
     def _upload_roots(self, st: _State) -> None:
@@ -272,17 +276,10 @@ class Repository:
     def _verify_top(self, st_root: Root, older: list[Root], role: str, md: Metadata) -> bool:
         """True if ``md`` is signed by the current key; False if only by a rotated-away key
         (so it must be re-signed); raises if signed by neither."""
-        try:
-            st_root.verify_delegate(role, md.signed_bytes, md.signatures)
+        if _verifies(st_root, role, md):
             return True
-        except UnsignedMetadataError:
-            pass
-        for old in older:
-            try:
-                old.verify_delegate(role, md.signed_bytes, md.signatures)
-                return False
-            except UnsignedMetadataError:
-                continue
+        if any(_verifies(old, role, md) for old in older):
+            return False
         raise OtaError(f"{role} metadata in {self.bucket.url} is not signed by any key the "
                        f"current root trusts for {role}; refusing to publish on top of it")
 
@@ -319,7 +316,7 @@ class Repository:
         st = _State(root_md, have, ts, ts_etag, snap, targets, dirty=stale)
         if "targets" in stale:  # targets key rotated: point the bins at the new key, re-sign all
             for name in self._bin_names(st):
-                self._bin(st, name)
+                self._bin(st, name, trusted_roots=[root, *older])
             self._rekey_bins(st)
             st.dirty.update(st.bins)
         return st
@@ -356,7 +353,11 @@ class Repository:
     def _bin_for(self, st: _State, path: str) -> str:
         return st.targets.signed.delegations.succinct_roles.get_role_for_target(path)
 
-    def _bin(self, st: _State, name: str) -> Metadata[Targets]:
+    def _bin(self, st: _State, name: str, trusted_roots: list[Root] | None = None
+             ) -> Metadata[Targets]:
+        """Read and verify bin ``name``. With ``trusted_roots`` it must be signed by a targets
+        key one of those roots names: a targets.json signed only by a retired key cannot vouch
+        for the bin keys it delegates to."""
         if name not in st.bins:
             meta = st.snapshot.signed.meta.get(f"{name}.json")
             if meta is None:
@@ -366,11 +367,13 @@ class Repository:
             if md.signed.version != meta.version:
                 raise OtaError(f"{meta.version}.{name}.json holds version {md.signed.version}; "
                                "refusing to publish on top of a damaged repository")
-            try:
-                st.targets.signed.verify_delegate(name, md.signed_bytes, md.signatures)
-            except UnsignedMetadataError:
+            if trusted_roots:
+                signed = any(_verifies(r, "targets", md) for r in trusted_roots)
+            else:
+                signed = _verifies(st.targets.signed, name, md)
+            if not signed:
                 raise OtaError(f"{name} metadata in {self.bucket.url} has no valid signature; "
-                               "refusing to publish on top of it") from None
+                               "refusing to publish on top of it")
             st.bins[name] = md
         return st.bins[name]
 
@@ -448,6 +451,14 @@ class Repository:
                 version += 1
         raise OtaError(f"could not find a free version for {role} metadata")
 
+    def _record_applied_root(self, version: int) -> None:
+        """Close the rotation window for this bucket (see :meth:`_root_versions`)."""
+        try:
+            keyring.record_applied_root(self.keys_dir, self.bucket.url, version)
+        except OSError as e:  # e.g. keys mounted read-only: the bucket's root.json decides
+            log.warning("could not record root v%d for %s in %s: %s", version, self.bucket.url,
+                        self.keys_dir, e.strerror)
+
     def _commit(self, st: _State) -> PublishResult:
         now = self._clock()
         snap = st.snapshot.signed
@@ -486,11 +497,20 @@ class Repository:
             raise OtaError(
                 f"another publisher changed {self.bucket.url} while this one held an expired "
                 "lock; nothing was published, try again") from None
+        self._record_applied_root(st.root.signed.version)
         paths = [p for p in st.published if not p.startswith("index/")]
         log.info("published timestamp v%d (snapshot v%d) to %s", ts.version, snap_version,
                  self.bucket.url)
         return PublishResult(paths=paths, timestamp_version=ts.version,
                              snapshot_version=snap_version)
+
+
+def _verifies(delegator: Root | Targets, role: str, md: Metadata) -> bool:
+    try:
+        delegator.verify_delegate(role, md.signed_bytes, md.signatures)
+        return True
+    except UnsignedMetadataError:
+        return False
 
 
 def _index_add(index: dict, rel: Release) -> None:

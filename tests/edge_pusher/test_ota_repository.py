@@ -11,7 +11,7 @@ from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
 from edge_pusher import keys
 from edge_pusher.errors import OtaError
-from edge_pusher.repository import Repository
+from edge_pusher.repository import Repository, content_key
 
 
 def _ts(bucket) -> Timestamp:
@@ -207,3 +207,112 @@ def test_retired_key_cannot_launder_metadata_through_the_publisher(keys_dir, buc
         f.write(md.to_bytes())
     with pytest.raises(OtaError, match="snapshot metadata .* not signed by any key"):
         publish(3)
+
+
+def _plant_attacker_bin(bucket, tiny_models, old_targets) -> str:
+    """What a holder of a rotated-away targets key can do to the bucket: re-sign targets.json
+    (in place) so it also trusts the attacker's bin key, and add a target to a bin signed by
+    that key. Returns the planted path."""
+    from securesystemslib.signer import CryptoSigner
+    from tuf.api.metadata import TargetFile
+
+    snap = Metadata[Snapshot].from_bytes(
+        bucket.get(f"metadata/{_ts(bucket).snapshot_meta.version}.snapshot.json")).signed
+    tv = snap.meta["targets.json"].version
+    targets = Metadata[Targets].from_bytes(bucket.get(f"metadata/{tv}.targets.json"))
+    evil = CryptoSigner.generate_ed25519()
+    succinct = targets.signed.delegations.succinct_roles
+    targets.signed.delegations.keys[evil.public_key.keyid] = evil.public_key
+    succinct.keyids.append(evil.public_key.keyid)
+    targets.signatures.clear()
+    targets.sign(old_targets)
+    bucket.put(f"metadata/{tv}.targets.json", targets.to_bytes())
+
+    path = release(tiny_models, 9).path
+    name = succinct.get_role_for_target(path)
+    bv = snap.meta[f"{name}.json"].version
+    bin_md = Metadata[Targets].from_bytes(bucket.get(f"metadata/{bv}.{name}.json"))
+    data = b"attacker model"
+    tf = TargetFile.from_data(path, data, ["sha256"])
+    bin_md.signed.targets[path] = tf
+    bin_md.sign(evil)
+    bucket.put(content_key(path, tf.hashes["sha256"]), data)
+    bucket.put(f"metadata/{bv}.{name}.json", bin_md.to_bytes())
+    return path
+
+
+def _old_targets_signer(keys_dir):
+    from securesystemslib.signer import CryptoSigner
+
+    stolen = keys_dir.parent / "stolen-targets.pem"
+    stolen.write_bytes((keys_dir / "online" / "targets.pem").read_bytes())
+    public = keys.public_key_of(keys_dir, "targets")
+    return CryptoSigner.from_priv_key_uri(f"file2:{stolen}", public)
+
+
+def _targets_signed_by_current_key(bucket, keys_dir) -> set[str]:
+    """Target paths in the bins of the bucket's current snapshot that the targets key of the
+    current root signed (what a device would accept)."""
+    from tuf.api.exceptions import UnsignedMetadataError
+
+    root = keys.load_root(keys_dir).signed
+    snap = Metadata[Snapshot].from_bytes(
+        bucket.get(f"metadata/{_ts(bucket).snapshot_meta.version}.snapshot.json")).signed
+    paths = set()
+    for meta_name, meta in snap.meta.items():
+        if meta_name.startswith("bins"):
+            md = Metadata[Targets].from_bytes(bucket.get(f"metadata/{meta.version}.{meta_name}"))
+            try:
+                root.verify_delegate("targets", md.signed_bytes, md.signatures)
+            except UnsignedMetadataError:
+                continue
+            paths.update(md.signed.targets)
+    return paths
+
+
+def test_bucket_cannot_reopen_the_rotation_window_with_an_old_root(keys_dir, bucket, publish,
+                                                                   tiny_models):
+    """Writing root v1 back as metadata/root.json must not make the publisher accept (and
+    re-sign with the new key) metadata signed by the rotated-away targets key."""
+    publish(1)
+    old_targets = _old_targets_signer(keys_dir)
+    keys.rotate(keys_dir, "targets")
+    publish(2)  # applies the rotation
+    path = _plant_attacker_bin(bucket, tiny_models, old_targets)
+    bucket.put("metadata/root.json", (keys_dir / "root_history" / "1.root.json").read_bytes())
+    before = _ts(bucket).version
+    with pytest.raises(OtaError, match="targets metadata .* not signed by any key"):
+        publish(3)
+    assert _ts(bucket).version == before
+    assert path not in _targets_signed_by_current_key(bucket, keys_dir)
+
+
+def test_first_publish_after_targets_rotation_checks_bins_against_root_keys(
+        keys_dir, bucket, publish, tiny_models):
+    """In the genuine first publish after a targets rotation, bins are checked against the
+    targets keys the roots name, not against delegations in the bucket's own targets.json."""
+    publish(1)
+    old_targets = _old_targets_signer(keys_dir)
+    keys.rotate(keys_dir, "targets")
+    path = _plant_attacker_bin(bucket, tiny_models, old_targets)
+    before = _ts(bucket).version
+    with pytest.raises(OtaError, match="bins-.* no valid signature"):
+        publish(2)
+    assert _ts(bucket).version == before
+    assert path not in _targets_signed_by_current_key(bucket, keys_dir)
+
+
+def test_publish_records_applied_root_and_survives_read_only_keys(keys_dir, bucket, publish,
+                                                                  monkeypatch, caplog):
+    publish(1)
+    assert keys.applied_root(keys_dir, bucket.url) == 1
+    keys.rotate(keys_dir, "timestamp")
+
+    def read_only(*args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(keys, "record_applied_root", read_only)
+    publish(2)  # published; only the record is missing, with a warning
+    assert _ts(bucket).version == 2
+    assert keys.applied_root(keys_dir, bucket.url) == 1
+    assert "could not record root v2" in caplog.text
