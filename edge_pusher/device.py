@@ -296,7 +296,11 @@ class Agent:
                               f"{', '.join(names)}; choose one with --model")
             name = names[0] if names else None
         entries = [e for e in index["models"].get(name, []) if e.get("hardware") == self.hardware]
-        same_model = bool(active) and active.get("name") == name
+        # Versions only go up within (name, channel), and each hardware has its own builds, so
+        # the active version says nothing about another channel's or hardware's numbering.
+        same_model = bool(active) and (
+            active.get("name"), active.get("channel"), active.get("hardware")) == (
+            name, self.channel, self.hardware)
         bad = self.bad_versions()
         for entry in sorted(entries, key=lambda e: e.get("version", 0), reverse=True):
             version = int(entry["version"])

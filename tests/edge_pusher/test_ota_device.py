@@ -95,6 +95,19 @@ def test_device_never_goes_back_to_an_older_version(publish, make_agent, tiny_mo
     assert agent.status()["active"]["version"] == 5
 
 
+def test_device_moved_to_another_channel_takes_that_channels_build(publish, make_agent):
+    """Versions only go up within (name, channel): beta v5 says nothing about stable v1."""
+    publish(5, channel="beta")
+    publish(1, which="b")
+    beta = make_agent(channel="beta")
+    assert beta.poll_once().version == 5
+    moved = make_agent(channel="stable")  # same state dir, firmware now follows stable
+    result = moved.poll_once()
+    assert result.action == "updated" and result.version == 1, result
+    active = moved.status()["active"]
+    assert (active["channel"], active["version"]) == ("stable", 1)
+
+
 def test_switching_to_another_model_name(publish, make_agent):
     publish(5, name="alpha")
     publish(1, name="beta")
