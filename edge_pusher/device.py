@@ -395,6 +395,10 @@ class Agent:
 
 def next_delay(interval: float, failures: int, jitter: float = 0.2,
                max_backoff: float = 3600.0, rng=random.random) -> float:
-    base = interval if failures == 0 else min(max_backoff, interval * (2 ** min(failures, 20)))
+    """Seconds until the next poll: ``interval`` doubled per consecutive failure, capped at
+    ``max_backoff`` but never below ``interval``, so a failing device never polls more often
+    than a healthy one."""
+    cap = max(max_backoff, interval)
+    base = interval if failures == 0 else min(cap, interval * (2 ** min(failures, 20)))
     return max(0.0, base * (1 + jitter * (2 * rng() - 1)))
 

@@ -171,6 +171,12 @@ def test_run_forever_backs_off_and_stops(make_agent, tmp_path):
     assert [r.reason for r in results] == ["bucket-unreachable"] * 2
     assert next_delay(10, 0, jitter=0) == 10
     assert next_delay(10, 3, jitter=0) == 80
+
+
+def test_backoff_never_polls_faster_than_the_interval():
+    assert next_delay(10, 30, jitter=0) == 3600  # capped at max_backoff
+    assert next_delay(86400, 1, jitter=0) == 86400  # interval above the cap: keep the interval
+    assert next_delay(86400, 5, jitter=0, max_backoff=60) == 86400
     assert next_delay(10, 30, jitter=0, max_backoff=600) == 600
     assert 9 <= next_delay(10, 0, jitter=0.1) <= 11
 
