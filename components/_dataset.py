@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -43,16 +44,35 @@ def tfrecord_files(examples_dir: str | os.PathLike, split: str) -> list[str]:
 
 
 def iter_examples(examples_dir: str | os.PathLike, split: str):
-    """Yield parsed ``tf.train.Example`` protos of one split."""
-    import tensorflow as tf
+    """Yield parsed ``tf.train.Example`` protos of one split.
 
-    dataset = tf.data.TFRecordDataset(tfrecord_files(examples_dir, split), compression_type="GZIP")
-    for record in dataset.as_numpy_iterator():
-        yield tf.train.Example.FromString(record)
+    A corrupt file or a record that is not an Example is an InputError naming the file and the
+    example's index in the split, instead of TensorFlow's DataLossError or a protobuf error.
+    """
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    index = 0
+    for path in tfrecord_files(examples_dir, split):
+        try:
+            dataset = tf.data.TFRecordDataset(path, compression_type="GZIP")
+            for record in dataset.as_numpy_iterator():
+                yield tf.train.Example.FromString(record)
+                index += 1
+        except (tf.errors.OpError, DecodeError) as err:
+            raise InputError(
+                f"{path}: cannot read example {index} of split '{split}' ({_tf_reason(err)})"
+            ) from None
+
+
+def _tf_reason(err: Exception) -> str:
+    """TensorFlow's message without the op names it wraps around it."""
+    text = getattr(err, "message", str(err))
+    return re.sub(r"^\{\{.*?\}\}\s*|\s*\[Op:.*$", "", text, flags=re.S).strip() or str(err)
 
 
 def load_split(
-    examples_dir: str | os.PathLike, split: str, meta: dict[str, Any], limit: int | None = None
+    examples_dir: str | os.PathLike, split: str, meta: dict[str, Any]
 ) -> tuple[Columns, np.ndarray]:
     """Read a split into columns (one array per feature) and the label vector.
 
@@ -64,10 +84,14 @@ def load_split(
     values: dict[str, list] = {f["name"]: [] for f in features}
     labels: list[int] = []
     for index, example in enumerate(iter_examples(examples_dir, split)):
-        if limit is not None and index >= limit:
-            break
         fmap = example.features.feature
-        labels.append(int(fmap[label_key].int64_list.value[0]))
+        label = fmap[label_key].int64_list.value if label_key in fmap else []
+        if len(label) != 1:
+            raise InputError(
+                f"{examples_dir} split {split}: label feature '{label_key}' has {len(label)} "
+                f"int64 values in example {index}, expected 1"
+            )
+        labels.append(int(label[0]))
         for feature in features:
             name = feature["name"]
             if feature["dtype"] == "string":
