@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 
 from edge_pusher import keys
@@ -139,7 +140,7 @@ def test_device_follows_root_chain_after_key_rotation(publish, make_agent, repo,
     publish(2, which="b")  # re-signs every role with the new keys
     result = agent.poll_once()
     assert result.ok and result.version == 2, result
-    assert (agent.state_dir + "/tuf/root_history/5.root.json")
+    assert os.path.isfile(agent.state_dir + "/tuf/root_history/5.root.json")
     # and a brand-new device that only knows root v1 walks the whole chain
     fresh = make_agent("fresh")
     assert fresh.poll_once().version == 2

@@ -129,7 +129,7 @@ def test_publisher_refuses_to_build_on_tampered_metadata(repo, bucket, publish):
     sv = _ts(bucket).snapshot_meta.version
     md = Metadata[Snapshot].from_bytes(bucket.get(f"metadata/{sv}.snapshot.json"))
     md.signed.expires = md.signed.expires + timedelta(days=1)  # signature no longer matches
-    (bucket.root + f"/metadata/{sv}.snapshot.json")
+    assert bucket.exists(f"metadata/{sv}.snapshot.json")  # tamper with the published file
     with open(bucket.root + f"/metadata/{sv}.snapshot.json", "wb") as f:
         f.write(md.to_bytes())
     with pytest.raises(OtaError, match="snapshot metadata .* not signed by any key"):
