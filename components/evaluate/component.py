@@ -58,8 +58,9 @@ def evaluate(
             threshold). Example: ``0.9``.
         max_accuracy_decrease: Change threshold: bless only if accuracy is at most this much
             below the baseline's (0 to 1; negative = no threshold). Example: ``0.01``.
-        beam_pipeline_args: Beam options for the TFMA pipeline; default in-process runner.
-            Example: ``["--runner=DirectRunner", "--direct_num_workers=2"]``.
+        beam_pipeline_args: Beam options for the TFMA pipeline; without --runner, Beam's
+            in-process FnApiRunner (DirectRunner would first try to download the Prism runner).
+            Example: ``["--direct_num_workers=2"]``.
 
     Returns:
         The step summary as JSON: ``{"accuracy", "blessed", "reasons", "per_class",

@@ -52,8 +52,9 @@ def ingest(
             first one, naming its file and line.
         column_types: tabular/sensor: override inferred column types, {column: "float"|"string"}.
             Example: {"zip_code": "string"}.
-        beam_pipeline_args: Apache Beam pipeline options; default runs the DirectRunner.
-            Example: ["--runner=DirectRunner", "--direct_num_workers=2"].
+        beam_pipeline_args: Apache Beam pipeline options; without --runner, Beam's in-process
+            FnApiRunner (DirectRunner would first try to download the Prism runner).
+            Example: ["--direct_num_workers=2"].
 
     Returns:
         JSON summary, e.g. {"rows": {"train": 357, "eval": 91}, "bad_rows": 0,

@@ -55,8 +55,9 @@ def validate(
             Example: ``0.1``.
         fail_on_anomalies: Fail the step, with every anomaly in the message, when any is found.
             False: write all outputs and report the anomalies in ``summary``.
-        beam_pipeline_args: Apache Beam options for the statistics pipeline; DirectRunner when
-            empty. Example: ``["--runner=FlinkRunner", "--flink_master=flink:8081"]``.
+        beam_pipeline_args: Apache Beam options for the statistics pipeline; without --runner,
+            Beam's in-process FnApiRunner (DirectRunner would first try to download the Prism
+            runner). Example: ``["--runner=FlinkRunner", "--flink_master=flink:8081"]``.
 
     Returns:
         The summary as JSON ``{"anomalies": {"train": ["'x': ..."], "eval": []}, "num_anomalies": 0,
