@@ -10,6 +10,7 @@ from test_ingest_records import read_split
 
 from components._artifacts import read_examples_meta
 from components.errors import InputError
+from components.ingest._images import list_images
 from components.ingest._rows import in_eval
 from components.ingest.executor import run_ingest
 
@@ -103,3 +104,21 @@ def test_empty_class_folder_and_single_class_are_refused(tmp_path: Path) -> None
     with pytest.raises(InputError, match="found 1 class folder .'only'.; need at least 2"):
         run_ingest("image", str(single), str(tmp_path / "b"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_hidden_files_and_folders_inside_a_class_are_skipped(tmp_path: Path) -> None:
+    root = _image_folder(tmp_path / "pets")
+    for hidden in ("cat/.ipynb_checkpoints/0-checkpoint.png", "dog/sub/.cache/1.png"):
+        (root / hidden).parent.mkdir(parents=True)
+        Image.new("L", (2, 2)).save(root / hidden)
+    (root / "dog" / "._0.png").write_bytes(b"\x00\x05\x16\x07 macOS AppleDouble metadata")
+    Image.new("L", (2, 2)).save(root / "dog" / "sub" / "7.png")  # a visible subfolder counts
+    classes, images = list_images(root)
+    assert classes == ["cat", "dog"]
+    assert len(images) == 2 * PER_CLASS + 2
+    assert ("dog/sub/7.png", "dog") in images
+    assert not [rel for rel, _ in images if "/." in rel]
+    (root / "bird" / ".ipynb_checkpoints").mkdir(parents=True)
+    Image.new("L", (2, 2)).save(root / "bird" / ".ipynb_checkpoints" / "x.png")
+    with pytest.raises(InputError, match=r"pets/bird: class 'bird' has no \.png"):
+        list_images(root)

@@ -14,8 +14,8 @@ IMAGE_FEATURE = "image"
 def list_images(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
     """Class names (sorted) and (relative path, class) for every image, checked up front.
 
-    Hidden folders (``.ipynb_checkpoints``) are not classes; files other than PNG/JPEG are
-    skipped. A class folder without images is an error: the class could never be learnt.
+    Hidden files and folders are skipped, as are files other than PNG/JPEG. A class folder
+    without images is an error: the class could never be learnt.
     """
     if not root.exists():
         raise InputError(f"{root}: no such folder")
@@ -26,15 +26,26 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
         raise InputError(f"{root}: no class folders; images go in <folder>/<class>/*.png|*.jpg")
     images: list[tuple[str, str]] = []
     for name in classes:
-        found = sorted(
-            p.relative_to(root).as_posix()
-            for p in (root / name).rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        )
+        found = _images_in(root, name)
         if not found:
             raise InputError(f"{root / name}: class '{name}' has no .png/.jpg/.jpeg images")
         images.extend((rel, name) for rel in found)
     return classes, images
+
+
+def _images_in(root: Path, name: str) -> list[str]:
+    """Sorted paths, relative to ``root``, of the images anywhere under class folder ``name``.
+
+    Hidden files and folders are skipped: ``.ipynb_checkpoints`` copies and macOS ``._x.png``
+    metadata files are not images of the class.
+    """
+    found = []
+    for path in (root / name).rglob("*"):
+        relative = path.relative_to(root)
+        hidden = any(part.startswith(".") for part in relative.parts)
+        if not hidden and path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(relative.as_posix())
+    return sorted(found)
 
 
 def load_image(
