@@ -14,20 +14,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from datetime import timedelta
 
 from edge_pusher.errors import OtaError
 
+MAX_EXPIRY_HOURS = 10 * 365 * 24  # far beyond any sane expiry, far below datetime's year 9999
+
 
 def _hours(value: str) -> timedelta:
+    """argparse type for expiries: a bad value is a usage error, not a traceback later."""
     try:
         hours = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hours") from None
+        hours = math.nan
+    if math.isnan(hours):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hours")
     if hours <= 0:
         raise argparse.ArgumentTypeError("expiry must be positive")
+    if hours > MAX_EXPIRY_HOURS:  # including inf, which timedelta cannot hold
+        raise argparse.ArgumentTypeError(f"expiry must be at most {MAX_EXPIRY_HOURS} hours")
     return timedelta(hours=hours)
 
 

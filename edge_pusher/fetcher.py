@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from tuf.api import exceptions
 from tuf.ngclient.fetcher import FetcherInterface
 
+from edge_pusher.errors import OtaError
+
 _CHUNK = 64 * 1024
 
 
@@ -71,7 +73,8 @@ def fetcher_for(url: str) -> FetcherInterface | None:
         return FileFetcher()
     if scheme in ("http", "https"):
         return None
-    raise ValueError(f"devices poll http(s):// or file:// repositories, not {url!r}")
+    raise OtaError(f"devices poll http(s):// or file:// repositories, not {url}; give them the "
+                   "bucket's public https:// URL")
 
 
 def normalize_repo_url(url: str) -> str:

@@ -86,3 +86,24 @@ def test_publish_with_report_records_metrics(tmp_path, tiny_models, keys_dir, re
         run(["publish", str(tiny_models / "model_int8.tflite"), "--bucket", bucket.url,
              "--keys", str(keys_dir), "--name", "sensor", "--version", "2",
              "--report", str(tmp_path / "nope.json")])
+
+
+def test_main_refuses_a_non_http_device_repo_in_one_line(tmp_path, capsys):
+    code = cli.main(["device", "poll", "--repo", "s3://x/y", "--trusted-root",
+                     str(tmp_path / "root.json"), "--state-dir", str(tmp_path / "state"),
+                     "--device-id", "d1"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("error: ") and "s3://x/y" in err
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "nan", "-1"])
+def test_main_refuses_an_impossible_expiry_as_a_usage_error(tmp_path, capsys, value):
+    """argparse's own error (exit 2, usage plus one error line), not a traceback."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(["repo", "refresh", "--bucket", f"file://{tmp_path}/b", "--keys",
+                  str(tmp_path / "keys"), "--timestamp-expiry", value])
+    assert e.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1
+    assert errors[0].startswith("edgeship repo refresh: error: argument --timestamp-expiry: ")
