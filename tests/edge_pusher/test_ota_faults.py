@@ -136,18 +136,35 @@ def test_bucket_offline(v1_device, keys_dir, model_bytes, http_serve, bucket):
     _assert_still_v1(v1_device, model_bytes)
 
 
+def _enospc():
+    return OSError(errno.ENOSPC, "No space left on device")
+
+
 def test_disk_full_while_downloading(v1_device, publish, monkeypatch, model_bytes, keys_dir):
+    """ENOSPC in python-tuf's download buffer for the model only: metadata and the channel
+    index go through the same buffer and must arrive, so it is the model download that fails."""
     import tuf.ngclient.fetcher as tuf_fetcher
 
+    from edge_pusher.fetcher import FileFetcher
+
     publish(2, which="b")
-    real = tuf_fetcher.tempfile.TemporaryFile
+    real_temp, real_fetch = tuf_fetcher.tempfile.TemporaryFile, FileFetcher.fetch
+    fetched: list[str] = []  # in order; download_file fetches before it writes a chunk
+    refused: list[str] = []
+
+    def fetch(self, url):
+        fetched.append(url)
+        return real_fetch(self, url)
 
     class FullDisk:
         def __init__(self, *a, **k):
-            self._f = real(*a, **k)
+            self._f = real_temp(*a, **k)
 
         def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
+            if "/targets/models/" in fetched[-1]:
+                refused.append(fetched[-1])
+                raise _enospc()
+            return self._f.write(data)
 
         def __getattr__(self, name):
             return getattr(self._f, name)
@@ -158,27 +175,50 @@ def test_disk_full_while_downloading(v1_device, publish, monkeypatch, model_byte
         def __exit__(self, *exc):
             self._f.close()
 
+    monkeypatch.setattr(FileFetcher, "fetch", fetch)
     monkeypatch.setattr(tuf_fetcher.tempfile, "TemporaryFile", FullDisk)
-    # metadata is already cached except for the new bits; the model download hits the full disk
     result = v1_device.poll_once()
     assert not result.ok and result.reason == "disk-full", result
-    monkeypatch.setattr(tuf_fetcher.tempfile, "TemporaryFile", real)
+    assert refused and all("/targets/models/sensor/stable/2/" in u for u in refused), refused
+    assert any(u.endswith("/metadata/timestamp.json") for u in fetched)
+    assert any("/targets/index/" in u for u in fetched)
+    monkeypatch.undo()
     _assert_still_v1(v1_device, model_bytes)
     assert v1_device.status()["last_error"]["reason"] == "disk-full"
     assert v1_device.poll_once().version == 2
 
 
-def test_disk_full_while_installing_into_slot(v1_device, publish, monkeypatch, model_bytes):
-    from edge_pusher import device
+@pytest.mark.parametrize("write", ["model.tflite.partial", "meta.json"])
+def test_disk_full_while_installing_into_slot(v1_device, publish, monkeypatch, model_bytes,
+                                              write):
+    """ENOSPC on a real write into the inactive slot: the verified model bytes (python-tuf
+    copies them to slots/b/model.tflite.partial, which install() renames to model.tflite), or
+    install()'s atomic write of the slot's meta.json."""
+    import shutil
+
+    from edge_pusher import slots
 
     publish(2, which="b")
+    target = os.path.join(v1_device.slots.slot_dir("b"), write)
+    refused: list[str] = []
+    real_copy, real_atomic = shutil.copyfileobj, slots.atomic_write
 
-    def full(self, point):
-        if point == "install":
-            raise OSError(errno.ENOSPC, "No space left on device")
+    def copyfileobj(src, dst, *a, **k):
+        if getattr(dst, "name", None) == target:
+            refused.append(target)
+            raise _enospc()
+        return real_copy(src, dst, *a, **k)
 
-    monkeypatch.setattr(device.Agent, "_checkpoint", full)
+    def atomic_write(path, data):
+        if path == target:
+            refused.append(target)
+            raise _enospc()
+        return real_atomic(path, data)
+
+    monkeypatch.setattr(shutil, "copyfileobj", copyfileobj)
+    monkeypatch.setattr(slots, "atomic_write", atomic_write)
     result = v1_device.poll_once()
+    assert refused == [target]
     assert result.reason == "disk-full"
     _assert_still_v1(v1_device, model_bytes)
     monkeypatch.undo()
