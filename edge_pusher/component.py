@@ -5,7 +5,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model, Output
 
-from components._image import IMAGE
+from components._image import IMAGE, KEYS_DIR
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -16,7 +16,7 @@ def push(
     pushed_model: Output[Artifact],
     bucket: str,
     model_name: str,
-    keys_dir: str = "/var/run/secrets/edgeship-ota",
+    keys_dir: str = KEYS_DIR,
     version: int = 0,
     channel: str = "stable",
     rollout: int = 100,
@@ -41,7 +41,9 @@ def push(
             Example: ``"s3://ota/models"``.
         model_name: Model name devices follow. Example: ``"sensor"``.
         keys_dir: Keys directory (``edgeship keys init``) holding ``root.json``,
-            ``root_history/`` and ``online/``; mount it from a Secret. Never the offline root key.
+            ``root_history/`` and ``online/``. The default is where the image links the public
+            root and ``pipelines/cluster.py`` mounts the online keys from a Secret. Never the
+            offline root key.
         version: Version to publish; 0 publishes the next version after the newest on
             (model_name, channel). Versions only go up.
         channel: Release channel. Example: ``"stable"`` or ``"beta"``.

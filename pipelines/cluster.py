@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from components._image import KEYS_DIR
+
 NAMESPACE = "kubeflow"  # where KFP standalone runs pipeline pods
 OTA_WRITER_SECRET = "edgeship-ota-writer"
 OTA_WRITER_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
 ONLINE_KEYS_SECRET = "edgeship-ota-online-keys"
 ROOT_CONFIGMAP = "edgeship-ota-root"
-KEYS_DIR = "/opt/edgeship/keys"
 ROOT_DIR = "/opt/edgeship/root"
 OTA_BUCKET = "ota"
 # The bucket URL as seen from pipeline pods (in-cluster DNS), and from devices on the host.
