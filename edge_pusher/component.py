@@ -5,9 +5,11 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model, Output
 
-from components._image import IMAGE, KEYS_DIR
+from components._image import IMAGE
 
 
+# Defaults are literals: KFP runs this function's source as a script of its own, where no
+# module-level name exists. keys_dir's is components._image.KEYS_DIR (a test checks they agree).
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def push(
     quantized_models: Input[Model],
@@ -16,7 +18,7 @@ def push(
     pushed_model: Output[Artifact],
     bucket: str,
     model_name: str,
-    keys_dir: str = KEYS_DIR,
+    keys_dir: str = "/opt/edgeship/keys",
     version: int = 0,
     channel: str = "stable",
     rollout: int = 100,

@@ -56,3 +56,22 @@ def test_loaded_components_drop_into_another_pipeline(tmp_path: Path) -> None:
     assert tasks["train"]["dependentTasks"] == ["ingest", "validate"]
     # The IR loads back as a component, as KFP does when it is submitted or reused.
     assert components.load_component_from_file(str(target)).name == "my-own-pipeline"
+
+
+def test_push_keys_dir_default_is_the_images_keys_folder() -> None:
+    from components._image import KEYS_DIR
+    from edge_pusher.component import push
+
+    assert push.component_spec.inputs["keys_dir"].default == KEYS_DIR
+
+
+@pytest.mark.parametrize("module,name,target", COMPONENTS, ids=[c[1] for c in COMPONENTS])
+def test_component_source_defines_its_function_on_its_own(module: str, name: str, target: Path):
+    """KFP runs the function's source as a script of its own: a default or annotation that
+    names a module-level constant fails there (NameError) though it compiles fine here."""
+    ir = yaml.safe_load(target.read_text())
+    for executor in ir["deploymentSpec"]["executors"].values():
+        source = executor["container"]["command"][-1]
+        namespace: dict = {}
+        exec(compile(source, f"{target}:embedded", "exec"), namespace)  # noqa: S102
+        assert callable(namespace[name])
