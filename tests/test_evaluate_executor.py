@@ -18,6 +18,7 @@ import pytest
 
 from components._artifacts import (
     EXAMPLES_META,
+    OUTPUT_MARKER,
     SERVING_DIR,
     is_blessed,
     read_examples_meta,
@@ -220,7 +221,7 @@ def test_blessed_when_thresholds_met_and_tfma_output_loads(setup, blessed_run) -
 
     blessing = blessed_run["out"] / "blessing"
     assert is_blessed(blessing)
-    assert sorted(p.name for p in blessing.iterdir()) == ["BLESSED"]
+    assert sorted(p.name for p in blessing.iterdir()) == [OUTPUT_MARKER, "BLESSED"]
     (line,) = (blessing / "BLESSED").read_text().splitlines()
     assert "accuracy" in line and ">= min_accuracy" in line
     assert _numbers(line) == pytest.approx([setup["acc_good"], 0.5], abs=TOL)
