@@ -90,8 +90,47 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
         raise InputError(f"{path}: {what} is not valid JSON ({err})") from None
 
 
+EXAMPLE_KINDS = ("tabular", "sensor", "image")
+
+
 def read_examples_meta(examples_dir: str | os.PathLike) -> dict[str, Any]:
-    return read_json(Path(examples_dir) / EXAMPLES_META, "examples metadata")
+    """``examples_meta.json``, with the fields every later step relies on checked, so that a
+    malformed file is one line naming it rather than a KeyError deep inside a step."""
+    path = Path(examples_dir) / EXAMPLES_META
+    meta = read_json(path, "examples metadata")
+
+    def bad(why: str) -> InputError:
+        return InputError(f"{path}: {why}")
+
+    if not isinstance(meta, dict):
+        raise bad("expected a JSON object")
+    if meta.get("kind") not in EXAMPLE_KINDS:
+        raise bad(f"'kind' must be one of {list(EXAMPLE_KINDS)}, got {meta.get('kind')!r}")
+    if not isinstance(meta.get("label_feature"), str):
+        raise bad("'label_feature' missing")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise bad("'classes' must be a list of class names")
+    features = meta.get("features")
+    if not isinstance(features, list) or not features:
+        raise bad("'features' must be a non-empty list")
+    for feature in features:
+        if not isinstance(feature, dict) or not isinstance(feature.get("name"), str):
+            raise bad(f"feature entry {feature!r} has no 'name'")
+        if feature.get("dtype") not in ("float", "string"):
+            raise bad(f"feature '{feature['name']}': dtype must be 'float' or 'string'")
+        shape = feature.get("shape")
+        if not (
+            isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)
+        ):
+            raise bad(f"feature '{feature['name']}': shape must be a list of positive ints")
+    if meta["kind"] != "tabular" and any(f["dtype"] != "float" for f in features):
+        raise bad(f"{meta['kind']} features must all be float")
+    if meta["kind"] == "image" and (len(features) != 1 or len(features[0]["shape"]) != 3):
+        raise bad("image examples need exactly one feature of shape [H, W, C]")
+    if meta["kind"] == "sensor" and len({tuple(f["shape"]) for f in features}) != 1:
+        raise bad("sensor channels must all have the same window shape")
+    return meta
 
 
 def read_model_meta(

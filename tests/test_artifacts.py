@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from components._artifacts import atomic_output_dir
+from components._artifacts import (
+    EXAMPLES_META,
+    atomic_output_dir,
+    read_examples_meta,
+    write_json,
+)
 from components.errors import InputError
 from components.ingest.executor import run_ingest
 
@@ -76,3 +81,24 @@ def test_ingest_into_the_folder_holding_its_csv_keeps_the_csv(tmp_path: Path) ->
         run_ingest("tabular", str(csv), str(proj))
     assert "\n" not in str(err.value)
     assert sorted(p.name for p in proj.iterdir()) == ["notes.txt", "wine.csv"]
+
+
+@pytest.mark.parametrize(
+    "meta,message",
+    [
+        ({"kind": "tabular", "label_feature": "label", "features": []}, "'classes' must be"),
+        ({"kind": "audio"}, "'kind' must be one of"),
+        (
+            {"kind": "image", "label_feature": "label", "classes": ["a", "b"],
+             "features": [{"name": "image", "dtype": "float", "shape": [8, 8]}]},
+            "exactly one feature of shape",
+        ),
+    ],
+)
+def test_malformed_examples_meta_is_one_line_naming_the_file(tmp_path: Path, meta, message):
+    """Every step reads examples_meta.json through this reader, so each gets the same check."""
+    write_json(tmp_path / EXAMPLES_META, meta)
+    with pytest.raises(InputError, match=message) as err:
+        read_examples_meta(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / EXAMPLES_META}: ")
+    assert "\n" not in str(err.value)

@@ -16,14 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components._artifacts import EXAMPLES_META, LABEL_FEATURE, atomic_output_dir, write_json
+from components._artifacts import (
+    EXAMPLE_KINDS as KINDS,
+)
+from components._artifacts import (
+    EXAMPLES_META,
+    LABEL_FEATURE,
+    atomic_output_dir,
+    write_json,
+)
 from components.errors import InputError
 from components.ingest import _csv, _images, _pipeline, _sensor, _tabular, datasets
 from components.ingest._rows import BadRow
 
 log = logging.getLogger(__name__)
 
-KINDS = ("tabular", "sensor", "image")
 
 
 @dataclass
