@@ -36,6 +36,17 @@ def run_blocked(code: str, blocked: set[str]) -> subprocess.CompletedProcess:
     )
 
 
+def edgeship(*args: str) -> subprocess.CompletedProcess:
+    """The command line in its own process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
 def test_params_are_typed_by_the_declared_parameter_types() -> None:
     declared = {
         "epochs": {"parameterType": "NUMBER_INTEGER", "defaultValue": 30},
@@ -126,23 +137,8 @@ def test_pipeline_names_of_the_cli_are_the_registered_pipelines() -> None:
 
 
 def test_missing_data_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "run",
-            "tabular",
-            "--data",
-            str(tmp_path / "x.csv"),
-            "--workdir",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    result = edgeship("run", "tabular", "--data", str(tmp_path / "x.csv"), "--workdir",
+                      str(tmp_path / "run"))
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "x.csv: no such file or folder" in result.stderr
@@ -150,13 +146,7 @@ def test_missing_data_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 def test_compile_to_a_non_yaml_name_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
     out = tmp_path / "new" / "sub" / "sensor.txt"
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "compile", "sensor", "-o", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    result = edgeship("compile", "sensor", "-o", str(out))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"edgeship: error: {out}: the IR file name must end in .yaml (KFP's package format)"
@@ -165,14 +155,8 @@ def test_compile_to_a_non_yaml_name_is_one_line_and_creates_nothing(tmp_path: Pa
 
 
 def test_keys_that_cannot_sign_stop_the_run_before_any_step(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", "tabular", "--keys", str(tmp_path / "none"),
-         "--workdir", str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    keys = str(tmp_path / "none")
+    result = edgeship("run", "tabular", "--keys", keys, "--workdir", str(tmp_path / "run"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"edgeship: error: no root.json in {tmp_path / 'none'}: "
