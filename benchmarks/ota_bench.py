@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT))
 from _machine import machine_facts  # noqa: E402  (benchmarks/ is the script folder)
 from tuf.ngclient import Updater  # noqa: E402
 
-from edge_pusher import keys, push  # noqa: E402
-from edge_pusher.buckets import FileBucket  # noqa: E402
-from edge_pusher.device import Agent  # noqa: E402
-from edge_pusher.fetcher import CountingFetcher, FileFetcher  # noqa: E402
-from edge_pusher.naming import index_path, target_path  # noqa: E402
-from edge_pusher.repository import Release, Repository  # noqa: E402
+from edgeship.contract import index_path, target_path  # noqa: E402
+from edgeship.device.agent import Agent  # noqa: E402
+from edgeship.device.fetcher import CountingFetcher, FileFetcher  # noqa: E402
+from edgeship.edge_pusher import keys, push  # noqa: E402
+from edgeship.edge_pusher.buckets import FileBucket  # noqa: E402
+from edgeship.edge_pusher.repository import Release, Repository  # noqa: E402
 
 
 def find_model(arg: str | None) -> Path:
@@ -119,7 +119,7 @@ def bench_s3_publish(work: Path, model: Path) -> dict | None:
         os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                           AWS_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://{host}:{port}")
         boto3.client("s3").create_bucket(Bucket="ota-bench")
-        from edge_pusher.buckets import open_bucket
+        from edgeship.edge_pusher.buckets import open_bucket
 
         kd = work / "s3keys"
         keys.init_keys(kd)
@@ -192,7 +192,7 @@ def bench_scaling(work: Path, model: Path, total: int) -> list[dict]:
 _RSS_CHILD = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from edge_pusher.device import Agent
+from edgeship.device.agent import Agent
 agent = Agent(sys.argv[2], sys.argv[3], sys.argv[4], "rss-dev")
 r = agent.poll_once()
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec

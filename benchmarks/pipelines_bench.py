@@ -25,7 +25,7 @@ def run(pipeline: str, base: Path) -> tuple[float, list[tuple[str, float]]]:
     workdir = base / pipeline
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", pipeline, "--workdir", str(workdir)],
+        [sys.executable, "-m", "edgeship", "run", pipeline, "--workdir", str(workdir)],
         capture_output=True, text=True,
     )
     wall = time.perf_counter() - start

@@ -29,9 +29,9 @@ from _machine import describe_machine  # noqa: E402  (benchmarks/ is the script 
 def bundled_model(name: str, work: Path, hyperparameters: dict) -> tuple[Path, Path]:
     """Ingest and train as ``edgeship run NAME`` does with its default parameters; non-empty
     ``hyperparameters`` override the model family's defaults, for sizing experiments."""
-    from components.ingest.executor import run_ingest
-    from components.train.executor import run_train
-    from pipelines.registry import default_ingest, default_parameters
+    from edgeship.components.ingest.executor import run_ingest
+    from edgeship.components.train.executor import run_train
+    from edgeship.pipelines.registry import default_ingest, default_parameters
 
     kind, data_path, ingest_args = default_ingest(name)
     examples, model = work / name / "examples", work / name / "model"
@@ -51,7 +51,7 @@ def weight_bytes(path: Path) -> int:
 
 
 def run(names: list[str], work: Path, latency_runs: int, hyperparameters: dict) -> list[dict]:
-    from components.quantize.executor import run_quantize
+    from edgeship.components.quantize.executor import run_quantize
 
     rows = []
     for name in names:
@@ -144,9 +144,9 @@ def main() -> int:
 
 def _check_hyperparameters(parser: argparse.ArgumentParser, names: list[str], hp: dict) -> None:
     """Overrides must suit every chosen model's family: fail before minutes of training."""
-    from components.errors import InputError
-    from components.train.models import resolve_hyperparameters
-    from pipelines.registry import default_ingest
+    from edgeship.components.train.models import resolve_hyperparameters
+    from edgeship.errors import InputError
+    from edgeship.pipelines.registry import default_ingest
 
     for name in names:
         try:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from components.errors import InputError
+from edgeship.errors import InputError
 
 SPLITS = ("train", "eval")
 EXAMPLES_META = "examples_meta.json"

@@ -1,4 +1,4 @@
-"""Compile every component to its ``component.yaml`` (run: ``python -m components._compile``).
+"""Compile every component to its ``component.yaml``: ``python -m edgeship.components._compile``.
 
 Each ``components/<step>/component.py`` defines a KFP component named ``<step>``; the push
 component lives in ``edge_pusher/component.py`` as ``push``. A test compiles them again and fails
@@ -22,7 +22,7 @@ def component_modules() -> list[tuple[str, str, Path]]:
         found.append((f"components.{step}.component", step, path.with_suffix(".yaml")))
     pusher = ROOT / "edge_pusher" / "component.py"
     if pusher.exists():
-        found.append(("edge_pusher.component", "push", pusher.with_suffix(".yaml")))
+        found.append(("edgeship.edge_pusher.component", "push", pusher.with_suffix(".yaml")))
     return found
 
 

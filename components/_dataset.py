@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from components._artifacts import split_dir
-from components.errors import InputError
+from edgeship.components._artifacts import split_dir
+from edgeship.errors import InputError
 
 Columns = dict[str, np.ndarray]
 

@@ -6,7 +6,7 @@ tag that ``make image`` builds and ``make kind-load`` loads into a kind cluster.
 
 import os
 
-from components._version import VERSION
+from edgeship._version import VERSION
 
 IMAGE: str = os.environ.get("EDGESHIP_IMAGE", f"edgeship:{VERSION}")
 

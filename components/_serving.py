@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from components._artifacts import SERVING_DIR
-from components.errors import InputError
+from edgeship.components._artifacts import SERVING_DIR
+from edgeship.errors import InputError
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "inputs"

@@ -27,7 +27,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
-from edge_pusher.errors import NotFound, OtaError, PreconditionFailed
+from edgeship.errors import NotFound, OtaError, PreconditionFailed
 
 _CHUNK = 64 * 1024
 

@@ -1,25 +1,19 @@
-"""The OTA subcommands of ``edgeship``: keys, publish, repo, device.
+"""The publisher's subcommands of ``edgeship``: keys, publish, repo.
 
-``register(subparsers)`` adds them to the top-level parser (``pipelines/cli.py``); each sets
+``register(subparsers)`` adds them to the one command line (``edgeship.cli``); each sets
 ``func=handler`` with ``handler(args) -> int``. User errors raise
-:class:`~edge_pusher.errors.OtaError`, which the top-level CLI prints as one line (exit 1).
-``main(argv)`` runs the same commands standalone (``python -m edge_pusher ...``), which is also
-how tests and devices without the pipelines extra call them.
-
-Device subcommands import only the device modules, so they run on a base install.
+:class:`~edgeship.errors.OtaError`, which the command line prints as one line (exit 1).
+Handlers import the publisher's modules (and boto3, for ``s3://``) only when they run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import math
 import os
-import sys
 from datetime import timedelta
 
-from edge_pusher.errors import OtaError
+from edgeship.errors import OtaError
 
 MAX_EXPIRY_HOURS = 10 * 365 * 24  # far beyond any sane expiry, far below datetime's year 9999
 
@@ -42,7 +36,7 @@ def _hours(value: str) -> timedelta:
 def _version(value: str) -> int:
     if value == "auto":
         return 0
-    from edge_pusher.naming import check_version
+    from edgeship.contract import check_version
 
     try:
         return check_version(value)
@@ -51,8 +45,8 @@ def _version(value: str) -> int:
 
 
 def _repository(args):
-    from edge_pusher.buckets import open_bucket
-    from edge_pusher.repository import Repository
+    from edgeship.edge_pusher.buckets import open_bucket
+    from edgeship.edge_pusher.repository import Repository
 
     return Repository(open_bucket(args.bucket, endpoint_url=getattr(args, "endpoint_url", None)),
                       args.keys, timestamp_expiry=args.timestamp_expiry,
@@ -60,7 +54,7 @@ def _repository(args):
 
 
 def _cmd_keys_init(args) -> int:
-    from edge_pusher import keys
+    from edgeship.edge_pusher import keys
 
     root = keys.init_keys(args.dir, root_expiry_days=args.root_expiry_days)
     print(f"created keys in {args.dir}; ship {root} with device firmware and move "
@@ -69,7 +63,7 @@ def _cmd_keys_init(args) -> int:
 
 
 def _cmd_keys_rotate(args) -> int:
-    from edge_pusher import keys
+    from edgeship.edge_pusher import keys
 
     md = keys.rotate(args.keys, args.role, root_expiry_days=args.root_expiry_days)
     print(f"rotated the {args.role} key: root is now v{md.signed.version}")
@@ -82,22 +76,21 @@ def _cmd_keys_rotate(args) -> int:
 
 
 def _cmd_publish(args) -> int:
-    from edge_pusher import push, selftest
-    from edge_pusher.repository import Release
+    from edgeship.components.quantize.report import read_report
+    from edgeship.edge_pusher import push
+    from edgeship.edge_pusher.repository import Release
+    from edgeship.errors import ModelLoadError
 
     try:
         with open(args.file, "rb") as f:
             data = f.read()
     except OSError as e:
         raise OtaError(f"cannot read {args.file}: {e.strerror}") from None
-    if args.report and not os.path.isfile(args.report):
-        raise OtaError(f"report {args.report} does not exist")
-    report = push.read_report_file(args.report) if args.report else {}
-    variant = "int8_edgetpu" if args.hardware == "edgetpu" else "int8"
+    report = read_report(args.report) if args.report else None
     try:
-        custom = push.build_release_custom(args.file, args.hardware, report, variant,
+        custom = push.build_release_custom(args.file, args.hardware, report,
                                            args.cpu_reference, args.pipeline_run)
-    except selftest.ModelLoadError as e:
+    except ModelLoadError as e:
         raise OtaError(f"{args.file}: {e} (for Edge TPU builds pass --cpu-reference)") from None
     release = Release(data, args.name, args.version, args.hardware, args.channel,
                       args.rollout, custom)
@@ -112,40 +105,6 @@ def _cmd_repo_refresh(args) -> int:
     return 0
 
 
-def _agent(args):
-    from edge_pusher.device import Agent
-
-    return Agent(args.state_dir, args.repo, trusted_root=args.trusted_root,
-                 device_id=args.device_id, hardware=args.hardware, channel=args.channel,
-                 model=args.model)
-
-
-def _cmd_device_poll(args) -> int:
-    agent = _agent(args)
-    if args.interval is None:
-        result = agent.poll_once()
-        print(json.dumps(result.as_dict()))
-        return 0 if result.ok else 1
-
-    def report(result):
-        print(json.dumps(result.as_dict()), flush=True)
-
-    try:
-        agent.run_forever(args.interval, on_result=report)
-    except KeyboardInterrupt:
-        return 0
-    return 0
-
-
-def _cmd_device_status(args) -> int:
-    from edge_pusher.device import Agent
-
-    if not os.path.isdir(args.state_dir):
-        raise OtaError(f"state directory {args.state_dir} does not exist")
-    print(json.dumps(Agent(args.state_dir, "file:///nonexistent").status(), indent=2))
-    return 0
-
-
 def _publisher_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bucket", required=True, help="file://DIR, s3://bucket/prefix")
     p.add_argument("--keys", required=True, help="keys directory from 'keys init'")
@@ -157,7 +116,7 @@ def _publisher_flags(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    """Add keys, publish, repo and device subcommands to an argparse subparsers object."""
+    """Add keys, publish and repo subcommands to an argparse subparsers object."""
     keys = subparsers.add_parser("keys", help="create and rotate repository keys")
     ks = keys.add_subparsers(dest="keys_command", required=True)
     p = ks.add_parser("init", help="create root/targets/snapshot/timestamp keys and root v1")
@@ -192,41 +151,3 @@ def register(subparsers) -> None:
     p = rs.add_parser("refresh", help="re-sign timestamp (and anything near expiry)")
     _publisher_flags(p)
     p.set_defaults(func=_cmd_repo_refresh)
-
-    device = subparsers.add_parser("device", help="the device agent")
-    ds = device.add_subparsers(dest="device_command", required=True)
-    p = ds.add_parser("poll", help="check for, verify, self-test and activate a new model")
-    p.add_argument("--repo", required=True, help="http(s):// or file:// repository URL")
-    p.add_argument("--trusted-root", required=True, help="root.json shipped with firmware")
-    p.add_argument("--state-dir", required=True)
-    p.add_argument("--device-id", required=True)
-    p.add_argument("--hardware", default="cpu")
-    p.add_argument("--channel", default="stable")
-    p.add_argument("--model", help="model name (default: the active one, or the only one)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--once", action="store_true", help="poll once (default)")
-    g.add_argument("--interval", type=float, metavar="SECONDS", help="poll forever")
-    p.set_defaults(func=_cmd_device_poll)
-    p = ds.add_parser("status", help="print the device state as JSON")
-    p.add_argument("--state-dir", required=True)
-    p.set_defaults(func=_cmd_device_status)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="edgeship")
-    parser.add_argument("--debug", action="store_true")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except OtaError as e:
-        if args.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,27 +1,28 @@
-"""KFP interface of the push step; the work is in ``edge_pusher.push`` (which never imports kfp)."""
+"""KFP interface of the push step; the work is in ``edgeship.edge_pusher.push`` (no kfp)."""
 
 from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model, Output
 
-from components._image import IMAGE
+from edgeship.components._image import IMAGE
 
 
 # Defaults are literals: KFP runs this function's source as a script of its own, where no
-# module-level name exists. keys_dir's is components._image.KEYS_DIR (a test checks they agree).
+# module-level name exists. keys_dir's is edgeship.components._image.KEYS_DIR (a test checks
+# that they agree).
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def push(
     quantized_models: Input[Model],
     evaluate_blessing: Input[Artifact],
     quantize_blessing: Input[Artifact],
     pushed_model: Output[Artifact],
-    bucket: str,
+    bucket_url: str,
     model_name: str,
     keys_dir: str = "/opt/edgeship/keys",
     version: int = 0,
     channel: str = "stable",
-    rollout: int = 100,
+    rollout_percent: int = 100,
     pipeline_run: str = "",
 ) -> NamedTuple("Outputs", [("pushed", bool), ("message", str)]):
     """Sign and publish every blessed hardware variant of a quantized model to an OTA bucket.
@@ -38,7 +39,7 @@ def push(
         pushed_model: Output folder: ``PUSHED`` or ``NOT_PUSHED`` (one line saying why) and
             ``push_result.json`` ``{"pushed", "reason", "targets", "bucket", "version",
             "timestamp_version", "message"}``.
-        bucket: OTA bucket URL: ``s3://bucket/prefix`` (credentials and endpoint from the
+        bucket_url: OTA bucket URL: ``s3://bucket/prefix`` (credentials and endpoint from the
             standard AWS_* environment, e.g. a Kubernetes Secret) or ``file:///dir``.
             Example: ``"s3://ota/models"``.
         model_name: Model name devices follow. Example: ``"sensor"``.
@@ -49,7 +50,7 @@ def push(
         version: Version to publish; 0 publishes the next version after the newest on
             (model_name, channel). Versions only go up.
         channel: Release channel. Example: ``"stable"`` or ``"beta"``.
-        rollout: Percentage (0..100) of devices that may take this version.
+        rollout_percent: Percentage (0..100) of devices that may take this version.
         pipeline_run: Id of the run that made the model, recorded in the signed metadata;
             pass ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` from the pipeline.
 
@@ -59,23 +60,21 @@ def push(
     """
     from collections import namedtuple
 
-    from edge_pusher.push import push as run_push
+    from edgeship.edge_pusher.push import PushParams
+    from edgeship.edge_pusher.push import push as run_push
+    from edgeship.errors import step_errors
 
-    outcome = run_push(
-        quantized_models.path,
-        evaluate_blessing.path,
-        quantize_blessing.path,
-        bucket_url=bucket,
-        keys_dir=keys_dir,
-        name=model_name,
-        version=version or None,
-        channel=channel,
-        rollout=rollout,
-        pipeline_run=pipeline_run,
-        output_dir=pushed_model.path,
-    )
+    with step_errors("push"):
+        params = PushParams.of(locals())
+        outcome = run_push(
+            quantized_models.path,
+            evaluate_blessing.path,
+            quantize_blessing.path,
+            params,
+            output_dir=pushed_model.path,
+        )
     pushed_model.metadata.update(
-        {"pushed": int(outcome.pushed), "message": outcome.line(), "bucket": bucket,
+        {"pushed": int(outcome.pushed), "message": outcome.line(), "bucket": bucket_url,
          "version": outcome.version or 0, "targets": outcome.targets}
     )
     Outputs = namedtuple("Outputs", ["pushed", "message"])

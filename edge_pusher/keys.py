@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from securesystemslib.signer import CryptoSigner, Key, Signer
 from tuf.api.metadata import Metadata, Root
 
-from edge_pusher.errors import OtaError
+from edgeship.errors import OtaError
 
 ONLINE_ROLES = ("targets", "snapshot", "timestamp")
 APPLIED_ROOTS = "applied_roots.json"
@@ -37,7 +37,7 @@ DEFAULT_ROOT_EXPIRY_DAYS = 365
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -4,8 +4,8 @@ The lock is an object created with a conditional write (create-if-absent), so ex
 racing publishers gets it. It carries an expiry; a publisher that finds an expired lock takes it
 over with a compare-and-swap on the lock's ETag, so two rescuers cannot both win. The lease is a
 liveness tool, not the safety net: the final ``timestamp.json`` write is itself conditional on
-the ETag read at the start (see :mod:`edge_pusher.repository`), so even a publisher whose lease
-ran out cannot overwrite a newer publication.
+the ETag read at the start (see :mod:`edgeship.edge_pusher.repository`), so even a publisher
+whose lease ran out cannot overwrite a newer publication.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import socket
 import time
 import uuid
 
-from edge_pusher.buckets import Bucket
-from edge_pusher.errors import NotFound, OtaError, PreconditionFailed
+from edgeship.edge_pusher.buckets import Bucket
+from edgeship.errors import NotFound, OtaError, PreconditionFailed
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ bins cannot be listed cheaply by a device, each channel has a signed *index* tar
 (``index/<channel>.json``) naming the candidate builds; the device then reads each candidate's
 own signed target metadata, which is authoritative.
 
-A publish runs under :class:`~edge_pusher.lock.PublishLock` and writes, in order: target files,
-changed bins and targets metadata, snapshot, and finally ``timestamp.json`` with a conditional
-write on the ETag read at the start. Every versioned metadata file is created with
+A publish runs under :class:`~edgeship.edge_pusher.lock.PublishLock` and writes, in order:
+target files, changed bins and targets metadata, snapshot, and finally ``timestamp.json`` with
+a conditional write on the ETag read at the start. Every versioned metadata file is created with
 create-if-absent, so nothing published is ever overwritten; a reader that sees the old
 timestamp sees the complete old repository, and one that sees the new timestamp sees the
 complete new one.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from securesystemslib.signer import Signer
 from tuf.api.exceptions import UnsignedMetadataError
@@ -43,11 +43,7 @@ from tuf.api.metadata import (
     Timestamp,
 )
 
-from edge_pusher import keys as keyring
-from edge_pusher.buckets import Bucket
-from edge_pusher.errors import NotFound, OtaError, PreconditionFailed
-from edge_pusher.lock import PublishLock
-from edge_pusher.naming import (
+from edgeship.contract import (
     canonical_safe,
     check_name,
     check_rollout,
@@ -55,6 +51,10 @@ from edge_pusher.naming import (
     index_path,
     target_path,
 )
+from edgeship.edge_pusher import keys as keyring
+from edgeship.edge_pusher.buckets import Bucket
+from edgeship.edge_pusher.lock import PublishLock
+from edgeship.errors import NotFound, OtaError, PreconditionFailed
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class _State:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def _canonical(obj) -> bytes:
@@ -201,22 +201,6 @@ class Repository:
     def target(self, path: str) -> TargetFile | None:
         st = self._load()
         return self._bin(st, self._bin_for(st, path)).signed.targets.get(path)
-
-    def add_raw_target(self, path: str, data: bytes, custom: dict, index_entry: dict | None,
-                       channel: str) -> PublishResult:
-        """Publish arbitrary bytes and custom metadata. For tests and tooling that must build
-        repositories a normal publish would refuse (e.g. a mislabelled build)."""
-
-        def change(st: _State) -> None:
-            self._put_target(st, path, data, custom)
-            if index_entry is not None:
-                index = self._read_index(st, channel)
-                index["models"].setdefault(index_entry["name"], []).append(
-                    {k: index_entry[k] for k in ("version", "hardware", "rollout")} | {
-                        "path": path})
-                self._write_index(st, channel, index)
-
-        return self._transaction(change)
 
     # ------------------------------------------------------------------ transaction
 

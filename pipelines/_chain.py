@@ -1,8 +1,8 @@
 """The step chain the three pipelines share: ingest -> validate -> train -> evaluate -> quantize
 -> push. Each pipeline module only chooses its data kind and defaults.
 
-Component modules are imported here, not at package import, so ``import pipelines`` stays light
-(the device install carries this package without kfp).
+Component modules are imported here, not at package import, so ``import edgeship.pipelines``
+stays light (the device install carries this package without kfp).
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ def build_chain(
     """
     from kfp import dsl
 
-    from components.evaluate.component import evaluate
-    from components.ingest.component import ingest
-    from components.quantize.component import quantize
-    from components.train.component import train
-    from components.validate.component import validate
-    from edge_pusher.component import push
-    from pipelines.cluster import apply_cluster_settings
+    from edgeship.components.evaluate.component import evaluate
+    from edgeship.components.ingest.component import ingest
+    from edgeship.components.quantize.component import quantize
+    from edgeship.components.train.component import train
+    from edgeship.components.validate.component import validate
+    from edgeship.edge_pusher.component import push
+    from edgeship.pipelines.cluster import apply_cluster_settings
 
     ingest_task = ingest(kind=kind, **ingest_args)
     examples = ingest_task.outputs["examples"]
@@ -62,10 +62,10 @@ def build_chain(
         quantize_blessing=quantize_task.outputs["blessing"],
         pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         model_name=model_name,
-        bucket=bucket_url,
+        bucket_url=bucket_url,
         keys_dir=keys_dir,
         channel=channel,
-        rollout=rollout_percent,
+        rollout_percent=rollout_percent,
     )
     # On a cluster the push step's credentials and keys come from Kubernetes objects, never
     # from parameters; kfp.local ignores this platform config.

@@ -1,4 +1,4 @@
-"""``edgeship run`` and ``edgeship compile`` (``submit`` lives in ``pipelines.submit``)."""
+"""``edgeship run`` and ``edgeship compile`` (``submit`` lives in ``edgeship.pipelines.submit``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from components.errors import InputError
+from edgeship.errors import InputError, StepFailed
 
 PIPELINE_NAMES = ("sensor", "vision", "tabular")
 
@@ -34,13 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("-o", "--output", help="output file (default: PIPELINE.yaml)")
     comp.set_defaults(func=cmd_compile)
 
-    from pipelines.submit import register as register_submit  # imports kfp only when run
+    from edgeship.pipelines.submit import register as register_submit  # imports kfp only when run
 
     register_submit(sub)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from pipelines.compile import compile_pipeline
+    from edgeship.pipelines.compile import compile_pipeline
 
     path = compile_pipeline(args.pipeline, args.output or f"{args.pipeline}.yaml")
     print(f"wrote {path}")
@@ -50,9 +50,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
-    from pipelines.local import new_workdir, require_data, run_local
-    from pipelines.registry import get_pipeline
-    from pipelines.submit import declared_parameters, parse_params
+    from edgeship.pipelines.local import new_workdir, require_data, run_local
+    from edgeship.pipelines.registry import get_pipeline
+    from edgeship.pipelines.submit import declared_parameters, parse_params
 
     if args.data:
         require_data(args.data)
@@ -80,19 +80,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     print(f"edgeship run {args.pipeline}: working in {workdir}", flush=True)
     result = run_local(args.pipeline, arguments, workdir, progress=sys.stdout)
-    from pipelines.report import format_run
+    from edgeship.pipelines.report import format_run
 
     print()
     print(format_run(result))
     if not result.ok:
-        print(f"edgeship: error: {result.error}", file=sys.stderr)
-        return 1
+        raise StepFailed(result.error)
     return 0
 
 
 def _checked_keys(keys: Path) -> str:
     """Fail before the first step, not at push minutes later, when --keys cannot sign."""
-    from edge_pusher.keys import ONLINE_ROLES, load_root, load_signers
+    from edgeship.edge_pusher.keys import ONLINE_ROLES, load_root, load_signers
 
     root = load_root(keys).signed
     for role in ONLINE_ROLES:
@@ -102,7 +101,7 @@ def _checked_keys(keys: Path) -> str:
 
 def _demo_keys(workdir: Path) -> str:
     """Fresh keys for a self-contained local run (a real fleet passes --keys)."""
-    from edge_pusher.keys import init_keys
+    from edgeship.edge_pusher.keys import init_keys
 
     keys = workdir / "keys"
     if not keys.exists():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.errors import InputError
-from pipelines.registry import get_pipeline
+from edgeship.errors import InputError
+from edgeship.pipelines.registry import get_pipeline
 
 
 def compile_pipeline(name: str, path: str | Path) -> Path:

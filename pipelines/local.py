@@ -13,12 +13,14 @@ import io
 import json
 import os
 import re
+import shutil
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.errors import InputError
+from edgeship.errors import ERROR_DIR_ENV, InputError, read_step_errors
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EVENT = re.compile(
@@ -93,13 +95,15 @@ def run_local(
     """
     from kfp import local
 
-    from pipelines.registry import get_pipeline
+    from edgeship.pipelines.registry import get_pipeline
 
     pipeline_fn = get_pipeline(pipeline)
     workdir = Path(workdir).resolve()
     pipeline_root = workdir / "pipeline_root"
     pipeline_root.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "run.log"
+    errors_dir = workdir / "errors"  # where a step that fails on bad input leaves its line
+    shutil.rmtree(errors_dir, ignore_errors=True)  # a failure of an earlier run is not ours
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -111,6 +115,7 @@ def run_local(
         open(log_path, "w") as log,
         contextlib.redirect_stdout(_LogWithProgress(log, progress)),
         warnings.catch_warnings(),
+        _environ(ERROR_DIR_ENV, str(errors_dir)),  # the steps are subprocesses: they inherit it
     ):
         warnings.simplefilter("ignore")
         try:
@@ -119,15 +124,29 @@ def run_local(
             error = str(err)
     text = _ANSI.sub("", log_path.read_text())
     if error:
-        error = _user_error(text) or _ANSI.sub("", error) + f" (see {log_path})"
+        error = _step_error(errors_dir) or _ANSI.sub("", error) + f" (see {log_path})"
     run_dirs = sorted(p for p in pipeline_root.iterdir() if p.is_dir())
     run_dir = run_dirs[-1] if run_dirs else None
     return RunResult(pipeline, workdir, run_dir, log_path, _steps(text, run_dir), error)
 
 
-def _user_error(log_text: str) -> str:
-    messages = [m.group(1).strip() for m in map(_USER_ERROR.search, log_text.splitlines()) if m]
-    return messages[-1] if messages else ""
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def _step_error(errors_dir: Path) -> str:
+    """The failed step's own one-line error, from the file it left (``step_errors``)."""
+    records = read_step_errors(errors_dir) if errors_dir.is_dir() else []
+    return records[-1]["message"] if records else ""
 
 
 def _steps(log_text: str, run_dir: Path | None) -> list[StepResult]:

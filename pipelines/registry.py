@@ -6,10 +6,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from components.errors import InputError
-from pipelines.sensor import sensor_pipeline
-from pipelines.tabular import tabular_pipeline
-from pipelines.vision import vision_pipeline
+from edgeship.errors import InputError
+from edgeship.pipelines.sensor import sensor_pipeline
+from edgeship.pipelines.tabular import tabular_pipeline
+from edgeship.pipelines.vision import vision_pipeline
 
 PIPELINES: dict[str, Callable] = {
     "sensor": sensor_pipeline,
@@ -28,8 +28,8 @@ def default_ingest(name: str) -> tuple[str, str, dict[str, Any]]:
     """What ``edgeship run NAME`` ingests by default (a bundled dataset): kind, data path and the
     other ingest arguments, for running the bundled steps outside a pipeline (benchmarks, tests).
     """
-    from components.ingest import datasets
-    from components.ingest.executor import run_ingest
+    from edgeship.components.ingest import datasets
+    from edgeship.components.ingest.executor import run_ingest
 
     defaults = default_parameters(name)
     data_path = defaults["data_path"]

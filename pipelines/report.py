@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.local import RunResult
+from edgeship.pipelines.local import RunResult
 
 
 def _pct(value: Any) -> str:

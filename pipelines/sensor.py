@@ -7,8 +7,8 @@ time column, channel columns, a label column and a group column (machine or sess
 
 from kfp import dsl
 
-from pipelines._chain import build_chain
-from pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
+from edgeship.pipelines._chain import build_chain
+from edgeship.pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
 
 
 @dsl.pipeline(name="edgeship-sensor", description="Vibration windows to a signed int8 model")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.errors import InputError
+from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def handler(args: argparse.Namespace) -> int:
         if args.package:
             package = Path(args.package)
         else:
-            from pipelines.compile import compile_pipeline
+            from edgeship.pipelines.compile import compile_pipeline
 
             package = Path(tmp) / f"{args.pipeline}.yaml"
             compile_pipeline(args.pipeline, package)

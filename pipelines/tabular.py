@@ -6,8 +6,8 @@ exported model takes one numeric tensor and converts to a full-integer TFLite mo
 
 from kfp import dsl
 
-from pipelines._chain import build_chain
-from pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
+from edgeship.pipelines._chain import build_chain
+from edgeship.pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
 
 
 @dsl.pipeline(name="edgeship-tabular", description="Feature columns to a signed int8 model")

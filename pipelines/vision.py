@@ -5,8 +5,8 @@ Runs on scikit-learn's bundled digits (``builtin:vision``) or on a user's image 
 
 from kfp import dsl
 
-from pipelines._chain import build_chain
-from pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
+from edgeship.pipelines._chain import build_chain
+from edgeship.pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
 
 
 @dsl.pipeline(name="edgeship-vision", description="Image folder to a signed int8 model")

@@ -131,7 +131,7 @@ def run(batch, config, output_path: str, beam_pipeline_args: list[str]) -> None:
         )
         for spec in config.model_specs
     ]
-    from components._beam import pipeline_options
+    from edgeship.components._beam import pipeline_options
 
     options = pipeline_options(beam_pipeline_args)
     batches = [

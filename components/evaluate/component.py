@@ -1,9 +1,9 @@
-"""KFP interface of the evaluate step; the work is in ``components.evaluate.executor``."""
+"""KFP interface of the evaluate step; the work is in ``edgeship.components.evaluate.executor``."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from components._image import IMAGE
+from edgeship.components._image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -68,19 +68,12 @@ def evaluate(
     """
     import json
 
-    from components.evaluate.executor import kfp_metrics, run_evaluate
+    from edgeship.components.evaluate.executor import EvaluateParams, kfp_metrics, run_evaluate
+    from edgeship.errors import step_errors
 
-    result = run_evaluate(
-        examples.path,
-        model.path,
-        blessing.path,
-        evaluation.path,
-        baseline_model_dir=baseline_model_path,
-        slice_feature=slice_feature,
-        min_accuracy=min_accuracy,
-        max_accuracy_decrease=max_accuracy_decrease if max_accuracy_decrease >= 0 else None,
-        beam_pipeline_args=list(beam_pipeline_args),
-    )
+    with step_errors("evaluate"):
+        params = EvaluateParams.of(locals())
+        result = run_evaluate(examples.path, model.path, blessing.path, evaluation.path, params)
     for name, value in kfp_metrics(result).items():
         metrics.log_metric(name, value)
     classification_metrics.log_confusion_matrix(result["classes"], result["confusion_matrix"])

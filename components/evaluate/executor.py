@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from components import _serving as serving
-from components._artifacts import (
+from edgeship.components import _serving as serving
+from edgeship.components._artifacts import (
     SERVING_DIR,
     atomic_output_dir,
     read_examples_meta,
@@ -32,14 +33,42 @@ from components._artifacts import (
     write_blessing,
     write_json,
 )
-from components._dataset import check_labels, encode, iter_examples, load_split
-from components.errors import InputError
-from components.evaluate import _tfma
+from edgeship.components._dataset import check_labels, encode, iter_examples, load_split
+from edgeship.components._params import StepParams, is_number, require
+from edgeship.components.evaluate import _tfma
+from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)
 
 SPLIT = "eval"
 METRICS_FILE = "metrics.json"
+NO_CHANGE_THRESHOLD = -1.0  # max_accuracy_decrease: KFP has no None for a float parameter
+
+
+@dataclass(frozen=True)
+class EvaluateParams(StepParams):
+    """Evaluate's parameters (the component's, one for one); see the evaluate README."""
+
+    baseline_model_path: str = ""
+    slice_feature: str = ""
+    min_accuracy: float = 0.0
+    max_accuracy_decrease: float = NO_CHANGE_THRESHOLD
+    beam_pipeline_args: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        require(is_number(self.min_accuracy) and 0.0 <= self.min_accuracy <= 1.0,
+                "min_accuracy", self.min_accuracy, "between 0 and 1")
+        decrease = self.max_accuracy_decrease
+        require(is_number(decrease) and decrease <= 1.0, "max_accuracy_decrease", decrease,
+                "between 0 and 1 (or negative for no change threshold)")
+        require(isinstance(self.beam_pipeline_args, list | tuple)
+                and all(isinstance(a, str) for a in self.beam_pipeline_args),
+                "beam_pipeline_args", self.beam_pipeline_args, "a list of Beam options")
+
+    @property
+    def change_threshold(self) -> float | None:
+        """The change threshold, None when there is none."""
+        return self.max_accuracy_decrease if self.max_accuracy_decrease >= 0 else None
 
 
 def run_evaluate(
@@ -47,21 +76,21 @@ def run_evaluate(
     model_dir: str,
     blessing_dir: str,
     evaluation_dir: str,
-    *,
-    baseline_model_dir: str = "",
-    slice_feature: str = "",
-    min_accuracy: float = 0.0,
-    max_accuracy_decrease: float | None = None,
-    beam_pipeline_args: list[str] | None = None,
+    params: EvaluateParams | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """Evaluate ``model_dir`` (and ``baseline_model_dir``) on the eval split; bless or not.
+    """Evaluate ``model_dir`` (and the baseline model) on the eval split; bless or not.
 
+    The parameters are :class:`EvaluateParams` (or the same names as keywords).
     ``min_accuracy`` is a value threshold (0 = none). ``max_accuracy_decrease`` is a change
-    threshold against the baseline (None = none): the candidate's accuracy may be at most this
-    much below the baseline's. Both gate the overall eval split; per-slice numbers are reported.
-    Returns a JSON-able summary (also in ``metrics.json``).
+    threshold against the baseline (negative = none): the candidate's accuracy may be at most
+    this much below the baseline's. Both gate the overall eval split; per-slice numbers are
+    reported. Returns a JSON-able summary (also in ``metrics.json``).
     """
-    _check_params(min_accuracy, max_accuracy_decrease, beam_pipeline_args)
+    p = EvaluateParams.build(params, **overrides)
+    baseline_model_dir, slice_feature = p.baseline_model_path, p.slice_feature
+    min_accuracy, max_accuracy_decrease = p.min_accuracy, p.change_threshold
+    beam_pipeline_args = list(p.beam_pipeline_args)
     meta = read_examples_meta(examples_dir)
     classes = list(meta["classes"])
     model_dirs = {_tfma.CANDIDATE: model_dir}
@@ -158,23 +187,6 @@ def predict(model_dir: str, x: np.ndarray, model_meta: dict[str, Any], batch_siz
 
 
 # --- checks -------------------------------------------------------------------------------
-
-
-def _check_params(
-    min_accuracy: float, max_accuracy_decrease: float | None, beam_pipeline_args: Any
-) -> None:
-    if not isinstance(min_accuracy, int | float) or not 0.0 <= min_accuracy <= 1.0:
-        raise InputError(f"min_accuracy must be between 0 and 1, got {min_accuracy!r}")
-    if max_accuracy_decrease is not None and (
-        not isinstance(max_accuracy_decrease, int | float)
-        or not 0.0 <= max_accuracy_decrease <= 1.0
-    ):
-        raise InputError(
-            f"max_accuracy_decrease must be between 0 and 1 (or None for no change threshold), "
-            f"got {max_accuracy_decrease!r}"
-        )
-    if beam_pipeline_args is not None and not all(isinstance(a, str) for a in beam_pipeline_args):
-        raise InputError(f"beam_pipeline_args must be strings, got {beam_pipeline_args!r}")
 
 
 def _model_meta(model_dir: str, classes: list[str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.errors import InputError
+from edgeship.errors import InputError
 
 SAMPLE_ROWS = 1000  # rows read to infer column types, as the issue specifies
 NUMERIC_SHARE = 0.95  # share of sampled values that must be numbers for a numeric column

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.errors import InputError
-from components.ingest._rows import BadRow, Item
+from edgeship.components.ingest._rows import BadRow, Item
+from edgeship.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_FEATURE = "image"

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components._artifacts import LABEL_FEATURE, SPLITS, split_dir
-from components.ingest._rows import BadRow, Item, in_eval, natural_sorted
-from components.ingest._tfexample import serialize_example
+from edgeship.components._artifacts import LABEL_FEATURE, SPLITS, split_dir
+from edgeship.components.ingest._rows import BadRow, Item, in_eval, natural_sorted
+from edgeship.components.ingest._tfexample import serialize_example
 
 Build = Callable[[Any], tuple[Any, Any, Any]]  # pipeline -> (items, bad rows, class names)
 
@@ -60,7 +60,7 @@ def run(
     import apache_beam as beam
     from apache_beam.io.filesystem import CompressionTypes
 
-    from components._beam import pipeline_options
+    from edgeship.components._beam import pipeline_options
 
     for split in SPLITS:
         split_dir(out_dir, split).mkdir(parents=True, exist_ok=True)

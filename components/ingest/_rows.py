@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from components.ingest._tfexample import FeatureValue
+from edgeship.components.ingest._tfexample import FeatureValue
 
 # (split key, class name, features): the split key is what keeps related data in one split.
 Item = tuple[str, str, dict[str, FeatureValue]]

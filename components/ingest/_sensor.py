@@ -11,9 +11,9 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime
 
-from components.ingest._csv import BadValue, Record, check_width, parse_float
-from components.ingest._rows import BadRow, Item
-from components.ingest._tfexample import FeatureValue
+from edgeship.components.ingest._csv import BadValue, Record, check_width, parse_float
+from edgeship.components.ingest._rows import BadRow, Item
+from edgeship.components.ingest._tfexample import FeatureValue
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from components.ingest._csv import BadValue, Record, check_width, parse_float
-from components.ingest._rows import BadRow, Item
-from components.ingest._tfexample import FeatureValue
+from edgeship.components.ingest._csv import BadValue, Record, check_width, parse_float
+from edgeship.components.ingest._rows import BadRow, Item
+from edgeship.components.ingest._tfexample import FeatureValue
 
 
 def parse_row(

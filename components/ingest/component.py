@@ -1,9 +1,9 @@
-"""KFP component ``ingest``: the interface only; the work is in ``components.ingest.executor``."""
+"""KFP interface of the ingest step; the work is in ``edgeship.components.ingest.executor``."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from components._image import IMAGE
+from edgeship.components._image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -63,24 +63,12 @@ def ingest(
     import json
     import logging
 
-    from components.ingest.executor import run_ingest
+    from edgeship.components.ingest.executor import IngestParams, run_ingest
+    from edgeship.errors import step_errors
 
     logging.basicConfig(level=logging.INFO)
-    summary = run_ingest(
-        kind,
-        data_path,
-        examples.path,
-        label=label,
-        group_column=group_column,
-        time_column=time_column,
-        window=window,
-        stride=stride,
-        image_size=image_size,
-        channels=channels,
-        eval_ratio=eval_ratio,
-        max_bad_rows=max_bad_rows,
-        column_types=dict(column_types),
-        beam_pipeline_args=list(beam_pipeline_args),
-    )
+    with step_errors("ingest"):
+        params = IngestParams.of(locals())
+        summary = run_ingest(kind, data_path, examples.path, params)
     examples.metadata.update({"kind": kind, "classes": summary["classes"], **summary["rows"]})
     return json.dumps(summary, sort_keys=True)

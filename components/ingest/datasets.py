@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.ingest._rows import in_eval
+from edgeship.components.ingest._rows import in_eval
 
 log = logging.getLogger(__name__)
 

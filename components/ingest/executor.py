@@ -16,21 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components._artifacts import (
+from edgeship.components._artifacts import (
     EXAMPLE_KINDS as KINDS,
 )
-from components._artifacts import (
+from edgeship.components._artifacts import (
     EXAMPLES_META,
     LABEL_FEATURE,
     atomic_output_dir,
     write_json,
 )
-from components.errors import InputError
-from components.ingest import _csv, _images, _pipeline, _sensor, _tabular, datasets
-from components.ingest._rows import BadRow
+from edgeship.components._params import StepParams, is_int, is_number, require
+from edgeship.components.ingest import _csv, _images, _pipeline, _sensor, _tabular, datasets
+from edgeship.components.ingest._rows import BadRow
+from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -43,30 +43,59 @@ class Plan:
     passthrough: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class IngestParams(StepParams):
+    """Ingest's parameters (the component's, one for one); see the ingest README."""
+
+    kind: str
+    data_path: str
+    label: str = "label"
+    group_column: str = ""
+    time_column: str = ""
+    window: int = 128
+    stride: int = 64
+    image_size: int = 32
+    channels: int = 1
+    eval_ratio: float = 0.2
+    max_bad_rows: int = 0
+    column_types: dict[str, str] = field(default_factory=dict)
+    beam_pipeline_args: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        require(self.kind in KINDS, "kind", self.kind, f"one of {', '.join(KINDS)}")
+        require(is_number(self.eval_ratio) and 0.0 < self.eval_ratio < 1.0, "eval_ratio",
+                self.eval_ratio, "between 0 and 1 (exclusive)")
+        if self.kind == "sensor":
+            require(is_int(self.window) and self.window >= 2, "window", self.window, ">= 2")
+            require(is_int(self.stride) and self.stride >= 1, "stride", self.stride, ">= 1")
+        if self.kind == "image":
+            require(is_int(self.image_size) and 1 <= self.image_size <= 1024, "image_size",
+                    self.image_size, "between 1 and 1024")
+            require(self.channels in (1, 3), "channels", self.channels, "1 (grey) or 3 (RGB)")
+        require(is_int(self.max_bad_rows) and self.max_bad_rows >= 0, "max_bad_rows",
+                self.max_bad_rows, ">= 0")
+        require(isinstance(self.column_types, dict), "column_types", self.column_types,
+                'a {column: "float" | "string"} object')
+        require(isinstance(self.beam_pipeline_args, list | tuple), "beam_pipeline_args",
+                self.beam_pipeline_args, "a list of Beam options")
+
+
 def run_ingest(
     kind: str,
     data_path: str,
     output_dir: str,
-    *,
-    label: str = "label",
-    group_column: str = "",
-    time_column: str = "",
-    window: int = 128,
-    stride: int = 64,
-    image_size: int = 32,
-    channels: int = 1,
-    eval_ratio: float = 0.2,
-    max_bad_rows: int = 0,
-    column_types: dict[str, str] | None = None,
-    beam_pipeline_args: list[str] | None = None,
+    params: IngestParams | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Write the Examples artifact for ``data_path`` to ``output_dir``; return a summary.
 
     ``data_path`` is a CSV file, a folder of CSV files (same header), an image folder, or
-    ``builtin:sensor|vision|tabular``. Raises InputError (one line naming the file, line or
-    column) for bad input, leaving nothing at ``output_dir``.
+    ``builtin:sensor|vision|tabular``; the other parameters are :class:`IngestParams` (or the
+    same names as keywords). Raises InputError (one line naming the file, line or column) for
+    bad input, leaving nothing at ``output_dir``.
     """
-    _check_params(kind, window, stride, image_size, channels, eval_ratio, max_bad_rows)
+    p = IngestParams.build(params, kind=kind, data_path=data_path, **overrides)
+    group_column, time_column = p.group_column, p.time_column
     with tempfile.TemporaryDirectory(prefix="edgeship-ingest-") as tmp:
         work = Path(tmp)
         path = Path(data_path)
@@ -76,19 +105,19 @@ def run_ingest(
             group_column = group_column or defaults.get("group_column", "")
             time_column = time_column or defaults.get("time_column", "")
         if kind == "tabular":
-            plan = _plan_tabular(path, label, column_types)
+            plan = _plan_tabular(path, p.label, p.column_types)
         elif kind == "sensor":
             plan = _plan_sensor(
-                path, label, group_column, time_column, window, stride, column_types
+                path, p.label, group_column, time_column, p.window, p.stride, p.column_types
             )
         else:
-            plan = _plan_images(path, image_size, channels)
+            plan = _plan_images(path, p.image_size, p.channels)
         with atomic_output_dir(output_dir) as out:
-            log.info("ingest %s from %s (eval_ratio=%s)", kind, data_path, eval_ratio)
+            log.info("ingest %s from %s (eval_ratio=%s)", kind, data_path, p.eval_ratio)
             outcome = _pipeline.run(
-                plan.build, out, work, eval_ratio, list(beam_pipeline_args or [])
+                plan.build, out, work, p.eval_ratio, list(p.beam_pipeline_args)
             )
-            _check_outcome(outcome, max_bad_rows, data_path, kind)
+            _check_outcome(outcome, p.max_bad_rows, data_path, kind)
             meta = {
                 "kind": kind,
                 "label_feature": LABEL_FEATURE,
@@ -99,7 +128,7 @@ def run_ingest(
                 "class_counts": outcome.counts,
                 "bad_rows": outcome.bad_count,
                 "source": data_path,
-                "eval_ratio": eval_ratio,
+                "eval_ratio": p.eval_ratio,
                 **plan.extra_meta,
             }
             write_json(out / EXAMPLES_META, meta)
@@ -112,23 +141,6 @@ def run_ingest(
         "classes": meta["classes"],
         "examples": str(output_dir),
     }
-
-
-def _check_params(
-    kind: str, window: int, stride: int, image_size: int, channels: int, ratio: float, bad: int
-) -> None:
-    if kind not in KINDS:
-        raise InputError(f"kind '{kind}' is not one of {', '.join(KINDS)}")
-    if not 0.0 < ratio < 1.0:
-        raise InputError(f"eval_ratio {ratio} must be between 0 and 1 (exclusive)")
-    if kind == "sensor" and (window < 2 or stride < 1):
-        raise InputError(f"window {window} must be >= 2 and stride {stride} >= 1")
-    if kind == "image" and not 1 <= image_size <= 1024:
-        raise InputError(f"image_size {image_size} must be between 1 and 1024")
-    if kind == "image" and channels not in (1, 3):
-        raise InputError(f"channels {channels} must be 1 (grey) or 3 (RGB)")
-    if bad < 0:
-        raise InputError(f"max_bad_rows {bad} must be >= 0")
 
 
 def _builtin(kind: str, data_path: str, folder: Path) -> Path:

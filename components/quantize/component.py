@@ -1,9 +1,9 @@
-"""KFP interface of the quantize step; the work is in ``components.quantize.executor``."""
+"""KFP interface of the quantize step; the work is in ``edgeship.components.quantize.executor``."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
-from components._image import IMAGE
+from edgeship.components._image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -19,6 +19,7 @@ def quantize(
     calibration_examples: int = 200,
     max_accuracy_drop: float = 1.0,
     num_threads: int = 1,
+    latency_runs: int = 200,
 ) -> str:
     """Convert a trained model to TFLite variants, measure them with LiteRT, and bless the int8 one.
 
@@ -37,11 +38,12 @@ def quantize(
         max_accuracy_drop: the int8 model's largest allowed accuracy loss against the float
             SavedModel, in percentage points, e.g. 1.0.
         num_threads: interpreter threads for the latency measurement, e.g. 1.
+        latency_runs: timed single-example invokes per variant, after a warm-up, e.g. 200.
 
     Returns:
         quantized: folder with ``model_<variant>.tflite`` per variant, ``model_meta.json`` (the
             trained model's), ``quantization_report.json`` (accuracy, delta, agreement, size,
-            latency, quantization parameters, self-test sample per variant; Edge TPU analysis),
+            latency, quantization parameters; the int8 self-test for push; Edge TPU analysis),
             and ``model_int8_edgetpu.tflite`` only if ``edgetpu_compiler`` is installed in the
             image and compiled it.
         blessing: folder with ``BLESSED`` or ``NOT_BLESSED`` (its text gives the numbers why);
@@ -57,20 +59,19 @@ def quantize(
     import tempfile
     from pathlib import Path
 
-    from components.quantize.executor import REPORT_MD, run_quantize
+    from edgeship.components.quantize.executor import REPORT_MD, QuantizeParams, run_quantize
+    from edgeship.errors import step_errors
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with step_errors("quantize"), tempfile.TemporaryDirectory() as tmp:
+        params = QuantizeParams.of(locals())
         summary = run_quantize(
             model.path,
             examples.path,
             quantized.path,
             blessing.path,
             str(Path(tmp) / "report"),
+            params,
             model_blessing_dir=model_blessing.path,
-            variants=list(variants) or None,
-            calibration_examples=calibration_examples,
-            max_accuracy_drop=max_accuracy_drop,
-            num_threads=num_threads,
         )
         shutil.copyfile(Path(tmp) / "report" / REPORT_MD, report.path)
     metrics.log_metric("float_accuracy", summary["float_accuracy"])

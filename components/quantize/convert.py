@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from components.errors import InputError
-from components.quantize.tflite_model import float_operators
+from edgeship.components.quantize.tflite_model import float_operators
+from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from components.quantize.tflite_model import read_operators
+from edgeship.components.quantize.tflite_model import read_operators
 
 log = logging.getLogger(__name__)
 

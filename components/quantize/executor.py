@@ -12,12 +12,14 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from components._artifacts import (
+from edgeship import litert
+from edgeship.components._artifacts import (
     MODEL_META,
     SERVING_DIR,
     atomic_output_dir,
@@ -27,55 +29,68 @@ from components._artifacts import (
     write_blessing,
     write_json,
 )
-from components._dataset import check_labels, encode, load_split
-from components.errors import InputError
-from components.quantize import edgetpu, inputs, measure
-from components.quantize.convert import VARIANTS
-from components.quantize.report import edgetpu_line, format_table, markdown
+from edgeship.components._dataset import check_labels, encode, load_split
+from edgeship.components._params import StepParams, is_int, is_number, require
+from edgeship.components.quantize import edgetpu, inputs, measure
+from edgeship.components.quantize.convert import VARIANTS
+from edgeship.components.quantize.report import (
+    REPORT_JSON,
+    REPORT_SCHEMA_VERSION,
+    edgetpu_line,
+    format_table,
+    markdown,
+)
+from edgeship.contract import self_test_tolerance
+from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)
 
-REPORT_JSON = "quantization_report.json"
 REPORT_MD = "report.md"
 EDGETPU_FILE = "model_int8_edgetpu.tflite"
 CALIBRATION_SPLIT = "train"
 EVAL_SPLIT = "eval"
 CALIBRATION_SEED = 0
-# How far a device's own run of the self-test example may stray from ours: int8 outputs by one
-# quantization step (kernels round differently across CPUs), float outputs by kernel-order noise;
-# dynamic-range kernels quantize activations on the fly, so they get the widest margin.
-SELF_TEST_ATOL = {"float32": 1e-4, "float16": 1e-3, "dynamic_range": 1e-2, "int8": 1}
+#: The variant devices run, gated by the blessing and given a self-test for the publisher.
+PUBLISHED_VARIANT = "int8"
 
-__all__ = ["run_quantize", "format_table", "VARIANTS"]
+__all__ = ["QuantizeParams", "run_quantize", "format_table", "VARIANTS"]
+
+
+@dataclass(frozen=True)
+class QuantizeParams(StepParams):
+    """Quantize's parameters (the component's, one for one); see the quantize README."""
+
+    variants: list[str] = field(default_factory=list)
+    calibration_examples: int = 200
+    max_accuracy_drop: float = 1.0
+    num_threads: int = 1
+    latency_runs: int = 200
+
+    def check(self) -> None:
+        require(isinstance(self.variants, list | tuple), "variants", self.variants,
+                f"a list of variant names (known: {', '.join(VARIANTS)})")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise InputError(f"variants: unknown {', '.join(map(repr, unknown))} "
+                             f"(known: {', '.join(VARIANTS)})")
+        require(is_int(self.calibration_examples) and self.calibration_examples >= 1,
+                "calibration_examples", self.calibration_examples, ">= 1")
+        require(is_number(self.max_accuracy_drop) and self.max_accuracy_drop >= 0,
+                "max_accuracy_drop", self.max_accuracy_drop, ">= 0")
+        require(is_int(self.num_threads) and self.num_threads >= 1, "num_threads",
+                self.num_threads, ">= 1")
+        require(is_int(self.latency_runs) and self.latency_runs >= 1, "latency_runs",
+                self.latency_runs, ">= 1")
+
+    def chosen_variants(self) -> tuple[list[str], bool]:
+        """The variants to make, in canonical order, and whether the caller named them."""
+        if not self.variants:
+            return list(VARIANTS), False
+        return [v for v in VARIANTS if v in self.variants], True
 
 
 def variant_file(variant: str) -> str:
     return f"model_{variant}.tflite"
-
-
-def choose_variants(variants: list[str] | None) -> tuple[list[str], bool]:
-    """The variants to make, in canonical order, and whether the caller named them."""
-    if not variants:
-        return list(VARIANTS), False
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise InputError(
-            f"variants: unknown {', '.join(map(repr, unknown))} (known: {', '.join(VARIANTS)})"
-        )
-    return [v for v in VARIANTS if v in variants], True
-
-
-def _check_params(
-    calibration_examples: int, max_accuracy_drop: float, num_threads: int, latency_runs: int
-) -> None:
-    if calibration_examples < 1:
-        raise InputError(f"calibration_examples: {calibration_examples}, must be >= 1")
-    if not max_accuracy_drop >= 0:
-        raise InputError(f"max_accuracy_drop: {max_accuracy_drop}, must be >= 0")
-    if num_threads < 1:
-        raise InputError(f"num_threads: {num_threads}, must be >= 1")
-    if latency_runs < 1:
-        raise InputError(f"latency_runs: {latency_runs}, must be >= 1")
 
 
 def _calibration_set(examples_dir: str, examples_meta: dict, encoding: dict, n: int) -> np.ndarray:
@@ -95,7 +110,7 @@ def _convert_all(
     loaded: Any, spec: Any, chosen: list[str], calibration: np.ndarray | None, named: bool
 ) -> dict[str, bytes]:
     """Convert every chosen variant; if any fails, fail the step and say which would convert."""
-    from components.quantize.convert import convert, save_single_example_model
+    from edgeship.components.quantize.convert import convert, save_single_example_model
 
     made: dict[str, bytes] = {}
     failures: dict[str, InputError] = {}
@@ -125,13 +140,14 @@ def _measure_variant(
     labels: np.ndarray,
     float_pred: np.ndarray,
     float_accuracy: float,
-    num_threads: int,
-    latency_runs: int,
-) -> tuple[dict, dict]:
-    interp = measure.interpreter(str(path), num_threads)
-    inp = interp.get_input_details()[0]
-    out = interp.get_output_details()[0]
-    probs, raw = measure.run(interp, x)
+    params: QuantizeParams,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The variant's row of the report, and the self-test a device would run for it: the first
+    eval example (real values) and the output LiteRT gave for it."""
+    interpreter = litert.load(str(path), num_threads=params.num_threads)
+    q_in = litert.input_quantization(interpreter)
+    q_out = litert.output_quantization(interpreter)
+    probs = measure.predict(interpreter, x)
     pred = probs.argmax(axis=1)
     accuracy = float((pred == labels).mean())
     row = {
@@ -140,16 +156,15 @@ def _measure_variant(
         "accuracy": accuracy,
         "accuracy_delta_pp": (accuracy - float_accuracy) * 100.0,
         "agreement": float((pred == float_pred).mean()),
-        "latency_ms": measure.latency_ms(interp, x[0], latency_runs),
-        "input_quantization": measure.quantization(inp),
-        "output_quantization": measure.quantization(out),
-        "input_shape": [int(d) for d in inp["shape"]],
-        "tensor_dtypes": measure.tensor_dtypes(str(path)),
+        "latency_ms": measure.latency_ms(interpreter, x[0], params.latency_runs),
+        "input_quantization": q_in.as_dict(),
+        "output_quantization": q_out.as_dict(),
+        "input_shape": [int(d) for d in interpreter.get_input_details()[0]["shape"]],
+        "tensor_dtypes": measure.tensor_dtypes(interpreter),
     }
-    self_test = {
-        "input": measure.to_model_input(x[:1], inp).tolist(),
-        "expected_output": raw[:1].tolist(),
-    }
+    atol, rtol = self_test_tolerance(q_out.step)
+    self_test = {"variant": path.stem.removeprefix("model_"), "input": x[:1].tolist(),
+                 "expected_output": probs[:1].tolist(), "atol": atol, "rtol": rtol}
     return row, self_test
 
 
@@ -218,24 +233,23 @@ def run_quantize(
     output_dir: str,
     blessing_dir: str,
     report_dir: str,
+    params: QuantizeParams | None = None,
     *,
     model_blessing_dir: str = "",
-    variants: list[str] | None = None,
-    calibration_examples: int = 200,
-    max_accuracy_drop: float = 1.0,
-    num_threads: int = 1,
-    latency_runs: int = 200,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Make, measure and bless the TFLite variants of ``model_dir``; returns a short summary.
 
-    Writes ``output_dir`` (``model_<variant>.tflite``, optionally ``model_int8_edgetpu.tflite``,
-    ``model_meta.json``, ``quantization_report.json``), ``blessing_dir`` (BLESSED/NOT_BLESSED)
-    and ``report_dir`` (``report.md``), each only if the whole step succeeds.
+    The parameters are :class:`QuantizeParams` (or the same names as keywords);
+    ``model_blessing_dir`` is evaluate's blessing ("" skips that check). Writes ``output_dir``
+    (``model_<variant>.tflite``, optionally ``model_int8_edgetpu.tflite``, ``model_meta.json``,
+    ``quantization_report.json``), ``blessing_dir`` (BLESSED/NOT_BLESSED) and ``report_dir``
+    (``report.md``), each only if the whole step succeeds.
     """
-    from components.quantize.convert import load_serving, predict_saved_model
+    from edgeship.components.quantize.convert import load_serving, predict_saved_model
 
-    chosen, named = choose_variants(variants)
-    _check_params(calibration_examples, max_accuracy_drop, num_threads, latency_runs)
+    p = QuantizeParams.build(params, **overrides)
+    chosen, named = p.chosen_variants()
     model_path = Path(model_dir)
     examples_meta = read_examples_meta(examples_dir)
     model_meta = read_model_meta(
@@ -264,20 +278,21 @@ def run_quantize(
     calibration = None
     if "int8" in chosen:
         calibration = _calibration_set(
-            examples_dir, examples_meta, model_meta["encoding"], calibration_examples
+            examples_dir, examples_meta, model_meta["encoding"], p.calibration_examples
         )
     made = _convert_all(loaded, spec, chosen, calibration, named)
 
     report: dict[str, Any] = {
+        "schema_version": REPORT_SCHEMA_VERSION,
         "float_accuracy": float_accuracy,
         "eval_examples": int(len(labels)),
         "classes": list(model_meta["classes"]),
         "calibration_examples": 0 if calibration is None else int(len(calibration)),
-        "num_threads": num_threads,
-        "latency_runs": latency_runs,
-        "max_accuracy_drop": max_accuracy_drop,
+        "num_threads": p.num_threads,
+        "latency_runs": p.latency_runs,
+        "max_accuracy_drop": p.max_accuracy_drop,
         "variants": {},
-        "self_test": {},
+        "self_test": None,
     }
     with (
         atomic_output_dir(output_dir) as out,
@@ -287,11 +302,10 @@ def run_quantize(
         for variant, content in made.items():
             path = out / variant_file(variant)
             path.write_bytes(content)
-            row, self_test = _measure_variant(
-                path, x_eval, labels, float_pred, float_accuracy, num_threads, latency_runs
-            )
+            row, self_test = _measure_variant(path, x_eval, labels, float_pred, float_accuracy, p)
             report["variants"][variant] = row
-            report["self_test"][variant] = {**self_test, "atol": SELF_TEST_ATOL[variant]}
+            if variant == PUBLISHED_VARIANT:
+                report["self_test"] = self_test
             log.info("%s: accuracy %.4f, %d bytes", variant, row["accuracy"], row["size_bytes"])
         if "int8" in made:
             int8 = report["variants"]["int8"]
@@ -299,7 +313,7 @@ def run_quantize(
                 x_eval, model_meta["encoding"], int8["input_quantization"]["scale"]
             )
         report["edgetpu"] = _edgetpu(out, list(made))
-        blessed, reasons = _blessing(report, model_blessing_dir, max_accuracy_drop)
+        blessed, reasons = _blessing(report, model_blessing_dir, p.max_accuracy_drop)
         report["blessed"] = blessed
         report["reasons"] = reasons
         shutil.copyfile(model_path / MODEL_META, out / MODEL_META)

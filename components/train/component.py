@@ -1,9 +1,9 @@
-"""KFP interface of the train step; the work is in ``components.train.executor``."""
+"""KFP interface of the train step; the work is in ``edgeship.components.train.executor``."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
-from components._image import IMAGE
+from edgeship.components._image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -55,19 +55,12 @@ def train(
     """
     import json
 
-    from components.train.executor import run_train
+    from edgeship.components.train.executor import TrainParams, run_train
+    from edgeship.errors import step_errors
 
-    result = run_train(
-        examples.path,
-        model.path,
-        logs_dir=logs.path,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        module_file=module_file,
-        hyperparameters=hyperparameters,
-        seed=seed,
-    )
+    with step_errors("train"):
+        params = TrainParams.of(locals())
+        result = run_train(examples.path, model.path, params, logs_dir=logs.path)
     model.metadata.update(
         {
             "framework": "tensorflow",

@@ -7,8 +7,8 @@ Output (``model_dir``)::
     model_meta.json     kind, classes, encoding, input/output names and shapes, family,
                         hyperparameters, seed, measured train/eval accuracy, epochs, parameters
 
-The model's one input is the tensor ``components._dataset.encode`` builds outside the graph, so
-no string op reaches the exported graph. TensorFlow is imported only inside functions.
+The model's one input is the tensor ``edgeship.components._dataset.encode`` builds outside
+the graph, so no string op reaches the exported graph. TensorFlow is imported only inside functions.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ import importlib.util
 import logging
 import math
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from components._artifacts import (
+from edgeship.components._artifacts import (
     EXAMPLES_META,
     MODEL_META,
     SERVING_DIR,
@@ -31,40 +32,65 @@ from components._artifacts import (
     read_examples_meta,
     write_json,
 )
-from components._dataset import build_encoding, check_labels, encode, load_split
-from components._serving import (  # noqa: F401 - predict and load_serving_fn are public here too
+from edgeship.components._dataset import build_encoding, check_labels, encode, load_split
+from edgeship.components._params import StepParams, is_int, is_number, require
+from edgeship.components._serving import (  # noqa: F401 - predict and load_serving_fn are public here too
     INPUT_NAME,
     OUTPUT_NAME,
     SIGNATURE,
     load_serving_fn,
     predict,
 )
-from components.errors import InputError
-from components.train import models
+from edgeship.components.train import models
+from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)
 
 EARLY_STOP_PATIENCE = 5
 
 
+@dataclass(frozen=True)
+class TrainParams(StepParams):
+    """Train's parameters (the component's, one for one); see the train README."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 0.003
+    module_file: str = ""
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    seed: int = 42
+
+    def check(self) -> None:
+        require(is_int(self.epochs) and self.epochs >= 1, "epochs", self.epochs,
+                "a positive integer")
+        require(is_int(self.batch_size) and self.batch_size >= 1, "batch_size",
+                self.batch_size, "a positive integer")
+        require(is_number(self.learning_rate) and math.isfinite(self.learning_rate)
+                and self.learning_rate > 0, "learning_rate", self.learning_rate,
+                "a positive number")
+        require(isinstance(self.hyperparameters, dict), "hyperparameters",
+                self.hyperparameters, "an object of settings")
+        require(is_int(self.seed), "seed", self.seed, "an integer")
+
+
 def run_train(
     examples_dir: str,
     model_dir: str,
+    params: TrainParams | None = None,
     *,
     logs_dir: str = "",
-    epochs: int = 30,
-    batch_size: int = 32,
-    learning_rate: float = 0.003,
-    module_file: str = "",
-    hyperparameters: dict | None = None,
-    seed: int = 42,
+    **overrides: Any,
 ) -> dict:
     """Train on ``Split-train``, early-stop on ``Split-eval``, export to ``model_dir``.
 
-    Returns ``{"train_accuracy", "eval_accuracy", "epochs", "parameters", "model"}``; both
-    accuracies are measured on the exported weights, not taken from the training history.
+    The parameters are :class:`TrainParams` (or the same names as keywords); ``logs_dir``
+    receives TensorBoard logs when given. Returns ``{"train_accuracy", "eval_accuracy",
+    "epochs", "parameters", "model"}``; both accuracies are measured on the exported weights,
+    not taken from the training history.
     """
-    _check_params(epochs, batch_size, learning_rate, hyperparameters)
+    p = TrainParams.build(params, **overrides)
+    epochs, batch_size, learning_rate, seed = p.epochs, p.batch_size, p.learning_rate, p.seed
+    module_file, hyperparameters = p.module_file, p.hyperparameters
     meta = _checked_meta(examples_dir)
     user_build = _load_module_file(module_file) if module_file else None
     given = _whole_numbers_as_ints(dict(hyperparameters or {}))
@@ -137,21 +163,6 @@ def run_train(
 
 
 # --- checks -------------------------------------------------------------------------------
-
-
-def _check_params(epochs: int, batch_size: int, learning_rate: float, hyperparameters) -> None:
-    if not isinstance(epochs, int) or epochs < 1:
-        raise InputError(f"epochs must be a positive integer, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not (
-        isinstance(learning_rate, int | float)
-        and math.isfinite(learning_rate)
-        and learning_rate > 0
-    ):
-        raise InputError(f"learning_rate must be a positive number, got {learning_rate!r}")
-    if hyperparameters is not None and not isinstance(hyperparameters, dict):
-        raise InputError(f"hyperparameters must be a dict, got {type(hyperparameters).__name__}")
 
 
 def _checked_meta(examples_dir: str) -> dict[str, Any]:

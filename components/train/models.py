@@ -1,18 +1,19 @@
 """The three built-in model families, sized for edge devices and built only from int8-safe ops.
 
-Every model takes the one float32 tensor that ``components._dataset.encode`` builds, normalises
-it with an adapted ``keras.layers.Normalization`` as its first layer (so devices feed raw values)
-and ends in a softmax. Layers are limited to those the TFLite converter maps to full-integer
-kernels: convolutions (Conv1D lowers to Conv2D), separable/depthwise convolutions, batch
-normalisation (folded or mul/add), Dense, pooling, ReLU and Softmax; Dropout vanishes at
-inference. Keras is imported inside functions so that importing this module stays cheap.
+Every model takes the one float32 tensor that ``edgeship.components._dataset.encode`` builds,
+normalises it with an adapted ``keras.layers.Normalization`` as its first layer (so devices
+feed raw values) and ends in a softmax. Layers are limited to those the TFLite converter maps
+to full-integer kernels: convolutions (Conv1D lowers to Conv2D), separable/depthwise
+convolutions, batch normalisation (folded or mul/add), Dense, pooling, ReLU and Softmax;
+Dropout vanishes at inference. Keras is imported inside functions so that importing this
+module stays cheap.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from components.errors import InputError
+from edgeship.errors import InputError
 
 FAMILIES = {"image": "ds_cnn", "sensor": "conv1d", "tabular": "mlp"}
 

@@ -1,9 +1,9 @@
-"""KFP interface of the validate step; the work is in ``components.validate.executor``."""
+"""KFP interface of the validate step; the work is in ``edgeship.components.validate.executor``."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 
-from components._image import IMAGE
+from edgeship.components._image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -68,20 +68,16 @@ def validate(
     import json
     from pathlib import Path
 
-    from components.validate.executor import anomalies_markdown, run_validate
-
-    result = run_validate(
-        examples.path,
-        statistics.path,
-        schema.path,
-        anomalies.path,
-        schema_path=schema_path,
-        baseline_statistics_path=baseline_statistics_path,
-        drift_linf_threshold=drift_linf_threshold,
-        drift_js_threshold=drift_js_threshold,
-        fail_on_anomalies=fail_on_anomalies,
-        beam_pipeline_args=[str(arg) for arg in beam_pipeline_args],
+    from edgeship.components.validate.executor import (
+        ValidateParams,
+        anomalies_markdown,
+        run_validate,
     )
+    from edgeship.errors import step_errors
+
+    with step_errors("validate"):
+        params = ValidateParams.of(locals())
+        result = run_validate(examples.path, statistics.path, schema.path, anomalies.path, params)
     Path(report.path).parent.mkdir(parents=True, exist_ok=True)
     Path(report.path).write_text(anomalies_markdown(result))
     splits = sorted(result["statistics"])

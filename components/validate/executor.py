@@ -18,17 +18,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components._artifacts import (
+from edgeship.components._artifacts import (
     LABEL_FEATURE,
     atomic_output_dir,
     read_examples_meta,
     split_dir,
 )
-from components._dataset import tfrecord_files
-from components.errors import InputError
+from edgeship.components._dataset import tfrecord_files
+from edgeship.components._params import StepParams, is_number, require
+from edgeship.errors import InputError
 
 if TYPE_CHECKING:
     from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
@@ -41,35 +43,49 @@ ANOMALIES_FILE = "SchemaDiff.pb"
 TRAIN = "train"
 
 
+@dataclass(frozen=True)
+class ValidateParams(StepParams):
+    """Validate's parameters (the component's, one for one); see the validate README."""
+
+    schema_path: str = ""
+    baseline_statistics_path: str = ""
+    drift_linf_threshold: float = 0.0
+    drift_js_threshold: float = 0.0
+    fail_on_anomalies: bool = True
+    beam_pipeline_args: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        for name in ("drift_linf_threshold", "drift_js_threshold"):
+            value = getattr(self, name)
+            require(is_number(value) and 0.0 <= value <= 1.0, name, value, "within 0..1")
+        require(isinstance(self.fail_on_anomalies, bool), "fail_on_anomalies",
+                self.fail_on_anomalies, "true or false")
+        require(isinstance(self.beam_pipeline_args, list | tuple), "beam_pipeline_args",
+                self.beam_pipeline_args, "a list of Beam options")
+
+
 def run_validate(
     examples_dir: str,
     statistics_dir: str,
     schema_dir: str,
     anomalies_dir: str,
-    *,
-    schema_path: str = "",
-    baseline_statistics_path: str = "",
-    drift_linf_threshold: float = 0.0,
-    drift_js_threshold: float = 0.0,
-    fail_on_anomalies: bool = True,
-    beam_pipeline_args: list[str] | None = None,
+    params: ValidateParams | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Compute statistics per split, infer or load a schema, and check every split against it.
 
-    Drift: when ``baseline_statistics_path`` is given, the train split is compared with the
-    baseline's train statistics; thresholds > 0 set an L-infinity comparator on every string
-    model input and a Jensen-Shannon comparator on every numeric one and the label (comparators
-    already in a curated schema are kept where no threshold replaces them).
+    The parameters are :class:`ValidateParams` (or the same names as keywords). Drift: when
+    ``baseline_statistics_path`` is given, the train split is compared with the baseline's
+    train statistics; thresholds > 0 set an L-infinity comparator on every string model input
+    and a Jensen-Shannon comparator on every numeric one and the label (comparators already in
+    a curated schema are kept where no threshold replaces them).
 
     Returns a JSON-able summary; raises ``InputError`` naming each anomaly (feature and split)
     when ``fail_on_anomalies`` and any is found, leaving no output behind.
     """
-    for name, value in (
-        ("drift_linf_threshold", drift_linf_threshold),
-        ("drift_js_threshold", drift_js_threshold),
-    ):
-        if not 0.0 <= float(value) <= 1.0:
-            raise InputError(f"validate: {name} must be within 0..1, got {value}")
+    p = ValidateParams.build(params, **overrides)
+    schema_path, baseline_statistics_path = p.schema_path, p.baseline_statistics_path
+    drift_linf_threshold, drift_js_threshold = p.drift_linf_threshold, p.drift_js_threshold
     meta = read_examples_meta(examples_dir)
     splits = _splits(examples_dir)
     files = {split: tfrecord_files(examples_dir, split) for split in splits}
@@ -89,7 +105,9 @@ def run_validate(
         schema_out = stack.enter_context(atomic_output_dir(schema_dir))
         anomalies_out = stack.enter_context(atomic_output_dir(anomalies_dir))
 
-        stats = _generate_statistics(examples_dir, files, stats_out, beam_pipeline_args or [])
+        stats = _generate_statistics(
+            examples_dir, files, stats_out, [str(a) for a in p.beam_pipeline_args]
+        )
         for split, split_stats in stats.items():
             if _num_examples(split_stats) == 0:
                 raise InputError(f"{split_dir(examples_dir, split)}: no examples in the split")
@@ -116,7 +134,7 @@ def run_validate(
                 drift = _drift_measurements(anomalies)
 
         num_anomalies = sum(len(items) for items in found.values())
-        if num_anomalies and fail_on_anomalies:
+        if num_anomalies and p.fail_on_anomalies:
             raise InputError(anomalies_message(found))
         if num_anomalies:
             log.warning("validate: %d anomalies (not failing): %s", num_anomalies, found)
@@ -277,7 +295,7 @@ def _generate_statistics(
     import tensorflow_data_validation as tfdv
     from tfx_bsl.tfxio import tf_example_record
 
-    from components._beam import pipeline_options
+    from edgeship.components._beam import pipeline_options
 
     options = tfdv.StatsOptions()
     paths = {}

@@ -1,0 +1,336 @@
+"""The device agent: poll a signed repository, verify, self-test, switch A/B atomically.
+
+Python API for firmware written in Python::
+
+    from edgeship.device import Agent
+
+    agent = Agent(state_dir, repo_url, trusted_root="/etc/edgeship/root.json",
+                  device_id="cam-0042", hardware="cpu", channel="stable")
+    result = agent.poll_once()          # never raises for network/repository problems
+    path = agent.active_model_path()    # what the application should load
+
+The state folder's layout is in ``edgeship.device.state``. Imports only python-tuf, numpy and
+(when a model is tested) LiteRT, through the shared contract and LiteRT modules: never
+TensorFlow, kfp, Beam, the TFX libraries or boto3 (import-linter checks it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import random
+import threading
+from dataclasses import dataclass
+
+from tuf.api import exceptions as tuf_exc
+from tuf.ngclient import Updater, UpdaterConfig
+
+from edgeship.contract import (
+    channel_index,
+    check_name,
+    index_path,
+    rollout_covers,
+    target_custom,
+)
+from edgeship.device import selftest
+from edgeship.device.fetcher import fetcher_for, normalize_repo_url
+from edgeship.device.slots import atomic_write
+from edgeship.device.state import TRUSTED_ROOT_FILE, StateDir, device_status, now_iso
+from edgeship.errors import EdgeshipError, ModelCheckError, OtaError
+
+log = logging.getLogger(__name__)
+
+# Hard caps on what a device will download for metadata (endless-data attack on metadata).
+_CONFIG = dict(timestamp_max_length=16 * 1024, snapshot_max_length=1 << 20,
+               targets_max_length=4 << 20, root_max_length=256 * 1024)
+MAX_INDEX_BYTES = 1 << 20
+
+
+class Refusal(EdgeshipError):
+    """A poll outcome the device refuses; ``reason`` is a short stable code (``docs/ota.md``
+    lists them all)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class PollResult:
+    ok: bool
+    action: str  # "updated", "up-to-date", "no-model", "refused", "error"
+    reason: str | None = None
+    message: str = ""
+    version: int | None = None
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "action": self.action, "reason": self.reason,
+                "message": self.message, "version": self.version}
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """Map a failure to (reason, message). Each reason names the attack or fault it stops."""
+    msg = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, Refusal):
+        return exc.reason, str(exc)
+    # Endless data: a file longer than its signed (or capped) length is cut off, never stored.
+    if isinstance(exc, tuf_exc.DownloadLengthMismatchError):
+        return "length-exceeded", msg
+    if isinstance(exc, tuf_exc.DownloadError):
+        return "bucket-unreachable", msg
+    # Freeze: metadata past its expiry is refused, so an attacker cannot pin an old repository.
+    if isinstance(exc, tuf_exc.ExpiredMetadataError):
+        return "expired-metadata", msg
+    # Rollback: versions of timestamp/snapshot/targets/bins may never go down.
+    if isinstance(exc, tuf_exc.BadVersionNumberError):
+        return "rollback", msg
+    # Modified or re-signed metadata: signatures must meet the threshold of trusted keys.
+    if isinstance(exc, tuf_exc.UnsignedMetadataError):
+        return "untrusted-signature", msg
+    # Modified bytes (model or metadata): length and sha256 must match the signed values.
+    if isinstance(exc, tuf_exc.LengthOrHashMismatchError):
+        return "hash-mismatch", msg
+    if isinstance(exc, tuf_exc.RepositoryError):
+        return "invalid-metadata", msg
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "disk-full", msg
+    if isinstance(exc, OSError):
+        return "io-error", msg
+    return "internal-error", msg
+
+
+class Agent:
+    """One device's view of one repository, kept in ``state_dir`` (``edgeship.device.state``).
+
+    Safe to construct on every boot; all state lives on disk. Not safe to run two agents on one
+    state directory at the same time (the firmware's service manager should ensure that).
+    ``fetcher`` replaces how files are downloaded (any python-tuf ``FetcherInterface``, e.g. a
+    :class:`~edgeship.device.fetcher.CountingFetcher` to meter a cellular link)."""
+
+    def __init__(self, state_dir: str, repo_url: str, trusted_root: str | None = None,
+                 device_id: str = "", hardware: str = "cpu", channel: str = "stable",
+                 model: str | None = None, fetcher=None):
+        self.state = StateDir(state_dir)
+        self.state_dir = self.state.path
+        self.slots = self.state.slots
+        self.repo_url = normalize_repo_url(repo_url)
+        self.device_id = device_id
+        self.hardware = check_name("hardware", hardware)
+        self.channel = check_name("channel", channel)
+        self.model = check_name("model name", model) if model else None
+        self._fetcher = fetcher if fetcher is not None else fetcher_for(self.repo_url)
+        self._trusted_root_src = trusted_root
+        os.makedirs(self.state_dir, exist_ok=True)
+
+    @property
+    def identity(self) -> dict:
+        return {"device_id": self.device_id, "hardware": self.hardware, "channel": self.channel}
+
+    def _trusted_root(self) -> bytes:
+        """The firmware root, copied into the state dir on first use."""
+        kept = self.state.file(TRUSTED_ROOT_FILE)
+        if self._trusted_root_src:
+            with open(self._trusted_root_src, "rb") as f:
+                data = f.read()
+            if not os.path.exists(kept):
+                atomic_write(kept, data)
+            return data
+        try:
+            with open(kept, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise Refusal("no-trusted-root", "no trusted root: pass the root.json shipped "
+                          "with the firmware (--trusted-root)") from None
+
+    def bad_versions(self) -> dict:
+        return self.state.bad_versions()
+
+    def active_model_path(self) -> str | None:
+        slot = self.slots.active_slot()
+        return self.slots.model_path(slot) if slot and self.slots.meta(slot) else None
+
+    def status(self) -> dict:
+        """Status JSON: the active model (from its slot), last check, last error."""
+        return device_status(self.state_dir, self.identity)
+
+    # ------------------------------------------------------------------ polling
+
+    def _updater(self) -> Updater:
+        md_dir = self.state.file("tuf")
+        os.makedirs(md_dir, exist_ok=True)
+        return Updater(
+            metadata_dir=md_dir,
+            metadata_base_url=f"{self.repo_url}/metadata/",
+            target_base_url=f"{self.repo_url}/targets/",
+            target_dir=self.state.file("cache"),
+            fetcher=self._fetcher,
+            config=UpdaterConfig(**_CONFIG),
+            bootstrap=self._trusted_root(),
+        )
+
+    def poll_once(self) -> PollResult:
+        """One check for a new model. Never raises for repository, network or disk problems:
+        the outcome is returned and written to status.json, and the active model is untouched
+        unless a new one passed every check."""
+        try:
+            result = self._poll()
+        except Exception as e:  # noqa: BLE001 - every failure keeps the current model
+            reason, message = classify(e)
+            log.warning("poll refused (%s): %s", reason, message)
+            if reason == "internal-error":  # a bug: its traceback for whoever debugs it
+                log.debug("internal error during a poll", exc_info=True)
+            result = PollResult(False, "refused" if reason != "bucket-unreachable" else "error",
+                                reason, message)
+        self.state.record(self.identity, result.as_dict())
+        return result
+
+    def _poll(self) -> PollResult:
+        self.slots.cleanup()  # finish off an interrupted download or switch
+        updater = self._updater()
+        updater.refresh()
+        chosen = self._choose(updater)
+        if isinstance(chosen, PollResult):
+            return chosen
+        targetinfo, custom = chosen
+        self._install(updater, targetinfo, custom)
+        return PollResult(True, "updated", None,
+                          f"activated {custom['name']} v{custom['version']}", custom["version"])
+
+    def _load_index(self, updater: Updater) -> dict | None:
+        """The signed channel index's models (name -> entries), None if the channel has none."""
+        info = updater.get_targetinfo(index_path(self.channel))
+        if info is None:
+            return None
+        if info.length > MAX_INDEX_BYTES:
+            raise Refusal("length-exceeded", f"channel index is {info.length} bytes")
+        cached = self.state.file("cache", f"index-{self.channel}.json")
+        if updater.find_cached_target(info, cached) is None:
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            updater.download_target(info, filepath=cached + ".partial")
+            os.replace(cached + ".partial", cached)
+        try:
+            with open(cached) as f:
+                return channel_index(json.load(f))
+        except (ValueError, OtaError) as e:
+            raise Refusal("invalid-metadata", f"signed channel index is malformed: {e}") \
+                from None
+
+    def _choose(self, updater: Updater):
+        models = self._load_index(updater)
+        if models is None:
+            return PollResult(True, "no-model", None, f"no models on channel {self.channel}")
+        active = self.slots.verified(self.slots.active_slot())
+        name = self.model or (active or {}).get("name")
+        if name is None:
+            names = sorted(n for n, es in models.items()
+                           if any(e["hardware"] == self.hardware for e in es))
+            if len(names) > 1:
+                raise Refusal("ambiguous-model", f"channel {self.channel} has models "
+                              f"{', '.join(names)}; choose one with --model")
+            name = names[0] if names else None
+        entries = [e for e in models.get(name, []) if e["hardware"] == self.hardware]
+        # Versions only go up within (name, channel), and each hardware has its own builds, so
+        # the active version says nothing about another channel's or hardware's numbering.
+        same_model = bool(active) and (
+            active.get("name"), active.get("channel"), active.get("hardware")) == (
+            name, self.channel, self.hardware)
+        bad = self.state.bad_versions()
+        for entry in sorted(entries, key=lambda e: int(e["version"]), reverse=True):
+            version = int(entry["version"])
+            # Rollback at the model level: never replace the active model with an older one.
+            if same_model and version <= int(active["version"]):
+                break
+            if f"{name}/{version}/{self.hardware}" in bad:
+                continue
+            info = updater.get_targetinfo(entry["path"])
+            if info is None:
+                raise Refusal("invalid-metadata", f"index names {entry['path']}, which no "
+                              "signed targets metadata lists")
+            custom = self._check_custom(info.custom, name, version)
+            if not rollout_covers(custom["rollout"], self.device_id, name, version):
+                continue
+            return info, custom
+        if same_model:
+            return PollResult(True, "up-to-date", None,
+                              f"{active['name']} v{active['version']} is current",
+                              active["version"])
+        return PollResult(True, "no-model", None,
+                          f"no {self.hardware} build on channel {self.channel} covers this device")
+
+    def _check_custom(self, custom: object, name: str, version: int) -> dict:
+        """The signed target metadata, not the index, decides. A build for other hardware would
+        fail or silently misbehave; a build from another channel bypasses staged rollout."""
+        try:
+            checked = target_custom(custom)
+        except OtaError as e:
+            raise Refusal("invalid-metadata", f"{name} v{version}: {e}") from None
+        if checked.hardware != self.hardware:
+            raise Refusal("wrong-hardware", f"{name} v{version} is signed for hardware "
+                          f"{checked.hardware!r}, this device is {self.hardware!r}")
+        if checked.channel != self.channel:
+            raise Refusal("wrong-channel", f"{name} v{version} is signed for channel "
+                          f"{checked.channel!r}, this device follows {self.channel!r}")
+        if (checked.name, checked.version) != (name, version):
+            raise Refusal("invalid-metadata", f"target metadata says {checked.name} "
+                          f"v{checked.version}, index says {name} v{version}")
+        return custom  # type: ignore[return-value]
+
+    def _install(self, updater: Updater, info, custom: dict) -> None:
+        name, version = custom["name"], custom["version"]
+        slot = self.slots.inactive_slot()
+        os.makedirs(self.slots.slot_dir(slot), exist_ok=True)
+        staged = self.slots.partial_path(slot)
+        # Verifies length (stops endless data) and sha256 (stops modified bytes) while
+        # downloading, before anything is written to the slot.
+        updater.download_target(info, filepath=staged)
+        with open(staged, "rb") as f:
+            os.fsync(f.fileno())
+            info.verify_length_and_hashes(f)  # and again on what actually reached the disk
+        try:
+            selftest.check(staged, custom["self_test"], self.hardware)
+        except ModelCheckError as e:
+            self._reject(name, version, e.reason, str(e), staged)
+        meta = {k: custom.get(k) for k in ("name", "version", "hardware", "channel", "rollout",
+                                           "pipeline_run", "input_quantization",
+                                           "output_quantization")}
+        meta.update(sha256=info.hashes["sha256"], length=info.length, path=info.path,
+                    activated_at=now_iso())
+        self.slots.install(slot, staged, meta)
+        self.slots.activate(slot)
+        log.info("activated %s v%s in slot %s", name, version, slot)
+
+    def _reject(self, name: str, version: int, reason: str, message: str, staged: str):
+        self.state.mark_bad(name, version, self.hardware, reason)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+        raise Refusal(reason, f"{name} v{version}: {message}")
+
+    # ------------------------------------------------------------------ forever
+
+    def run_forever(self, interval: float, jitter: float = 0.2, max_backoff: float = 3600.0,
+                    stop: threading.Event | None = None, on_result=None) -> None:
+        """Poll every ``interval`` seconds (+/- jitter, so a fleet does not stampede the bucket),
+        backing off exponentially while polls fail. The active model keeps serving throughout."""
+        stop = stop or threading.Event()
+        failures = 0
+        while not stop.is_set():
+            result = self.poll_once()
+            if on_result:
+                on_result(result)
+            failures = 0 if result.ok else failures + 1
+            delay = next_delay(interval, failures, jitter, max_backoff)
+            stop.wait(delay)
+
+
+def next_delay(interval: float, failures: int, jitter: float = 0.2,
+               max_backoff: float = 3600.0, rng=random.random) -> float:
+    """Seconds until the next poll: ``interval`` doubled per consecutive failure, capped at
+    ``max_backoff`` but never below ``interval``, so a failing device never polls more often
+    than a healthy one."""
+    cap = max(max_backoff, interval)
+    base = interval if failures == 0 else min(cap, interval * (2 ** min(failures, 20)))
+    return max(0.0, base * (1 + jitter * (2 * rng() - 1)))
+

@@ -1,0 +1,64 @@
+"""``edgeship device poll|status``: the agent from the command line, on a base install.
+
+Imports nothing beyond the device package, the contract and LiteRT, so a firmware image without
+the pipelines extra runs these commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from edgeship.errors import InputError
+
+
+def _cmd_poll(args: argparse.Namespace) -> int:
+    from edgeship.device.agent import Agent
+
+    agent = Agent(args.state_dir, args.repo, trusted_root=args.trusted_root,
+                  device_id=args.device_id, hardware=args.hardware, channel=args.channel,
+                  model=args.model)
+    if args.interval is None:
+        result = agent.poll_once()
+        print(json.dumps(result.as_dict()))
+        return 0 if result.ok else 1
+
+    def report(result) -> None:
+        print(json.dumps(result.as_dict()), flush=True)
+
+    try:
+        agent.run_forever(args.interval, on_result=report)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from edgeship.device.state import device_status
+
+    if not os.path.isdir(args.state_dir):
+        raise InputError(f"state directory {args.state_dir} does not exist")
+    print(json.dumps(device_status(args.state_dir), indent=2))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``device poll`` and ``device status``."""
+    device = subparsers.add_parser("device", help="the device agent")
+    ds = device.add_subparsers(dest="device_command", required=True)
+    p = ds.add_parser("poll", help="check for, verify, self-test and activate a new model")
+    p.add_argument("--repo", required=True, help="http(s):// or file:// repository URL")
+    p.add_argument("--trusted-root", required=True, help="root.json shipped with firmware")
+    p.add_argument("--state-dir", required=True)
+    p.add_argument("--device-id", required=True)
+    p.add_argument("--hardware", default="cpu")
+    p.add_argument("--channel", default="stable")
+    p.add_argument("--model", help="model name (default: the active one, or the only one)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--once", action="store_true", help="poll once (default)")
+    g.add_argument("--interval", type=float, metavar="SECONDS", help="poll forever")
+    p.set_defaults(func=_cmd_poll)
+    p = ds.add_parser("status", help="print the device state as JSON")
+    p.add_argument("--state-dir", required=True)
+    p.set_defaults(func=_cmd_status)

@@ -1,0 +1,300 @@
+"""The OTA contract: what the publisher writes and the device reads, defined once for both.
+
+- names and versions (what may appear in a path, what "newer" means);
+- where things live in the repository (target paths, the per-channel index);
+- who a rollout covers (a stable per-device hash);
+- the signed custom metadata of a target, with its ``schema_version``;
+- the signed self-test and its array encoding;
+- canonical JSON (TUF's signed metadata has no floats).
+
+Both sides must compute exactly the same strings, hashes and checks, so they live here and only
+here. Imports numpy and ``edgeship.errors`` only: the device carries this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeship.errors import OtaError
+
+#: Version of the layout of a target's signed custom metadata and of the channel index. A device
+#: refuses a layout newer than it knows rather than guess at its meaning.
+SCHEMA_VERSION = 1
+#: Versions are 1 .. 2**63 - 1: what a signed 64-bit integer holds, so a C client on a device
+#: can compare them, and a huge version cannot block every later release.
+MAX_VERSION = 2**63 - 1
+MAX_SELF_TEST_VALUES = 1 << 16  # keeps signed metadata small
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+# ---------------------------------------------------------------------- names and versions
+
+
+def check_name(kind: str, value: str) -> str:
+    """Reject names that could escape a path segment or collide after URL quoting."""
+    if not isinstance(value, str) or not _NAME_RE.match(value) or value in (".", ".."):
+        raise OtaError(
+            f"invalid {kind} {value!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def check_version(value: object) -> int:
+    """A version is an integer 1 .. 2**63 - 1, so that "newer" has one meaning everywhere."""
+    wrong = OtaError(f"invalid version {value!r}: must be an integer from 1 to {MAX_VERSION}")
+    if isinstance(value, bool):
+        raise wrong
+    try:
+        version = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        raise wrong from None
+    if not 1 <= version <= MAX_VERSION or str(version) != str(value).strip():
+        raise wrong
+    return version
+
+
+def check_rollout(value: object) -> int:
+    """A rollout is the integer percentage 0..100 of devices a build may reach."""
+    wrong = OtaError(f"invalid rollout {value!r}: must be an integer 0..100")
+    if isinstance(value, bool):
+        raise wrong
+    try:
+        pct = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        raise wrong from None
+    if not 0 <= pct <= 100 or str(pct) != str(value).strip():
+        raise wrong
+    return pct
+
+
+# ---------------------------------------------------------------------- repository paths
+
+
+def target_path(name: str, channel: str, version: int, hardware: str) -> str:
+    """The TUF target path of one model build.
+
+    Name, channel, version and hardware are all in the path, so two builds can never share a
+    path, and a path says what it is even before its signed custom metadata is read.
+    """
+    return f"models/{name}/{channel}/{version}/{hardware}/model.tflite"
+
+
+def index_path(channel: str) -> str:
+    """The signed per-channel index that lets a device find candidates without listing bins."""
+    return f"index/{channel}.json"
+
+
+# ---------------------------------------------------------------------- rollout coverage
+
+
+def rollout_bucket(device_id: str, name: str, version: int) -> int:
+    """A stable 0..99 bucket for (device, model, version).
+
+    Hashing the version too means a device that is in the first 10% for one release is not
+    always the guinea pig for every release.
+    """
+    digest = hashlib.sha256(f"{device_id}\0{name}\0{version}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+def rollout_covers(rollout: int, device_id: str, name: str, version: int) -> bool:
+    return rollout_bucket(device_id, name, version) < int(rollout)
+
+
+# ---------------------------------------------------------------------- signed metadata
+
+
+@dataclass(frozen=True)
+class TargetCustom:
+    """The identifying part of a target's signed custom metadata, checked.
+
+    The whole custom object also carries ``input_quantization``, ``output_quantization``,
+    ``metrics``, ``pipeline_run`` and ``variant``, which devices record but do not act on.
+    """
+
+    name: str
+    version: int
+    hardware: str
+    channel: str
+    rollout: int
+    self_test: dict[str, Any]
+
+
+def target_custom(custom: object) -> TargetCustom:
+    """Check a target's signed custom metadata; raise :class:`OtaError` naming the field.
+
+    Signatures prove who wrote it, not that it is well formed: a device still refuses a field
+    of the wrong type or out of range instead of acting on it. Targets published before
+    ``schema_version`` existed have the version 1 layout.
+    """
+    if not isinstance(custom, dict):
+        raise OtaError("target custom metadata is not an object")
+    schema = custom.get("schema_version", 1)
+    if schema != SCHEMA_VERSION:
+        raise OtaError(f"target custom metadata has schema_version {schema!r}; this "
+                       f"edgeship reads {SCHEMA_VERSION}")
+    try:
+        parsed = TargetCustom(
+            name=check_name("model name", custom.get("name")),
+            version=check_version(custom.get("version")),
+            hardware=check_name("hardware", custom.get("hardware")),
+            channel=check_name("channel", custom.get("channel")),
+            rollout=check_rollout(custom.get("rollout")),
+            self_test=custom.get("self_test"),  # type: ignore[arg-type]
+        )
+    except OtaError as err:
+        raise OtaError(f"target custom metadata: {err}") from None
+    if not isinstance(parsed.self_test, dict):
+        raise OtaError(f"{parsed.name} v{parsed.version} carries no signed self-test")
+    return parsed
+
+
+def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
+    """Check a channel index; return its ``models``: name -> [{version, hardware, rollout,
+    path}]. Raise :class:`OtaError` naming what is malformed."""
+    if not isinstance(index, dict) or not isinstance(index.get("models"), dict):
+        raise OtaError("channel index has no 'models' object")
+    schema = index.get("schema_version", 1)
+    if schema != SCHEMA_VERSION:
+        raise OtaError(f"channel index has schema_version {schema!r}; this edgeship reads "
+                       f"{SCHEMA_VERSION}")
+    models = index["models"]
+    for name, entries in models.items():
+        if not isinstance(entries, list):
+            raise OtaError(f"channel index entry {name!r} is not a list")
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                raise OtaError(f"channel index entry of {name!r} has no path")
+            check_version(entry.get("version"))
+            check_name("hardware", entry.get("hardware"))
+    return models
+
+
+def canonical_safe(obj: Any) -> Any:
+    """Make ``obj`` encodable as TUF canonical JSON, which has no floats.
+
+    Floats become their shortest round-trip decimal string ("0.0078125"); readers turn them back
+    with ``float()``. Tuples become lists, numpy scalars plain numbers.
+    """
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return repr(obj)
+    if isinstance(obj, dict):
+        return {str(k): canonical_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [canonical_safe(v) for v in obj]
+    if hasattr(obj, "item"):  # numpy scalar
+        return canonical_safe(obj.item())
+    if hasattr(obj, "tolist"):  # numpy array
+        return canonical_safe(obj.tolist())
+    raise TypeError(f"cannot put {type(obj).__name__} into signed metadata")
+
+
+# ---------------------------------------------------------------------- the self-test
+
+
+@dataclass(frozen=True)
+class SelfTest:
+    """One real-valued input and the real-valued output the publisher's LiteRT computed for it.
+
+    Real (dequantized) numbers, so one self-test serves every build of a model: each runtime
+    quantizes the input with the model's own input parameters and dequantizes its output. The
+    device passes if ``|output - expected| <= atol + rtol * |expected|`` everywhere.
+
+    In signed metadata::
+
+        {"input": ARRAY, "expected_output": ARRAY, "atol": "0.0039", "rtol": "0.0"}
+
+    where ARRAY is ``{"dtype": "float32", "shape": [...], "b64": base64(little-endian bytes)}``
+    and the tolerances are decimal strings (canonical JSON has no floats).
+    """
+
+    input: np.ndarray
+    expected_output: np.ndarray
+    atol: float
+    rtol: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"input": encode_array(self.input),
+                "expected_output": encode_array(self.expected_output),
+                "atol": float(self.atol), "rtol": float(self.rtol)}
+
+    @classmethod
+    def from_dict(cls, obj: object) -> SelfTest:
+        """Decode a signed self-test; raise :class:`OtaError` if any part is malformed."""
+        if not isinstance(obj, dict):
+            raise OtaError("self-test is not an object")
+        try:
+            atol, rtol = float(obj.get("atol", 0.0)), float(obj.get("rtol", 0.0))
+        except (TypeError, ValueError):
+            raise OtaError("self-test tolerances are not numbers") from None
+        if not (math.isfinite(atol) and math.isfinite(rtol) and atol >= 0 and rtol >= 0):
+            raise OtaError(f"self-test tolerances must be finite and >= 0, got {atol}, {rtol}")
+        return cls(decode_array(obj.get("input"), "input"),
+                   decode_array(obj.get("expected_output"), "expected_output"), atol, rtol)
+
+    def differs(self, output: np.ndarray) -> str:
+        """Why ``output`` fails this self-test, or "" if it passes."""
+        output = np.asarray(output, dtype=np.float32)
+        if output.size != self.expected_output.size:
+            return f"output has {output.size} values, expected {self.expected_output.size}"
+        output = output.reshape(self.expected_output.shape)
+        if np.allclose(output, self.expected_output, atol=self.atol, rtol=self.rtol):
+            return ""
+        worst = float(np.max(np.abs(output - self.expected_output)))
+        return (f"output differs from the expected output by up to {worst:.6g} "
+                f"(atol {self.atol:.6g}, rtol {self.rtol:.6g})")
+
+
+def encode_array(values: Any) -> dict[str, Any]:
+    arr = np.ascontiguousarray(np.asarray(values, dtype="<f4"))
+    if arr.size > MAX_SELF_TEST_VALUES:
+        raise OtaError(f"self-test array has {arr.size} values; at most "
+                       f"{MAX_SELF_TEST_VALUES} fit in signed metadata")
+    return {"dtype": "float32", "shape": list(arr.shape),
+            "b64": base64.b64encode(arr.tobytes()).decode("ascii")}
+
+
+def decode_array(obj: object, what: str = "array") -> np.ndarray:
+    """Decode an ARRAY; raise :class:`OtaError` naming ``what`` if it is malformed."""
+    if not isinstance(obj, dict) or obj.get("dtype") != "float32":
+        raise OtaError(f"self-test {what} must be {{'dtype': 'float32', 'shape', 'b64'}}")
+    shape = obj.get("shape")
+    if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool)
+                                            and 0 <= d <= MAX_SELF_TEST_VALUES for d in shape)):
+        raise OtaError(f"self-test {what} has a malformed shape {shape!r}")
+    try:
+        raw = base64.b64decode(obj.get("b64", ""), validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise OtaError(f"self-test {what} is not valid base64") from None
+    if len(raw) % 4:
+        raise OtaError(f"self-test {what} holds {len(raw)} bytes, not whole float32s")
+    arr = np.frombuffer(raw, dtype="<f4")
+    if arr.size != math.prod(shape) or arr.size > MAX_SELF_TEST_VALUES:
+        raise OtaError(f"self-test {what} has {arr.size} values, its shape says {shape}")
+    return arr.reshape(shape).astype(np.float32)
+
+
+def self_test_tolerance(output_scale: float | None) -> tuple[float, float]:
+    """(atol, rtol) for a self-test of a model whose output has quantization step
+    ``output_scale`` (None or 0 for a float output).
+
+    Integer kernels round differently across CPUs and delegates, so a quantized output may land
+    one step off: one and a half steps of slack. A float output differs by kernel-order noise.
+    """
+    if output_scale:
+        return 1.5 * float(output_scale), 0.0
+    return 1e-3, 1e-3

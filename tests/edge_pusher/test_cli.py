@@ -1,0 +1,109 @@
+"""The OTA subcommands through argparse, as the edgeship CLI registers them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+
+import pytest
+
+from edgeship.edge_pusher import cli
+from edgeship.errors import OtaError
+from tests.helpers.ota import PY, ROOT, subprocess_env
+
+
+def run(argv: list[str]) -> int:
+    """What pipelines/cli.py does: register, parse, call func, print OtaError on one line."""
+    parser = argparse.ArgumentParser(prog="edgeship")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_keys_publish_poll_status_end_to_end(tmp_path, tiny_models, capsys, model_bytes):
+    kd, bucket, state = tmp_path / "keys", tmp_path / "bucket", tmp_path / "state"
+    assert run(["keys", "init", str(kd)]) == 0
+    assert "ship" in capsys.readouterr().out
+    model = str(tiny_models / "model_int8.tflite")
+    assert run(["publish", model, "--bucket", f"file://{bucket}", "--keys", str(kd),
+                "--name", "sensor", "--version", "1", "--hardware", "cpu", "--channel",
+                "stable", "--rollout", "100", "--pipeline-run", "r1"]) == 0
+    assert "models/sensor/stable/1/cpu/model.tflite" in capsys.readouterr().out
+    poll = ["device", "poll", "--repo", f"file://{bucket}", "--trusted-root",
+            str(kd / "root.json"), "--state-dir", str(state), "--device-id", "d1",
+            "--hardware", "cpu", "--channel", "stable", "--once"]
+    assert run(poll) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "updated"
+    assert run(["device", "status", "--state-dir", str(state)]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["active"]["name"] == "sensor" and status["active"]["version"] == 1
+    assert status["active"]["hardware"] == "cpu" and status["active"]["slot"] == "a"
+    assert len(status["active"]["sha256"]) == 64
+    assert status["last_successful_check"] and status["last_error"] is None
+    assert run(["repo", "refresh", "--bucket", f"file://{bucket}", "--keys", str(kd),
+                "--timestamp-expiry", "6"]) == 0
+    assert run(["keys", "rotate", "timestamp", "--keys", str(kd), "--bucket",
+                f"file://{bucket}"]) == 0
+    assert "root is now v2" in capsys.readouterr().out
+    assert run(poll) == 0
+
+
+def test_user_errors_are_one_line(tmp_path, tiny_models):
+    kd = tmp_path / "keys"
+    run(["keys", "init", str(kd)])
+    with pytest.raises(OtaError) as e:
+        run(["publish", str(tmp_path / "missing.tflite"), "--bucket", f"file://{tmp_path}/b",
+             "--keys", str(kd), "--name", "m", "--version", "1"])
+    assert "\n" not in str(e.value) and "missing.tflite" in str(e.value)
+    with pytest.raises(OtaError, match="keys init"):
+        run(["publish", str(tiny_models / "model_int8.tflite"), "--bucket",
+             f"file://{tmp_path}/b", "--keys", str(tmp_path / "nokeys"), "--name", "m",
+             "--version", "1"])
+    with pytest.raises(OtaError, match="read-only"):
+        run(["repo", "refresh", "--bucket", "http://127.0.0.1:9/b", "--keys", str(kd)])
+    with pytest.raises(SystemExit):
+        run(["publish", "f", "--bucket", "b", "--keys", "k", "--name", "m", "--version", "x"])
+
+
+@pytest.mark.slow
+def test_standalone_main_prints_error_and_exits_1(tmp_path):
+    proc = subprocess.run([PY, "-m", "edgeship", "device", "status", "--state-dir",
+                           str(tmp_path / "nope")], capture_output=True, text=True,
+                          env=subprocess_env(), cwd=ROOT, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+
+
+def test_publish_with_report_records_metrics(tmp_path, tiny_models, keys_dir, repo, bucket):
+    assert run(["publish", str(tiny_models / "model_int8.tflite"), "--bucket", bucket.url,
+                "--keys", str(keys_dir), "--name", "sensor", "--version", "auto",
+                "--report", str(tiny_models / "quantization_report.json")]) == 0
+    custom = repo.target("models/sensor/stable/1/cpu/model.tflite").custom
+    assert custom["metrics"]["accuracy"] == "0.9"
+    assert custom["metrics"]["float_accuracy"] == "0.91"
+    with pytest.raises(OtaError, match="does not exist"):
+        run(["publish", str(tiny_models / "model_int8.tflite"), "--bucket", bucket.url,
+             "--keys", str(keys_dir), "--name", "sensor", "--version", "2",
+             "--report", str(tmp_path / "nope.json")])
+
+
+def test_main_refuses_a_non_http_device_repo_in_one_line(tmp_path, capsys):
+    code = cli.main(["device", "poll", "--repo", "s3://x/y", "--trusted-root",
+                     str(tmp_path / "root.json"), "--state-dir", str(tmp_path / "state"),
+                     "--device-id", "d1"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("error: ") and "s3://x/y" in err
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "nan", "-1"])
+def test_main_refuses_an_impossible_expiry_as_a_usage_error(tmp_path, capsys, value):
+    """argparse's own error (exit 2, usage plus one error line), not a traceback."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(["repo", "refresh", "--bucket", f"file://{tmp_path}/b", "--keys",
+                  str(tmp_path / "keys"), "--timestamp-expiry", value])
+    assert e.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1
+    assert errors[0].startswith("edgeship repo refresh: error: argument --timestamp-expiry: ")

@@ -1,0 +1,54 @@
+"""Helpers shared by the publisher and device tests (fixtures are in ``fixtures.py``)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import sys
+from pathlib import Path
+
+from edgeship.edge_pusher import push
+from edgeship.edge_pusher.repository import PublishResult, Release, Repository
+from tests.helpers import REPO
+
+HERE = Path(__file__).resolve().parent
+ROOT = REPO
+PY = sys.executable
+
+
+@functools.cache
+def _custom_for(model_path: str, hardware: str = "cpu") -> dict:
+    return push.build_release_custom(model_path, hardware, None, None, "run-test")
+
+
+def release(tiny_models: Path, version: int, which: str = "a", name: str = "sensor",
+            **kw) -> Release:
+    """A Release of one of the tiny models with a real signed self-test."""
+    path = tiny_models / ("model_int8.tflite" if which == "a" else "model_int8_b.tflite")
+    custom = copy.deepcopy(_custom_for(str(path)))
+    custom.update(kw.pop("custom", {}))
+    return Release(path.read_bytes(), name, version, custom=custom, **kw)
+
+
+def add_raw_target(repo: Repository, path: str, data: bytes, custom: dict,
+                   index_entry: dict | None, channel: str) -> PublishResult:
+    """Sign arbitrary bytes and custom metadata into ``repo``: repositories a normal publish
+    refuses to build (a mislabelled build, a malformed field), as an attacker holding the
+    online keys could. Uses the repository's transaction internals, as a test may."""
+
+    def change(st) -> None:
+        repo._put_target(st, path, data, custom)
+        if index_entry is not None:
+            index = repo._read_index(st, channel)
+            index["models"].setdefault(index_entry["name"], []).append(
+                {k: index_entry[k] for k in ("version", "hardware", "rollout")} | {"path": path})
+            repo._write_index(st, channel, index)
+
+    return repo._transaction(change)
+
+
+def subprocess_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env

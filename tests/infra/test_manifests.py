@@ -1,0 +1,264 @@
+"""Our Kubernetes objects, checked without a cluster: they render offline with kustomize, validate
+against the JSON schemas of the Kubernetes version kind-config.yaml pins, pass checkov (every skip
+carries a reason), and agree with pipelines/cluster.py and the kind scripts on every name.
+
+The checkers come from manifests/tools/requirements.txt (manifests/scripts/tools-venv.sh makes
+.venv-tools/); a test whose tool is missing skips and says so.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgeship._version import VERSION
+from edgeship.pipelines import cluster
+from tests.helpers import REPO
+
+ROOT = REPO
+MANIFESTS = ROOT / "manifests"
+SCRIPTS = MANIFESTS / "scripts"
+
+
+def tool(name: str) -> str:
+    """Path of a checker from .venv-tools/ or PATH; skip the test when it is missing."""
+    local = ROOT / ".venv-tools" / "bin" / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed: run manifests/scripts/tools-venv.sh")
+    return found
+
+
+def kind_node_version() -> str:
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    image = config["nodes"][0]["image"]
+    match = re.fullmatch(r"kindest/node:v(\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}", image)
+    assert match, f"kind node image must be pinned by tag and digest: {image}"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    out = subprocess.run(
+        [kubectl, "kustomize", str(MANIFESTS / "local")],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout
+    path = tmp_path_factory.mktemp("render") / "local.yaml"
+    path.write_text(out)
+    return path, [d for d in yaml.safe_load_all(out) if d]
+
+
+def _by(objs: list[dict], kind: str, name: str) -> dict:
+    (obj,) = [o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name]
+    return obj
+
+
+def test_local_overlay_renders_offline_with_our_objects(rendered):
+    _, objs = rendered
+    names = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs}
+    assert {
+        ("Namespace", None, "edgeship-ota"),
+        ("Deployment", "edgeship-ota", "ota-bucket"),
+        ("Service", "edgeship-ota", "ota-bucket"),
+        ("NetworkPolicy", "edgeship-ota", "ota-bucket-s3-only"),
+        ("CronJob", "edgeship-ota", "ota-timestamp-refresh"),
+        ("Service", "kubeflow", "ml-pipeline-ui-nodeport"),
+        ("Service", "kubeflow", "ml-pipeline-api-nodeport"),
+    } <= names
+    assert not [o for o in objs if o["kind"] == "Secret"], "no Secret may be committed"
+
+
+def test_remote_bases_are_kfp_standalone_pinned_not_env_dev():
+    cs = (MANIFESTS / "kfp-cluster-scoped" / "kustomization.yaml").read_text()
+    ns = (MANIFESTS / "kfp" / "kustomization.yaml").read_text()
+    assert "kustomize/cluster-scoped-resources?ref=2.5.0" in cs
+    assert "kustomize/env/platform-agnostic?ref=2.5.0" in ns
+    assert "env/dev" not in yaml.safe_dump(yaml.safe_load(ns))
+    assert 'KFP_VERSION="2.5.0"' in (SCRIPTS / "lib.sh").read_text()
+
+
+def test_kind_ports_match_the_nodeports(rendered):
+    _, objs = rendered
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    mapped = {m["containerPort"]: m for m in config["nodes"][0]["extraPortMappings"]}
+    node_ports = {
+        p["nodePort"]
+        for o in objs if o["kind"] == "Service" and o["spec"].get("type") == "NodePort"
+        for p in o["spec"]["ports"]
+    }
+    assert node_ports == set(mapped) == {31380, 31388, 30833}
+    assert all(m["hostPort"] == port for port, m in mapped.items())
+    # The bucket's S3 port is the only one of the bucket pod that any Service exposes.
+    bucket = _by(objs, "Service", "ota-bucket")
+    assert [p["nodePort"] for p in bucket["spec"]["ports"]] == [30833]
+    assert cluster.DEVICE_REPO_URL.startswith("http://localhost:30833/")
+
+
+def test_bucket_network_policy_admits_the_s3_port_only(rendered):
+    _, objs = rendered
+    policy = _by(objs, "NetworkPolicy", "ota-bucket-s3-only")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app": "ota-bucket"}
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": 8333, "protocol": "TCP"}]
+    assert "from" not in rule  # devices come from outside the cluster
+    pod = _by(objs, "Deployment", "ota-bucket")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert [p["containerPort"] for p in container["ports"]] == [8333]
+    assert "-s3.config=/etc/seaweedfs/s3/s3.json" in container["args"]
+
+
+def test_refresh_cronjob_runs_our_image_with_keys_from_secrets(rendered):
+    _, objs = rendered
+    job = _by(objs, "CronJob", "ota-timestamp-refresh")["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == f"edgeship:{VERSION}", "CronJob image drifted from the package"
+    assert container["command"][:3] == ["edgeship", "repo", "refresh"]
+    assert container["command"][container["command"].index("--keys") + 1] == cluster.KEYS_DIR
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    online = volumes[mounts[f"{cluster.KEYS_DIR}/online"]]
+    assert online["secret"]["secretName"] == "ota-online-keys"
+    assert volumes[mounts[cluster.ROOT_DIR]]["configMap"]["name"] == "ota-root"
+    env = {e["name"]: e for e in container["env"]}
+    assert "AWS_SECRET_ACCESS_KEY" not in env, "credentials come from a mounted file"
+    assert env["AWS_ENDPOINT_URL"]["value"] == cluster.CLUSTER_S3_ENDPOINT
+
+
+def test_objects_validate_against_the_pinned_kubernetes_schemas(rendered):
+    path, objs = rendered
+    validate = tool("kubernetes-validate")
+    version = kind_node_version()
+    proc = subprocess.run(
+        [validate, "--strict", "-k", version, str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(" passed ") == len(objs)
+
+
+def test_schema_validation_catches_a_broken_object(tmp_path):
+    validate = tool("kubernetes-validate")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n"
+        "spec: {ports: [{port: eighty}], tpye: NodePort}\n"
+    )
+    proc = subprocess.run(
+        [validate, "--strict", "-k", kind_node_version(), str(bad)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # 2 would be a usage error
+    assert "'eighty' is not of type 'integer'" in proc.stdout + proc.stderr
+
+
+def test_checkov_has_no_unjustified_failures(rendered):
+    path, objs = rendered
+    checkov = tool("checkov")
+    proc = subprocess.run(
+        [checkov, "-f", str(path), "--framework", "kubernetes", "--skip-download", "--quiet",
+         "--compact", "-o", "json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    report = json.loads(proc.stdout)
+    summary = report["summary"]
+    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
+    assert summary["failed"] == 0, failed
+    assert summary["passed"] > 50
+    for obj in objs:  # every skip names its check and says why
+        for key, value in (obj["metadata"].get("annotations") or {}).items():
+            if key.startswith("checkov.io/skip"):
+                check, _, reason = value.partition("=")
+                assert re.fullmatch(r"CKV2?_K8S_\d+", check) and len(reason) > 20, value
+
+
+@pytest.fixture
+def fake_kubectl(tmp_path: Path) -> tuple[Path, Path]:
+    """A kubectl on PATH that records each `create ... --dry-run` with its files' contents."""
+    log = tmp_path / "kubectl.jsonl"
+    script = tmp_path / "bin" / "kubectl"
+    script.parent.mkdir()
+    script.write_text(f"""#!{sys.executable}
+import json, sys
+args = sys.argv[1:]
+if "create" in args:
+    files = {{}}
+    for a in args:
+        if a.startswith("--from-file="):
+            spec = a.split("=", 1)[1]
+            key, _, path = spec.rpartition("=") if spec.count("=") else ("", "", spec)
+            import os
+            paths = [os.path.join(path, f) for f in sorted(os.listdir(path))] \\
+                if os.path.isdir(path) else [path]
+            for p in paths:
+                files[key or os.path.basename(p)] = open(p).read()
+    with open({str(log)!r}, "a") as f:
+        f.write(json.dumps({{"args": args, "files": files}}) + "\\n")
+""")
+    script.chmod(0o755)
+    return script.parent, log
+
+
+def test_ota_secrets_script_creates_what_manifests_and_push_step_read(rendered, fake_kubectl,
+                                                                       tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    from edgeship.edge_pusher.keys import init_keys
+
+    _, objs = rendered
+    bindir, log = fake_kubectl
+    keys = tmp_path / "keys"
+    init_keys(keys)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}",
+               EDGESHIP_STATE_DIR=str(tmp_path / "state"))
+    subprocess.run(["bash", str(SCRIPTS / "ota-secrets.sh"), str(keys)], env=env, check=True,
+                   capture_output=True, text=True, timeout=60)
+    created = {}
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        args = rec["args"]
+        ns = args[args.index("-n") + 1]
+        kind = args[args.index("create") + 1]
+        name = args[args.index("create") + (3 if kind == "secret" else 2)]
+        created[(ns, kind, name)] = rec
+    # What the push step mounts (pipelines/cluster.py) exists in KFP's namespace.
+    writer = created[(cluster.NAMESPACE, "secret", cluster.OTA_WRITER_SECRET)]["args"]
+    literals = dict(a.split("=", 2)[1:] for a in writer if a.startswith("--from-literal="))
+    assert set(literals) == set(cluster.OTA_WRITER_ENV)
+    assert literals["AWS_ENDPOINT_URL"] == cluster.CLUSTER_S3_ENDPOINT
+    online = created[(cluster.NAMESPACE, "secret", cluster.ONLINE_KEYS_SECRET)]["files"]
+    assert set(online) == {p.name for p in (keys / "online").iterdir()}
+    root = created[(cluster.NAMESPACE, "configmap", cluster.ROOT_CONFIGMAP)]["files"]
+    assert root["root.json"] == (keys / "root.json").read_text()
+    assert "1.root.json" in root
+    # What our manifests mount exists in the bucket's namespace.
+    referenced = {
+        ("secret", v["secret"]["secretName"]) if "secret" in v
+        else ("configmap", v["configMap"]["name"])
+        for o in objs if o["kind"] in ("Deployment", "CronJob")
+        for spec in [o["spec"]["template"]["spec"] if o["kind"] == "Deployment"
+                     else o["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
+        for v in spec["volumes"] if "secret" in v or "configMap" in v
+    }
+    assert {(k, n) for ns, k, n in created if ns == "edgeship-ota"} == referenced
+    # Devices read anonymously; only the publisher (with the generated keys) may write.
+    s3 = json.loads(created[("edgeship-ota", "secret", "ota-bucket-s3-config")]["files"]["s3.json"])
+    ids = {i["name"]: i for i in s3["identities"]}
+    assert ids["anonymous"]["actions"] == [f"Read:{cluster.OTA_BUCKET}"]
+    (cred,) = ids["edgeship-publisher"]["credentials"]
+    assert cred["secretKey"] == literals["AWS_SECRET_ACCESS_KEY"] and len(cred["secretKey"]) >= 32
+    assert f"Write:{cluster.OTA_BUCKET}" in ids["edgeship-publisher"]["actions"]
+    creds_file = tmp_path / "state" / "ota-writer.env"
+    assert oct(creds_file.stat().st_mode & 0o777) == "0o600"

@@ -1,0 +1,169 @@
+"""End to end: whole pipelines through ``edgeship run`` (kfp.local), then a device that polls the
+bucket they published to. Slow (minutes): marked, and still run by ``make test`` in CI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.helpers import REPO
+
+ROOT = REPO
+STEPS = ["ingest", "validate", "train", "evaluate", "quantize", "push"]
+
+
+def edgeship(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edgeship", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def run_plant(data: Path, workdir: Path, *params: str) -> subprocess.CompletedProcess:
+    """`edgeship run tabular` on a user CSV labelled by its `outcome` column."""
+    flags = [arg for param in params for arg in ("--param", param)]
+    return edgeship(
+        "run",
+        "tabular",
+        "--data",
+        str(data),
+        "--label",
+        "outcome",
+        "--workdir",
+        str(workdir),
+        *flags,
+    )
+
+
+def step_lines(stdout: str) -> dict[str, str]:
+    return {
+        line.split()[0]: line
+        for line in stdout.splitlines()
+        if line.split()[:1] in [[s] for s in STEPS]
+    }
+
+
+@pytest.fixture(scope="module")
+def sensor_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    workdir = tmp_path_factory.mktemp("sensor")
+    return workdir, edgeship("run", "sensor", "--workdir", str(workdir))
+
+
+@pytest.mark.slow
+def test_sensor_pipeline_runs_every_step_and_publishes(sensor_run) -> None:
+    workdir, result = sensor_run
+    assert result.returncode == 0, result.stderr + result.stdout[-3000:]
+    lines = step_lines(result.stdout)
+    assert list(lines) == STEPS
+    assert all(" SUCCESS " in line for line in lines.values())
+    assert "BLESSED" in lines["evaluate"]
+    assert "int8" in result.stdout  # the variant table
+    assert (workdir / "bucket" / "metadata" / "timestamp.json").is_file()
+    assert (workdir / "run.log").is_file()
+    assert not list((workdir / "bucket").rglob("*.key")), "no key material in the bucket"
+
+
+@pytest.mark.slow
+def test_a_device_activates_what_the_sensor_pipeline_published(sensor_run, tmp_path: Path) -> None:
+    workdir, result = sensor_run
+    assert result.returncode == 0, result.stderr
+    state = tmp_path / "device"
+    root = workdir / "keys" / "root.json"
+    poll = edgeship(
+        "device",
+        "poll",
+        "--repo",
+        (workdir / "bucket").as_uri(),
+        "--trusted-root",
+        str(root),
+        "--state-dir",
+        str(state),
+        "--device-id",
+        "pump-7",
+        "--hardware",
+        "cpu",
+        "--once",
+    )
+    assert poll.returncode == 0, poll.stderr + poll.stdout
+    status = json.loads(edgeship("device", "status", "--state-dir", str(state)).stdout)
+    assert status["active"]["name"] == "sensor-fault"
+    assert status["active"]["hardware"] == "cpu"
+
+
+def _user_csv(
+    path: Path,
+    rows: int = 360,
+    bad_row: int | None = None,
+    sites: tuple[str, ...] = ("north", "south", "east"),
+) -> Path:
+    """A CSV the project has never seen: numeric and string features, three string classes."""
+    rng = np.random.default_rng(7)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["temperature", "pressure", "site", "outcome"])
+        for i in range(rows):
+            site = sites[i % len(sites)]
+            temperature = rng.normal(20, 5)
+            pressure = rng.normal(1, 0.2)
+            score = (temperature - 20) / 5 + (1.5 if site == "north" else 0.0)
+            outcome = "cold" if score < -0.5 else ("hot" if score > 0.8 else "mild")
+            value = "n/a" if i == bad_row else f"{temperature:.3f}"
+            writer.writerow([value, f"{pressure:.3f}", site, outcome])
+    return path
+
+
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    tmp = tmp_path_factory.mktemp("tabular")
+    data = _user_csv(tmp / "plant.csv")
+    workdir = tmp / "run"
+    return workdir, run_plant(data, workdir, "min_accuracy=0.5")
+
+
+@pytest.mark.slow
+def test_tabular_pipeline_on_a_users_csv(tabular_run) -> None:
+    workdir, result = tabular_run
+    assert result.returncode == 0, result.stderr + result.stdout[-3000:]
+    lines = step_lines(result.stdout)
+    assert list(lines) == STEPS
+    assert "3 classes" in lines["ingest"]
+
+
+@pytest.mark.slow
+def test_a_non_numeric_value_stops_the_run_with_its_row(tmp_path: Path) -> None:
+    data = _user_csv(tmp_path / "plant.csv", bad_row=200)
+    workdir = tmp_path / "run"
+    result = run_plant(data, workdir)
+    assert result.returncode == 1
+    error = result.stderr.strip()
+    assert error.count("\n") == 0, error
+    # The header is line 1, so row 200 (counted from 0) is line 202; the value is named too.
+    assert re.search(r"plant\.csv line 202\b.*'n/a'", error), error
+    examples = list((workdir / "pipeline_root").rglob("examples_meta.json"))
+    assert examples == [], "a failed ingest leaves no Examples behind"
+
+
+@pytest.mark.slow
+def test_new_data_that_violates_a_curated_schema_stops_the_run(tabular_run, tmp_path: Path) -> None:
+    first_run, result = tabular_run
+    assert result.returncode == 0, result.stderr
+    (schema,) = (first_run / "pipeline_root").rglob("schema.pbtxt")
+    data = _user_csv(tmp_path / "plant.csv", sites=("north", "south", "east", "west"))
+    workdir = tmp_path / "run"
+    result = run_plant(data, workdir, f"schema_path={schema}")
+    assert result.returncode == 1
+    error = result.stderr.strip()
+    assert error.count("\n") == 0, error
+    assert "'site'" in error and "anomal" in error
+    assert not list((workdir / "pipeline_root").rglob("model_meta.json")), "nothing was trained"

@@ -1,0 +1,40 @@
+"""The local runner's reading of kfp.local's log: progress, step times, one-line errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from edgeship.pipelines.local import _LogWithProgress, _steps, _user_error
+
+LOG = (
+    "10:00:00.000 - INFO - Executing task \x1b[96m'ingest'\x1b[0m\n"
+    "    some output of the step\n"
+    "10:00:12.500 - INFO - Task \x1b[96m'ingest'\x1b[0m finished with status "
+    "\x1b[92mSUCCESS\x1b[0m\n"
+    "10:00:12.600 - INFO - Executing task 'validate'\n"
+    "    edgeship.errors.InputError: validate: anomalies in Split-eval: 'site': new value\n"
+    "10:00:40.100 - INFO - Task 'validate' finished with status FAILURE\n"
+)
+
+
+def test_progress_shows_each_step_start_and_end_and_the_log_keeps_everything() -> None:
+    log, progress = io.StringIO(), io.StringIO()
+    sink = _LogWithProgress(log, progress)
+    for chunk in (LOG[:50], LOG[50:170], LOG[170:]):  # lines arrive in arbitrary pieces
+        sink.write(chunk)
+    assert log.getvalue() == LOG
+    assert progress.getvalue().splitlines() == [
+        "... ingest running",
+        "... ingest SUCCESS",
+        "... validate running",
+        "... validate FAILURE",
+    ]
+
+
+def test_step_times_and_the_users_error_come_from_the_log(tmp_path: Path) -> None:
+    text = LOG.replace("\x1b[96m", "").replace("\x1b[92m", "").replace("\x1b[0m", "")
+    steps = _steps(text, tmp_path)
+    assert [(s.name, s.status) for s in steps] == [("ingest", "SUCCESS"), ("validate", "FAILURE")]
+    assert abs(steps[0].seconds - 12.5) < 1e-6 and abs(steps[1].seconds - 27.5) < 1e-6
+    assert _user_error(text) == "validate: anomalies in Split-eval: 'site': new value"
