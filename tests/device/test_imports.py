@@ -18,9 +18,9 @@ class Blocker:
         return None
 
 sys.meta_path.insert(0, Blocker())
-from edgeship.device import device, cli, slots, selftest, fetcher, naming  # noqa
-agent = device.Agent(sys.argv[1], sys.argv[2], trusted_root=sys.argv[3], device_id="d")
-result = agent.poll_once()
+from edgeship import cli, contract, litert  # noqa
+from edgeship.device import Agent, agent, fetcher, selftest, slots, state  # noqa
+result = Agent(sys.argv[1], sys.argv[2], trusted_root=sys.argv[3], device_id="d").poll_once()
 assert result.ok and result.version == 1, result
 sys.exit(cli.main(["device", "status", "--state-dir", sys.argv[1]]))
 """

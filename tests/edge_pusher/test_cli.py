@@ -1,23 +1,20 @@
-"""The OTA subcommands through argparse, as the edgeship CLI registers them."""
+"""The publisher's and device's subcommands through the edgeship command line's parser."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 
 import pytest
 
-from edgeship.edge_pusher import cli
-from edgeship.errors import OtaError
+from edgeship import cli
+from edgeship.errors import EdgeshipError, OtaError
 from tests.helpers.ota import PY, ROOT, subprocess_env
 
 
 def run(argv: list[str]) -> int:
-    """What pipelines/cli.py does: register, parse, call func, print OtaError on one line."""
-    parser = argparse.ArgumentParser(prog="edgeship")
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    """The command's handler, called as ``edgeship.cli.main`` calls it, errors propagating."""
+    args = cli.build_parser().parse_args(argv)
     return args.func(args)
 
 
@@ -82,7 +79,7 @@ def test_publish_with_report_records_metrics(tmp_path, tiny_models, keys_dir, re
     custom = repo.target("models/sensor/stable/1/cpu/model.tflite").custom
     assert custom["metrics"]["accuracy"] == "0.9"
     assert custom["metrics"]["float_accuracy"] == "0.91"
-    with pytest.raises(OtaError, match="does not exist"):
+    with pytest.raises(EdgeshipError, match="nope.json: cannot read the quantization report"):
         run(["publish", str(tiny_models / "model_int8.tflite"), "--bucket", bucket.url,
              "--keys", str(keys_dir), "--name", "sensor", "--version", "2",
              "--report", str(tmp_path / "nope.json")])
@@ -94,7 +91,7 @@ def test_main_refuses_a_non_http_device_repo_in_one_line(tmp_path, capsys):
                      "--device-id", "d1"])
     err = capsys.readouterr().err
     assert code == 1
-    assert err.count("\n") == 1 and err.startswith("error: ") and "s3://x/y" in err
+    assert err.count("\n") == 1 and err.startswith("edgeship: error: ") and "s3://x/y" in err
 
 
 @pytest.mark.parametrize("value", ["inf", "1e300", "nan", "-1"])

@@ -112,7 +112,8 @@ def test_pipeline_commands_on_a_device_install_say_what_is_missing(tmp_path: Pat
 
 def test_bucket_and_keys_given_as_params_are_used(tmp_path: Path, monkeypatch) -> None:
     """--param bucket_url/keys_dir reach the run; no demo keys are made beside them."""
-    from edgeship.pipelines import cli, local, report
+    from edgeship import cli
+    from edgeship.pipelines import local, report
 
     seen = {}
 

@@ -5,11 +5,10 @@ the venv carried into a non-root runtime, and the key-folder links pipelines/clu
 import re
 import subprocess
 
-from test_manifests_local import tool
-
 from edgeship._version import VERSION
 from edgeship.pipelines import cluster
 from tests.helpers import REPO
+from tests.helpers.tools import tool
 
 ROOT = REPO
 DOCKERFILE = ROOT / "Dockerfile"

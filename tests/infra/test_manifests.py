@@ -20,21 +20,11 @@ import yaml
 from edgeship._version import VERSION
 from edgeship.pipelines import cluster
 from tests.helpers import REPO
+from tests.helpers.tools import tool
 
 ROOT = REPO
 MANIFESTS = ROOT / "manifests"
 SCRIPTS = MANIFESTS / "scripts"
-
-
-def tool(name: str) -> str:
-    """Path of a checker from .venv-tools/ or PATH; skip the test when it is missing."""
-    local = ROOT / ".venv-tools" / "bin" / name
-    if local.exists():
-        return str(local)
-    found = shutil.which(name)
-    if not found:
-        pytest.skip(f"{name} is not installed: run manifests/scripts/tools-venv.sh")
-    return found
 
 
 def kind_node_version() -> str:

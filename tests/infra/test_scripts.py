@@ -5,9 +5,9 @@ no cluster), so they are checked statically: bash parses them and shellcheck fin
 import subprocess
 
 import pytest
-from test_manifests_local import tool
 
 from tests.helpers import REPO
+from tests.helpers.tools import tool
 
 SCRIPTS = sorted((REPO / "manifests" / "scripts").glob("*.sh"))
 

@@ -1,11 +1,15 @@
-"""The local runner's reading of kfp.local's log: progress, step times, one-line errors."""
+"""The local runner: progress and step times from kfp.local's log, a failed step's own line from
+the error file it left."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-from edgeship.pipelines.local import _LogWithProgress, _steps, _user_error
+import pytest
+
+from edgeship.errors import ERROR_DIR_ENV, InputError, step_errors
+from edgeship.pipelines.local import _LogWithProgress, _step_error, _steps
 
 LOG = (
     "10:00:00.000 - INFO - Executing task \x1b[96m'ingest'\x1b[0m\n"
@@ -32,9 +36,21 @@ def test_progress_shows_each_step_start_and_end_and_the_log_keeps_everything() -
     ]
 
 
-def test_step_times_and_the_users_error_come_from_the_log(tmp_path: Path) -> None:
+def test_step_times_come_from_the_log(tmp_path: Path) -> None:
     text = LOG.replace("\x1b[96m", "").replace("\x1b[92m", "").replace("\x1b[0m", "")
     steps = _steps(text, tmp_path)
     assert [(s.name, s.status) for s in steps] == [("ingest", "SUCCESS"), ("validate", "FAILURE")]
     assert abs(steps[0].seconds - 12.5) < 1e-6 and abs(steps[1].seconds - 27.5) < 1e-6
-    assert _user_error(text) == "validate: anomalies in Split-eval: 'site': new value"
+
+
+def test_the_users_error_comes_from_the_file_the_step_left(tmp_path: Path, monkeypatch) -> None:
+    """No traceback text is parsed: the step writes its one line, the runner reads it."""
+    errors = tmp_path / "errors"
+    monkeypatch.setenv(ERROR_DIR_ENV, str(errors))
+    message = "validate: anomalies in Split-eval: 'site': new value"
+    with pytest.raises(InputError), step_errors("validate"):
+        raise InputError(message)
+    assert _step_error(errors) == message
+    with pytest.raises(ZeroDivisionError), step_errors("train"):  # a bug leaves no user line
+        1 / 0  # noqa: B018
+    assert [p.name for p in errors.iterdir()] == ["validate.json"]

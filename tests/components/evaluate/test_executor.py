@@ -165,7 +165,7 @@ def failed_run(setup):
             str(setup["weak"]),
             str(out / "blessing"),
             str(out / "evaluation"),
-            baseline_model_dir=str(setup["good"]),
+            baseline_model_path=str(setup["good"]),
             slice_feature="site",
             min_accuracy=min_accuracy,
             max_accuracy_decrease=max_decrease,
@@ -299,7 +299,7 @@ def test_blessed_when_within_change_threshold_and_slices_by_label(setup) -> None
         str(setup["good"]),
         str(out / "blessing"),
         str(out / "evaluation"),
-        baseline_model_dir=str(setup["weak"]),
+        baseline_model_path=str(setup["weak"]),
         slice_feature="label",
         max_accuracy_decrease=0.0,
     )

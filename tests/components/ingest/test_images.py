@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_ingest_records import read_split
 
 from edgeship.components._artifacts import read_examples_meta
 from edgeship.components.ingest._images import list_images
 from edgeship.components.ingest._rows import in_eval
 from edgeship.components.ingest.executor import run_ingest
 from edgeship.errors import InputError
+from tests.helpers.records import read_split
 
 PER_CLASS = 6
 

@@ -6,7 +6,6 @@ import random
 from pathlib import Path
 
 import pytest
-from test_ingest_records import read_split
 
 from edgeship.components._artifacts import read_examples_meta
 from edgeship.components.ingest import _sensor
@@ -14,6 +13,7 @@ from edgeship.components.ingest._csv import Record
 from edgeship.components.ingest._rows import BadRow, in_eval
 from edgeship.components.ingest.executor import run_ingest
 from edgeship.errors import InputError
+from tests.helpers.records import read_split
 
 GROUPS = [f"rec-{c}" for c in "abcdef"]
 RUN = 10  # rows per label run; every session is 10 rows "idle" then 10 rows "run"

@@ -6,13 +6,13 @@ import random
 from pathlib import Path
 
 import pytest
-from test_ingest_records import read_split
 
 from edgeship.components._artifacts import read_examples_meta
 from edgeship.components.ingest import _csv, _tabular
 from edgeship.components.ingest._rows import BadRow
 from edgeship.components.ingest.executor import run_ingest
 from edgeship.errors import InputError
+from tests.helpers.records import read_split
 
 HEADER = "x,colour,zip,species"
 

@@ -103,9 +103,9 @@ def test_invalid_meta(tmp_path, text, match) -> None:
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"epochs": 0}, r"epochs must be a positive integer"),
-        ({"learning_rate": -1.0}, r"learning_rate must be a positive number"),
-        ({"hyperparameters": [8]}, r"hyperparameters must be a dict, got list"),
+        ({"epochs": 0}, r"epochs: 0, must be a positive integer"),
+        ({"learning_rate": -1.0}, r"learning_rate: -1.0, must be a positive number"),
+        ({"hyperparameters": [8]}, r"hyperparameters: \[8\], must be an object of settings"),
         ({"hyperparameters": {"filtres": 8}}, r"unknown key\(s\) \['filtres'\]"),
         ({"hyperparameters": {"units": [8, -1]}}, r"'units' must be positive integers"),
     ],

@@ -260,7 +260,7 @@ def test_bad_inputs_fail_with_one_line_naming_the_file(
         ({"schema_path": str(tmp_path / "nowhere")}, "nowhere: schema not found"),
         ({"schema_path": str(garbled)}, f"{garbled}: not a Schema text proto"),
         ({"baseline_statistics_path": str(tmp_path)}, "Split-train/FeatureStats.pb: statistics"),
-        ({"drift_js_threshold": 1.5}, "drift_js_threshold must be within 0..1"),
+        ({"drift_js_threshold": 1.5}, "drift_js_threshold: 1.5, must be within 0..1"),
         (
             {"baseline_statistics_path": str(clean["out"] / "statistics_dir")},
             "no drift threshold is set",
