@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install tools demo test test-fast lint lint-manifests compile clean \
+.PHONY: install tools demo test test-fast lint lint-imports lint-manifests compile clean \
 	image kind-load kind-up kind-down kind-e2e
 
 $(STAMP): pyproject.toml requirements.lock
@@ -30,15 +30,24 @@ demo: $(STAMP)
 tools: $(STAMP)
 	manifests/scripts/tools-venv.sh
 
-test: $(STAMP) tools
+test: $(STAMP) tools lint-imports
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
 
-lint: $(STAMP)
+lint: $(STAMP) lint-imports
 	$(VENV)/bin/ruff check .
+
+# Package boundaries (pyproject.toml's [tool.importlinter]) on the layout an install creates:
+# the repository's folders become edgeship.* only when installed, and import-linter reads a
+# package from its own folder. It runs inside that tree (it puts its working directory first).
+LINT_TREE := build/lint-imports
+lint-imports: $(STAMP)
+	rm -rf $(LINT_TREE)
+	$(UV) pip install --quiet --no-deps --target $(LINT_TREE) .
+	cd $(LINT_TREE) && $(CURDIR)/$(VENV)/bin/lint-imports --no-cache $(CURDIR)/pyproject.toml
 
 # hadolint, shellcheck, kubernetes-validate and checkov, as the tests run them (one definition).
 lint-manifests: $(STAMP) tools
@@ -46,8 +55,8 @@ lint-manifests: $(STAMP) tools
 		tests/test_manifests_scripts.py
 
 # Cluster targets need a Docker engine and kind (see docs/kind.md); they cannot run in CI here.
-IMAGE = $(shell $(PY) -c 'from components._image import IMAGE; print(IMAGE)')
-VERSION = $(shell $(PY) -c 'from components._version import VERSION; print(VERSION)')
+IMAGE = $(shell $(PY) -c 'from edgeship.components._image import IMAGE; print(IMAGE)')
+VERSION = $(shell $(PY) -c 'from edgeship import __version__; print(__version__)')
 
 image: $(STAMP)
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
