@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The one image every edgeship component runs in (components/_image.py names it:
+# The one image every edgeship component runs in (edgeship.components._image names it:
 # EDGESHIP_IMAGE, default edgeship:<package version>). Build: make image; load: make kind-load.
 #
 # Base: Debian 12 (bookworm) slim, Python 3.11, pinned by digest (the multi-arch index of the
@@ -21,12 +21,16 @@ COPY requirements.lock ./
 RUN grep -E '^(tensorflow|tf-keras|tensorflow-data-validation|tensorflow-model-analysis|tfx-bsl|apache-beam|kfp|protobuf)==' requirements.lock > /tmp/heavy.txt \
     && uv pip install --python /opt/venv/bin/python -c requirements.lock -r /tmp/heavy.txt
 COPY pyproject.toml README.md ./
+COPY edgeship ./edgeship
 COPY components ./components
 COPY pipelines ./pipelines
 COPY edge_pusher ./edge_pusher
-# Non-editable: the image carries the package, not a link to /src.
+COPY device ./device
+# Non-editable: the image carries the package, not a link to /src. The check runs isolated (-I),
+# so it imports the installed edgeship, not the source folders beside it.
 RUN uv pip install --python /opt/venv/bin/python -c requirements.lock '.[pipelines]' \
-    && /opt/venv/bin/python -c "import components, pipelines, edge_pusher, kfp, tfx_bsl"
+    && /opt/venv/bin/python -I -c "import edgeship.components, edgeship.pipelines, \
+edgeship.edge_pusher, edgeship.device, kfp, tfx_bsl"
 
 # ---- runtime: the venv on a clean base, no uv/pip/compilers, non-root ----
 FROM base AS runtime
@@ -35,7 +39,7 @@ LABEL org.opencontainers.image.title="edgeship" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.description="edgeship pipeline components (TF, TFDV, TFMA, KFP, LiteRT)" \
       org.opencontainers.image.licenses="Apache-2.0"
-# The signing-key folder the push step and the refresh CronJob read (pipelines/cluster.py):
+# The signing-key folder the push step and the refresh CronJob read (edgeship.pipelines.cluster):
 # online keys are a Secret mounted at keys/online, the public root a ConfigMap at root/; these
 # links make keys/ a complete `edgeship keys init` folder although volumes are flat.
 # pip/setuptools/wheel go too: nothing in this image installs packages at run time.

@@ -9,6 +9,7 @@ from edgeship._version import VERSION
 from edgeship.pipelines import cluster
 from tests.helpers import REPO
 from tests.helpers.tools import tool
+from tests.helpers.wheel import package_dirs
 
 ROOT = REPO
 DOCKERFILE = ROOT / "Dockerfile"
@@ -79,8 +80,8 @@ def test_build_context_is_only_what_the_image_needs():
     ]
     assert lines[0] == "**"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"requirements.lock", "pyproject.toml", "README.md", "components",
-                       "pipelines", "edge_pusher"}
+    folders = {folder.name for folder in package_dirs().values()}
+    assert allowed == {"requirements.lock", "pyproject.toml", "README.md"} | folders
     copied = {
         src.rstrip("/")
         for args in re.findall(r"^COPY (?!--from)(.+)$", DOCKERFILE.read_text(), re.MULTILINE)
