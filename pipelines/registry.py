@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -29,12 +28,12 @@ def default_ingest(name: str) -> tuple[str, str, dict[str, Any]]:
     other ingest arguments, for running the bundled steps outside a pipeline (benchmarks, tests).
     """
     from edgeship.components.ingest import datasets
-    from edgeship.components.ingest.executor import run_ingest
+    from edgeship.components.ingest.executor import IngestParams
 
     defaults = default_parameters(name)
     data_path = defaults["data_path"]
     kind = datasets.KIND[data_path.removeprefix(datasets.BUILTIN_PREFIX)]
-    accepted = set(inspect.signature(run_ingest).parameters) - {"kind", "data_path"}
+    accepted = set(IngestParams.names()) - {"kind", "data_path"}
     return kind, data_path, {k: defaults[k] for k in accepted & set(defaults)}
 
 

@@ -2,30 +2,38 @@
 
 String columns are one-hot encoded outside the model (vocabulary from the train split), so the
 exported model takes one numeric tensor and converts to a full-integer TFLite model.
+
+A parameter's default is its step's own (the step's ``*Params``), unless this pipeline's data
+asks for another: those are the literals below.
 """
 
 from kfp import dsl
 
+from edgeship.components.evaluate.executor import EvaluateParams as Evaluate
+from edgeship.components.ingest.executor import IngestParams as Ingest
+from edgeship.components.quantize.executor import QuantizeParams as Quantize
+from edgeship.components.validate.executor import ValidateParams as Validate
+from edgeship.edge_pusher.push import PushParams as Push
 from edgeship.pipelines._chain import build_chain
-from edgeship.pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
+from edgeship.pipelines.cluster import CLUSTER_BUCKET_URL
 
 
 @dsl.pipeline(name="edgeship-tabular", description="Feature columns to a signed int8 model")
 def tabular_pipeline(
     data_path: str = "builtin:tabular",
-    label: str = "label",
-    eval_ratio: float = 0.2,
-    max_bad_rows: int = 0,
-    schema_path: str = "",
+    label: str = Ingest.label,
+    eval_ratio: float = Ingest.eval_ratio,
+    max_bad_rows: int = Ingest.max_bad_rows,
+    schema_path: str = Validate.schema_path,
     epochs: int = 60,
     min_accuracy: float = 0.7,
-    max_accuracy_drop: float = 1.0,
-    slice_feature: str = "",
+    max_accuracy_drop: float = Quantize.max_accuracy_drop,
+    slice_feature: str = Evaluate.slice_feature,
     model_name: str = "tabular",
     bucket_url: str = CLUSTER_BUCKET_URL,
-    keys_dir: str = KEYS_DIR,
-    channel: str = "stable",
-    rollout_percent: int = 100,
+    keys_dir: str = Push.keys_dir,
+    channel: str = Push.channel,
+    rollout_percent: int = Push.rollout_percent,
 ) -> None:
     build_chain(
         kind="tabular",

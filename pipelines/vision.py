@@ -1,30 +1,37 @@
 """Vision pipeline: a folder of ``<class>/*.png|*.jpg`` images to a small depthwise-separable CNN.
 
 Runs on scikit-learn's bundled digits (``builtin:vision``) or on a user's image folder.
+
+A parameter's default is its step's own (the step's ``*Params``), unless this pipeline's data
+asks for another: those are the literals below.
 """
 
 from kfp import dsl
 
+from edgeship.components.ingest.executor import IngestParams as Ingest
+from edgeship.components.quantize.executor import QuantizeParams as Quantize
+from edgeship.components.validate.executor import ValidateParams as Validate
+from edgeship.edge_pusher.push import PushParams as Push
 from edgeship.pipelines._chain import build_chain
-from edgeship.pipelines.cluster import CLUSTER_BUCKET_URL, KEYS_DIR
+from edgeship.pipelines.cluster import CLUSTER_BUCKET_URL
 
 
 @dsl.pipeline(name="edgeship-vision", description="Image folder to a signed int8 model")
 def vision_pipeline(
     data_path: str = "builtin:vision",
     image_size: int = 16,
-    channels: int = 1,
-    eval_ratio: float = 0.2,
-    max_bad_rows: int = 0,
-    schema_path: str = "",
+    channels: int = Ingest.channels,
+    eval_ratio: float = Ingest.eval_ratio,
+    max_bad_rows: int = Ingest.max_bad_rows,
+    schema_path: str = Validate.schema_path,
     epochs: int = 20,
     min_accuracy: float = 0.8,
-    max_accuracy_drop: float = 1.0,
+    max_accuracy_drop: float = Quantize.max_accuracy_drop,
     model_name: str = "vision",
     bucket_url: str = CLUSTER_BUCKET_URL,
-    keys_dir: str = KEYS_DIR,
-    channel: str = "stable",
-    rollout_percent: int = 100,
+    keys_dir: str = Push.keys_dir,
+    channel: str = Push.channel,
+    rollout_percent: int = Push.rollout_percent,
 ) -> None:
     build_chain(
         kind="image",
