@@ -143,6 +143,10 @@ def target_custom(custom: object) -> TargetCustom:
     if schema != SCHEMA_VERSION:
         raise OtaError(f"target custom metadata has schema_version {schema!r}; this "
                        f"edgeship reads {SCHEMA_VERSION}")
+    for field in ("version", "rollout"):  # JSON numbers, not strings that read as numbers
+        if not isinstance(custom.get(field), int) or isinstance(custom.get(field), bool):
+            raise OtaError(f"target custom metadata: {field} {custom.get(field)!r} is not an "
+                           "integer")
     try:
         parsed = TargetCustom(
             name=check_name("model name", custom.get("name")),

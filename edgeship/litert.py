@@ -46,8 +46,9 @@ class Quantization:
             scales, zero_points = ((float(scale),), (int(zero_point),)) if scale else ((), ())
         if dtype.kind not in "iu" or not any(scales):
             return cls(dtype.name)
-        return cls(dtype.name, scales, zero_points or (0,) * len(scales),
-                   int(params.get("quantized_dimension", 0)))
+        if len(zero_points) != len(scales):  # one zero point shared by every channel
+            zero_points = (zero_points[0] if zero_points else 0,) * len(scales)
+        return cls(dtype.name, scales, zero_points, int(params.get("quantized_dimension", 0)))
 
     @property
     def quantized(self) -> bool:

@@ -197,6 +197,24 @@ def test_build_signed_for_other_hardware_or_channel(v1_device, repo, keys_dir, m
     assert_refused(v1_device, keys_dir, model_bytes, reason)
 
 
+@pytest.mark.parametrize("version", [2**63, 2**64 + 5])
+def test_a_signed_version_beyond_2_63_minus_1_is_refused(v1_device, repo, keys_dir, model_bytes,
+                                                          tiny_models, version):
+    """Signed by the online keys, but a version no 64-bit client can hold: were it taken, every
+    later release of the model would be "not newer" forever."""
+    from tests.helpers.ota import add_raw_target, release
+
+    rel = release(tiny_models, 2, which="b")
+    custom = dict(rel.custom, name="sensor", version=version, hardware="cpu",
+                  channel="stable", rollout=100)
+    path = target_path("sensor", "stable", version, "cpu")
+    add_raw_target(repo, path, rel.data, custom,
+                   {"name": "sensor", "version": version, "hardware": "cpu", "rollout": 100},
+                   "stable")
+    status = assert_refused(v1_device, keys_dir, model_bytes, "invalid-metadata")
+    assert "invalid version" in status["last_error"]["message"]
+
+
 def test_model_failing_self_test_is_never_activated_and_remembered(v1_device, publish,
                                                                    keys_dir, model_bytes):
     import numpy as np

@@ -104,3 +104,15 @@ def test_main_refuses_an_impossible_expiry_as_a_usage_error(tmp_path, capsys, va
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1
     assert errors[0].startswith("edgeship repo refresh: error: argument --timestamp-expiry: ")
+
+
+@pytest.mark.parametrize("version", ["99999999999999999999999999", str(2**63), "0", "1.5"])
+def test_publish_refuses_a_version_outside_1_to_2_63_minus_1(tmp_path, capsys, version):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["publish", str(tmp_path / "m.tflite"), "--bucket", f"file://{tmp_path}/b",
+                  "--keys", str(tmp_path / "k"), "--name", "m", "--version", version])
+    assert e.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert errors == [f"edgeship publish: error: argument --version: invalid version "
+                      f"'{version}': must be an integer from 1 to {2**63 - 1}"]
+    assert not (tmp_path / "b").exists()

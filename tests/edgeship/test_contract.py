@@ -1,0 +1,87 @@
+"""The OTA contract the publisher writes and the device reads: names, versions, the signed
+custom metadata, the channel index and the self-test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeship import contract
+from edgeship.errors import OtaError
+
+
+@pytest.mark.parametrize("value", [1, "7", 2**63 - 1])
+def test_versions_are_integers_from_1_to_2_63_minus_1(value) -> None:
+    assert contract.check_version(value) == int(value)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2**63, "99999999999999999999999999", "1.0", 1.5, True,
+                                   None, "x", float("nan")])
+def test_any_other_version_is_refused(value) -> None:
+    with pytest.raises(OtaError, match="invalid version"):
+        contract.check_version(value)
+
+
+@pytest.mark.parametrize("value", [-1, 101, "50%", True, 12.5])
+def test_rollouts_are_integer_percentages(value) -> None:
+    with pytest.raises(OtaError, match="invalid rollout"):
+        contract.check_rollout(value)
+
+
+def _custom(**changes):
+    base = {"schema_version": 1, "name": "sensor", "version": 3, "hardware": "cpu",
+            "channel": "stable", "rollout": 10, "self_test": {}}
+    return {**base, **changes}
+
+
+def test_target_custom_metadata_is_checked_field_by_field() -> None:
+    parsed = contract.target_custom(_custom())
+    assert (parsed.name, parsed.version, parsed.rollout) == ("sensor", 3, 10)
+    assert contract.target_custom({k: v for k, v in _custom().items() if k != "schema_version"})
+    for change, message in [({"version": 2**63}, "invalid version"),
+                            ({"version": "3"}, "version .3. is not an integer"),
+                            ({"hardware": "../cpu"}, "invalid hardware"),
+                            ({"rollout": 200}, "invalid rollout"),
+                            ({"self_test": None}, "no signed self-test"),
+                            ({"schema_version": 2}, "schema_version 2")]:
+        with pytest.raises(OtaError, match=message):
+            contract.target_custom(_custom(**change))
+    with pytest.raises(OtaError, match="not an object"):
+        contract.target_custom([])
+
+
+def test_channel_index_entries_are_checked() -> None:
+    entry = {"version": 1, "hardware": "cpu", "rollout": 100, "path": "models/x"}
+    assert contract.channel_index({"models": {"m": [entry]}}) == {"m": [entry]}
+    for index in ({}, {"models": []}, {"models": {"m": {}}}, {"models": {"m": [{"version": 1}]}},
+                  {"models": {"m": [entry | {"version": 0}]}}, {"models": {}, "schema_version": 9}):
+        with pytest.raises(OtaError):
+            contract.channel_index(index)
+
+
+def test_a_self_test_round_trips_through_its_signed_form() -> None:
+    test = contract.SelfTest(np.ones((1, 4), np.float32), np.array([[0.25, 0.75]]), 0.01, 0.0)
+    back = contract.SelfTest.from_dict(contract.canonical_safe(test.as_dict()))
+    assert np.array_equal(back.input, test.input) and back.atol == 0.01
+    assert back.differs(np.array([0.25, 0.75])) == ""
+    assert "differs from the expected output by up to 0.1" in back.differs([0.35, 0.75])
+    assert "has 3 values, expected 2" in back.differs([0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("broken,message", [
+    ({"input": "x"}, "input must be"),
+    ({"input": {"dtype": "float32", "shape": [2], "b64": "!!"}}, "not valid base64"),
+    ({"input": {"dtype": "float32", "shape": [3], "b64": "AAAAAAAAAAA="}}, "has 2 values"),
+    ({"input": {"dtype": "float32", "shape": [-1], "b64": ""}}, "malformed shape"),
+    ({"atol": "nan"}, "tolerances must be finite"),
+    ({"atol": "lots"}, "tolerances are not numbers"),
+])
+def test_a_malformed_self_test_is_refused_naming_the_part(broken, message) -> None:
+    good = contract.SelfTest(np.zeros(2, np.float32), np.zeros(2, np.float32), 0.1).as_dict()
+    with pytest.raises(OtaError, match=message):
+        contract.SelfTest.from_dict(good | broken)
+
+
+def test_self_test_tolerance_is_a_step_and_a_half_or_float_noise() -> None:
+    assert contract.self_test_tolerance(0.004) == (pytest.approx(0.006), 0.0)
+    assert contract.self_test_tolerance(None) == (1e-3, 1e-3)
