@@ -43,9 +43,11 @@ lint: $(STAMP) lint-imports
 # Package boundaries (pyproject.toml's [tool.importlinter]) on the layout an install creates:
 # the repository's folders become edgeship.* only when installed, and import-linter reads a
 # package from its own folder. It runs inside that tree (it puts its working directory first).
+# setuptools stages files in build/lib and never deletes from it: cleared, so removed code
+# cannot linger in the checked tree.
 LINT_TREE := build/lint-imports
 lint-imports: $(STAMP)
-	rm -rf $(LINT_TREE)
+	rm -rf $(LINT_TREE) build/lib
 	$(UV) pip install --quiet --no-deps --target $(LINT_TREE) .
 	cd $(LINT_TREE) && $(CURDIR)/$(VENV)/bin/lint-imports --no-cache $(CURDIR)/pyproject.toml
 

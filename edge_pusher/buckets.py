@@ -17,7 +17,6 @@ boto3 is imported only when an ``s3://`` bucket is opened, so device code never 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import os
@@ -25,11 +24,8 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 
 from edgeship.errors import NotFound, OtaError, PreconditionFailed
-
-_CHUNK = 64 * 1024
 
 
 class Bucket:
@@ -43,10 +39,6 @@ class Bucket:
 
     def get_with_etag(self, key: str) -> tuple[bytes, str]:
         raise NotImplementedError
-
-    def iter_chunks(self, key: str) -> Iterator[bytes]:
-        """Stream an object; the default reads it whole."""
-        yield self.get(key)
 
     def exists(self, key: str) -> bool:
         raise NotImplementedError
@@ -107,15 +99,6 @@ class FileBucket(Bucket):
         except FileNotFoundError:
             raise NotFound(f"{self.join(key)} does not exist") from None
         return data, _content_etag(data)
-
-    def iter_chunks(self, key: str) -> Iterator[bytes]:
-        try:
-            f = open(self._path(key), "rb")  # noqa: SIM115 - closed in the generator
-        except FileNotFoundError:
-            raise NotFound(f"{self.join(key)} does not exist") from None
-        with f:
-            while chunk := f.read(_CHUNK):
-                yield chunk
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(self._path(key))
@@ -246,10 +229,6 @@ class S3Bucket(Bucket):
         resp = self._call("get", key, self.client.get_object)
         return resp["Body"].read(), resp["ETag"]
 
-    def iter_chunks(self, key: str) -> Iterator[bytes]:
-        resp = self._call("get", key, self.client.get_object)
-        yield from resp["Body"].iter_chunks(_CHUNK)
-
     def exists(self, key: str) -> bool:
         try:
             self._call("head", key, self.client.head_object)
@@ -312,11 +291,6 @@ class HttpBucket(Bucket):
             data = resp.read()
             return data, resp.headers.get("ETag") or _content_etag(data)
 
-    def iter_chunks(self, key: str) -> Iterator[bytes]:
-        with self._open(key) as resp:
-            while chunk := resp.read(_CHUNK):
-                yield chunk
-
     def exists(self, key: str) -> bool:
         try:
             self._open(key).close()
@@ -348,6 +322,3 @@ def open_bucket(url: str, *, endpoint_url: str | None = None, region: str | None
         return HttpBucket(url)
     raise OtaError(f"unsupported bucket URL {url!r}: use file://, s3:// or http(s)://")
 
-
-def is_enospc(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC

@@ -3,8 +3,8 @@
 The run is created from the compiled IR itself (no pipeline upload), so every submission carries
 exactly the spec that was compiled from this checkout. Parameters given as ``KEY=VALUE`` are
 converted with the types the IR declares, so a typo or a wrong type fails here, not in a pod.
-kfp is imported inside functions: the device install registers no cluster commands, and
-``edgeship --help`` stays fast.
+kfp is imported inside functions, so registering the command costs nothing: ``edgeship --help``
+stays fast, and on a device install (no kfp) ``submit`` says which extra it needs.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def connect(host: str, ui_host: str | None = None) -> Any:
 
 @contextlib.contextmanager
 def warnings_quiet():
-    """kfp.Client warns on every construction that it needs KFP >= 2.0.0b2; we pin 2.5.0."""
+    """Silence kfp.Client's warning, on every construction, that it needs a KFP server >= 2.0.0b2:
+    the cluster manifests deploy 2.5.0 (manifests/kfp/kustomization.yaml)."""
     import warnings
 
     with warnings.catch_warnings():

@@ -25,13 +25,26 @@ def package_dirs() -> dict[str, Path]:
             .items()}
 
 
-@pytest.fixture(scope="session")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([UV, "build", "--quiet", "--wheel", "--out-dir", str(out), str(REPO)],
-                   check=True, capture_output=True, timeout=600)
+def build_wheel(out: Path) -> Path:
+    """Build the wheel into ``out``. setuptools stages files in the checkout's build/lib and never
+    deletes from it, so that is cleared first (a removed module must not ship); a lock keeps
+    test workers from building in the one checkout at the same time."""
+    import fcntl
+    import shutil
+
+    (REPO / "build").mkdir(exist_ok=True)
+    with open(REPO / "build" / ".wheel-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(REPO / "build" / "lib", ignore_errors=True)
+        subprocess.run([UV, "build", "--quiet", "--wheel", "--out-dir", str(out), str(REPO)],
+                       check=True, capture_output=True, timeout=600)
     (built,) = out.glob("edgeship-*.whl")
     return built
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="session")
