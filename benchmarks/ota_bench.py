@@ -1,6 +1,6 @@
 """OTA benchmark: what a poll, an update and a publish cost, and how metadata scales.
 
-    .venv/bin/python benchmarks/ota_bench.py [--targets 10000] [--install-size] [--model F]
+    .venv/bin/python benchmarks/ota_bench.py [--targets 10000] [--model F] [--json F]
 
 Measured side by side in one run, on a local folder bucket (requests and bytes are what a device
 would GET from any bucket; moto S3 timings are printed when moto is installed):
@@ -10,10 +10,11 @@ would GET from any bucket; moto S3 timings are printed when moto is installed):
 - publish time: first publish (creates the 64 bins) and later single-model publishes
 - client metadata a fresh device downloads as the repository grows to N targets, with hashed
   bins versus what one flat targets.json would weigh
-- device agent peak RSS while polling and switching; size of a base (no extras) install
+
+The device install's size and the agent's memory, per Python version, are device_bench.py's.
 
 The model is a tiny real int8 .tflite (from the test cache, or built once with TensorFlow by
-``tests/edge_pusher/make_models.py``); only the benchmark harness may touch TensorFlow.
+``tests/helpers/make_models.py``); only the benchmark harness may touch TensorFlow.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from _machine import machine_facts  # noqa: E402  (benchmarks/ is the script folder)
 from tuf.ngclient import Updater  # noqa: E402
@@ -47,18 +46,15 @@ from edgeship.edge_pusher.repository import Release, Repository  # noqa: E402
 def find_model(arg: str | None) -> Path:
     if arg:
         return Path(arg)
-    cached = ROOT / ".pytest_cache" / "d" / "edge_pusher_models" / "model_int8.tflite"
-    if cached.exists():
-        return cached
     out = Path(tempfile.mkdtemp(prefix="ota-bench-models-"))
-    subprocess.run([sys.executable, str(ROOT / "tests/edge_pusher/make_models.py"), str(out)],
+    subprocess.run([sys.executable, str(ROOT / "tests/helpers/make_models.py"), str(out)],
                    check=True, capture_output=True)
     return out / "model_int8.tflite"
 
 
 def release_custom(model: Path) -> dict:
     """The custom metadata push builds for a CPU release (its LiteRT self-test included)."""
-    return push.build_release_custom(str(model), "cpu", {}, "int8", None, "bench-run")
+    return push.build_release_custom(str(model), "cpu", None, None, "bench-run")
 
 
 def release(model: Path, version: int, custom: dict) -> Release:
@@ -189,67 +185,11 @@ def bench_scaling(work: Path, model: Path, total: int) -> list[dict]:
     return rows
 
 
-_RSS_CHILD = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from edgeship.device.agent import Agent
-agent = Agent(sys.argv[2], sys.argv[3], sys.argv[4], "rss-dev")
-r = agent.poll_once()
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec
-hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
-           if line.startswith("VmHWM:"))
-print(json.dumps({"ok": r.ok, "action": r.action, "max_rss_kib": hwm,
-                  "tf": "tensorflow" in sys.modules, "boto3": "boto3" in sys.modules}))
-"""
-
-
-def bench_rss(work: Path, model: Path, python: str = sys.executable) -> dict:
-    kd = work / "rss-keys"
-    keys.init_keys(kd)
-    bucket = FileBucket(str(work / "rss"))
-    repo = Repository(bucket, str(kd))
-    state = work / "rss-dev"
-    out = []
-    custom = release_custom(model)
-    for v in (1, 2):
-        repo.publish([release(model, v, custom)])
-        proc = subprocess.run([python, "-c", _RSS_CHILD, str(ROOT), str(state),
-                               bucket.url, str(kd / "root.json")],
-                              capture_output=True, text=True, check=True)
-        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    assert all(o["action"] == "updated" for o in out), out
-    return {"install_poll_max_rss_mib": round(out[0]["max_rss_kib"] / 1024, 1),
-            "switch_poll_max_rss_mib": round(out[1]["max_rss_kib"] / 1024, 1),
-            "python": python, "boto3_loaded": out[0]["boto3"], "tf_loaded": out[0]["tf"]}
-
-
-def bench_install_size(work: Path) -> dict:
-    """A fresh venv with the base install only (no extras), measured with du."""
-    uv = shutil.which("uv") or str(ROOT / ".venv" / "bin" / "uv")
-    venv = work / "device-venv"
-    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                    "-c", str(ROOT / "requirements.lock"), str(ROOT)], check=True)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-
-    def du(path: Path) -> int:
-        return int(subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True,
-                                  check=True).stdout.split()[0])
-
-    biggest = sorted(((du(p), p.name) for p in site.iterdir() if p.is_dir()), reverse=True)[:5]
-    freeze = subprocess.run([uv, "pip", "freeze", "--python", str(venv / "bin" / "python")],
-                            capture_output=True, text=True, check=True).stdout.split()
-    return {"venv_mib": round(du(venv) / 1024, 1), "site_packages_mib": round(du(site) / 1024, 1),
-            "largest": [f"{n} {k / 1024:.1f} MiB" for k, n in biggest], "packages": freeze,
-            "python": str(venv / "bin" / "python")}
-
-
 def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--targets", type=int, default=10000)
     ap.add_argument("--model")
-    ap.add_argument("--install-size", action="store_true")
     ap.add_argument("--json", help="also write results here")
     args = ap.parse_args()
     model = find_model(args.model)
@@ -270,17 +210,6 @@ def main() -> int:
         if s3:
             print(f"publish (moto S3 over HTTP): first {s3['first']} s, then median "
                   f"{s3['median']} s")
-        device_python = sys.executable
-        if args.install_size:
-            results["install"] = bench_install_size(work)
-            device_python = results["install"]["python"]
-            print(f"base install: venv {results['install']['venv_mib']} MiB, site-packages "
-                  f"{results['install']['site_packages_mib']} MiB; largest: "
-                  f"{', '.join(results['install']['largest'])}")
-        results["rss"] = bench_rss(work, model, device_python)
-        print(f"agent peak RSS ({'base install' if args.install_size else 'dev venv'}): "
-              f"install poll {results['rss']['install_poll_max_rss_mib']} MiB, "
-              f"switch poll {results['rss']['switch_poll_max_rss_mib']} MiB")
         print(f"scaling to {args.targets} targets (64 hashed bins):")
         results["scaling"] = bench_scaling(work, model, args.targets)
     if args.json:

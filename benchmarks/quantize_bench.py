@@ -20,9 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from _machine import describe_machine  # noqa: E402  (benchmarks/ is the script folder)
 
 
