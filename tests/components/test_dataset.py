@@ -9,18 +9,16 @@ import pytest
 
 from edgeship.components._artifacts import read_examples_meta
 from edgeship.components._dataset import load_split
-from edgeship.errors import InputError
 from tests.helpers.builders import tabular_examples, write_examples, write_tfrecord_gz
+from tests.helpers.checks import one_line_error
 
 FEATURES = [{"name": "x", "dtype": "float", "shape": [1]}]
 RECORD = "data-00000-of-00001.tfrecord.gz"
 
 
 def _fails(examples: Path, split: str, pattern: str) -> str:
-    with pytest.raises(InputError, match=pattern) as err:
-        load_split(examples, split, read_examples_meta(examples))
-    assert "\n" not in str(err.value)
-    return str(err.value)
+    return one_line_error(lambda: load_split(examples, split, read_examples_meta(examples)),
+                          pattern)
 
 
 def test_an_example_without_a_label_is_named(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from edgeship import cli
 from edgeship.errors import EdgeshipError, OtaError
-from tests.helpers.ota import PY, ROOT, subprocess_env
+from tests.helpers import REPO
+from tests.helpers.ota import PY, subprocess_env
 
 
 def run(argv: list[str]) -> int:
@@ -67,7 +68,7 @@ def test_user_errors_are_one_line(tmp_path, tiny_models):
 def test_standalone_main_prints_error_and_exits_1(tmp_path):
     proc = subprocess.run([PY, "-m", "edgeship", "device", "status", "--state-dir",
                            str(tmp_path / "nope")], capture_output=True, text=True,
-                          env=subprocess_env(), cwd=ROOT, timeout=60)
+                          env=subprocess_env(), cwd=REPO, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
 

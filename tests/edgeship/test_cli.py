@@ -14,8 +14,6 @@ from edgeship.errors import InputError
 from edgeship.pipelines.submit import parse_params
 from tests.helpers import REPO
 
-ROOT = REPO
-
 # Run a snippet in a fresh interpreter where importing any of these modules fails loudly.
 BLOCKER = """
 import sys
@@ -32,7 +30,7 @@ def run_blocked(code: str, blocked: set[str]) -> subprocess.CompletedProcess:
         [sys.executable, "-c", BLOCKER.format(blocked=blocked) + code],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=REPO,
         timeout=300,
     )
 
@@ -43,7 +41,7 @@ def edgeship(*args: str) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "edgeship", *args],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=REPO,
         timeout=300,
     )
 

@@ -13,7 +13,6 @@ from edgeship.edge_pusher.repository import PublishResult, Release, Repository
 from tests.helpers import REPO
 
 HERE = Path(__file__).resolve().parent
-ROOT = REPO
 PY = sys.executable
 
 
@@ -50,5 +49,5 @@ def add_raw_target(repo: Repository, path: str, data: bytes, custom: dict,
 
 def subprocess_env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env

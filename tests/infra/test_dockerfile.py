@@ -11,8 +11,7 @@ from tests.helpers import REPO
 from tests.helpers.tools import tool
 from tests.helpers.wheel import package_dirs
 
-ROOT = REPO
-DOCKERFILE = ROOT / "Dockerfile"
+DOCKERFILE = REPO / "Dockerfile"
 
 
 def _stages() -> dict[str, list[str]]:
@@ -75,7 +74,7 @@ def test_image_links_make_a_keys_folder_for_the_cluster():
 
 def test_build_context_is_only_what_the_image_needs():
     lines = [
-        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+        line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert lines[0] == "**"

@@ -22,13 +22,12 @@ from edgeship.pipelines import cluster
 from tests.helpers import REPO
 from tests.helpers.tools import tool
 
-ROOT = REPO
-MANIFESTS = ROOT / "manifests"
+MANIFESTS = REPO / "manifests"
 SCRIPTS = MANIFESTS / "scripts"
 
 
 def kind_node_version() -> str:
-    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    config = yaml.safe_load((REPO / "kind-config.yaml").read_text())
     image = config["nodes"][0]["image"]
     match = re.fullmatch(r"kindest/node:v(\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}", image)
     assert match, f"kind node image must be pinned by tag and digest: {image}"
@@ -80,7 +79,7 @@ def test_remote_bases_are_kfp_standalone_pinned_not_env_dev():
 
 def test_kind_ports_match_the_nodeports(rendered):
     _, objs = rendered
-    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    config = yaml.safe_load((REPO / "kind-config.yaml").read_text())
     mapped = {m["containerPort"]: m for m in config["nodes"][0]["extraPortMappings"]}
     node_ports = {
         p["nodePort"]

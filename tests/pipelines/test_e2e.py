@@ -16,7 +16,6 @@ import pytest
 
 from tests.helpers import REPO
 
-ROOT = REPO
 STEPS = ["ingest", "validate", "train", "evaluate", "quantize", "push"]
 
 
@@ -25,7 +24,7 @@ def edgeship(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "edgeship", *args],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=REPO,
         timeout=timeout,
     )
 

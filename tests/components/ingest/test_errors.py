@@ -11,18 +11,14 @@ from edgeship.components.ingest._csv import SAMPLE_ROWS, Record, parse_float
 from edgeship.components.ingest._rows import BadRow
 from edgeship.components.ingest._tabular import parse_row
 from edgeship.components.ingest.executor import run_ingest
-from edgeship.errors import InputError
+from tests.helpers.checks import assert_nothing_written, one_line_error
 
 
 def _fails(tmp_path: Path, pattern: str, call: Callable[[str], object]) -> str:
     """Run ``call(output_dir)``, expect one-line InputError matching ``pattern``, no leftovers."""
     out = tmp_path / "out" / "examples"
-    with pytest.raises(InputError, match=pattern) as err:
-        call(str(out))
-    message = str(err.value)
-    assert "\n" not in message
-    assert not out.exists()
-    assert not out.parent.exists() or not list(out.parent.iterdir())  # no scratch folder left
+    message = one_line_error(lambda: call(str(out)), pattern)
+    assert_nothing_written(out.parent)
     return message
 
 

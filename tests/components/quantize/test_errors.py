@@ -13,7 +13,7 @@ from edgeship.components._artifacts import MODEL_META, SERVING_DIR, read_example
 from edgeship.components._dataset import build_encoding, load_split
 from edgeship.components.quantize.executor import run_quantize
 from edgeship.errors import InputError
-from tests.helpers import builders
+from tests.helpers import builders, checks
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +87,7 @@ def quantize(model: Path, examples: Path, root: Path, **kwargs) -> dict:
 
 
 def assert_nothing_written(root: Path) -> None:
-    left = [p.name for p in root.iterdir() if p.name != "model"]
-    assert left == [], left
+    checks.assert_nothing_written(root, keep=["model"])
 
 
 def test_model_without_serving_signature(examples, tmp_path) -> None:
@@ -203,3 +202,19 @@ def test_missing_model_meta(examples, tmp_path) -> None:
     with pytest.raises(InputError, match=f"{MODEL_META}: model metadata not found"):
         quantize(tmp_path / "model", folder, tmp_path)
     assert_nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"variants": ["int4"]}, "variants: unknown 'int4'"),
+    ({"calibration_examples": 0}, "calibration_examples: 0, must be >= 1"),
+    ({"latency_runs": 0}, "latency_runs: 0, must be >= 1"),
+    ({"max_accuracy_drop": -1.0}, "max_accuracy_drop: -1.0, must be >= 0"),
+    ({"num_thread": 2}, r"unknown parameter\(s\) num_thread"),
+])
+def test_bad_parameters_fail_before_any_work(tmp_path, params, match) -> None:
+    """Refused before a model or example is read: the paths here do not even exist."""
+    outputs = [str(tmp_path / name) for name in ("quantized", "blessing", "report")]
+    checks.one_line_error(
+        lambda: run_quantize(str(tmp_path / "model"), str(tmp_path / "examples"), *outputs,
+                             **params), match)
+    checks.assert_nothing_written(tmp_path)

@@ -1,5 +1,5 @@
 """The validate executor on small Examples artifacts: TFX layouts that TFDV loads back, curated
-schemas that new data breaks, drift against baseline statistics, and bad input.
+schemas that new data breaks, and drift against baseline statistics (bad input: test_errors).
 
 Each TFDV run costs seconds, so the runs happen once in module-scoped fixtures and the tests
 read what they wrote.
@@ -7,8 +7,6 @@ read what they wrote.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,8 @@ import pytest
 from edgeship.components._artifacts import LABEL_FEATURE
 from edgeship.components.validate.executor import load_schema, run_validate
 from edgeship.errors import InputError
-from tests.helpers import REPO, builders
+from tests.helpers import builders
+from tests.helpers.checks import assert_nothing_written
 
 TABULAR_FEATURES = [
     {"name": "x", "dtype": "float", "shape": [1]},
@@ -51,9 +50,6 @@ def run(examples: Path, root: Path, **kwargs: Any) -> dict[str, Any]:
     )
 
 
-def assert_nothing_written(root: Path) -> None:
-    left = sorted(p.name for p in root.iterdir()) if root.exists() else []
-    assert left == [], f"outputs left behind after a failed run: {left}"
 
 
 @pytest.fixture(scope="module")
@@ -245,55 +241,3 @@ def test_image_feature_is_one_fixed_shape_float(tmp_path: Path) -> None:
     (image,) = [f for f in schema.feature if f.name == "image"]
     assert image.type == schema_pb2.FLOAT
     assert [d.size for d in image.shape.dim] == [64]
-
-
-# Bad input that is caught before any TFDV work.
-
-
-def test_bad_inputs_fail_with_one_line_naming_the_file(
-    clean: dict[str, Any], tmp_path: Path
-) -> None:
-    examples = clean["examples"]
-    garbled = tmp_path / "schema.pbtxt"
-    garbled.write_text("feature { name: 'x' type: NOT_A_TYPE }\n")
-    cases = [
-        ({"schema_path": str(tmp_path / "nowhere")}, "nowhere: schema not found"),
-        ({"schema_path": str(garbled)}, f"{garbled}: not a Schema text proto"),
-        ({"baseline_statistics_path": str(tmp_path)}, "Split-train/FeatureStats.pb: statistics"),
-        ({"drift_js_threshold": 1.5}, "drift_js_threshold: 1.5, must be within 0..1"),
-        (
-            {"baseline_statistics_path": str(clean["out"] / "statistics_dir")},
-            "no drift threshold is set",
-        ),
-    ]
-    for kwargs, expected in cases:
-        with pytest.raises(InputError) as caught:
-            run(examples, tmp_path / "out", **kwargs)
-        assert expected in str(caught.value) and "\n" not in str(caught.value), kwargs
-    with pytest.raises(InputError, match="examples_meta.json: examples metadata not found"):
-        run(tmp_path / "missing", tmp_path / "out")
-    assert_nothing_written(tmp_path / "out")
-
-
-def test_corrupt_tfrecords_fail_naming_the_examples(clean: dict[str, Any], tmp_path: Path) -> None:
-    import gzip
-    import shutil
-
-    examples = shutil.copytree(clean["examples"], tmp_path / "examples")
-    (record,) = (examples / "Split-eval").glob("*.gz")
-    record.write_bytes(gzip.compress(b"not a tfrecord, " * 20))
-    with pytest.raises(InputError, match="cannot compute statistics") as caught:
-        run(examples, tmp_path / "out")
-    assert str(examples) in str(caught.value)
-    assert_nothing_written(tmp_path / "out")
-
-
-def test_importing_the_component_does_not_import_tensorflow() -> None:
-    code = (
-        "import sys, edgeship.components.validate.executor\n"
-        "import edgeship.components.validate.component\n"
-        "heavy = [m for m in ('tensorflow', 'tensorflow_data_validation', 'apache_beam')"
-        " if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
