@@ -51,30 +51,26 @@ def check_name(kind: str, value: str) -> str:
 
 def check_version(value: object) -> int:
     """A version is an integer 1 .. 2**63 - 1, so that "newer" has one meaning everywhere."""
-    wrong = OtaError(f"invalid version {value!r}: must be an integer from 1 to {MAX_VERSION}")
-    if isinstance(value, bool):
-        raise wrong
-    try:
-        version = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):
-        raise wrong from None
-    if not 1 <= version <= MAX_VERSION or str(version) != str(value).strip():
-        raise wrong
-    return version
+    return _bounded_int(value, "version", 1, MAX_VERSION, f"an integer from 1 to {MAX_VERSION}")
 
 
 def check_rollout(value: object) -> int:
     """A rollout is the integer percentage 0..100 of devices a build may reach."""
-    wrong = OtaError(f"invalid rollout {value!r}: must be an integer 0..100")
+    return _bounded_int(value, "rollout", 0, 100, "an integer 0..100")
+
+
+def _bounded_int(value: object, what: str, low: int, high: int, expected: str) -> int:
+    """``value`` as an int within low..high; a bool, a float or a padded string is refused."""
+    wrong = OtaError(f"invalid {what} {value!r}: must be {expected}")
     if isinstance(value, bool):
         raise wrong
     try:
-        pct = int(value)  # type: ignore[call-overload]
+        number = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         raise wrong from None
-    if not 0 <= pct <= 100 or str(pct) != str(value).strip():
+    if not low <= number <= high or str(number) != str(value).strip():
         raise wrong
-    return pct
+    return number
 
 
 # ---------------------------------------------------------------------- repository paths

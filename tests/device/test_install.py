@@ -46,7 +46,10 @@ def test_the_base_install_polls_and_activates(version, wheel, tmp_path, repo, bu
     assert poll.returncode == 0, poll.stderr[-2000:]
     assert json.loads(poll.stdout) | {"message": ""} == {
         "ok": True, "action": "updated", "reason": None, "message": "", "version": 1}
-    status = json.loads(edgeship("device", "status", "--state-dir", str(state)).stdout)
+    # the `edgeship` script of the base install is the same command line
+    status = json.loads(subprocess.run(
+        [python.parent / "edgeship", "device", "status", "--state-dir", str(state)],
+        capture_output=True, text=True, cwd=tmp_path, env=clean_env(), check=True).stdout)
     assert status["active"]["version"] == 1 and status["active"]["verified"] is True
     probe = subprocess.run(
         [python, "-c", "import importlib.util, sys; "
