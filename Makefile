@@ -48,13 +48,13 @@ lint: $(STAMP) lint-imports
 LINT_TREE := build/lint-imports
 lint-imports: $(STAMP)
 	rm -rf $(LINT_TREE) build/lib
-	$(UV) pip install --quiet --no-deps --target $(LINT_TREE) .
+	$(UV) pip install --quiet --no-deps --no-build-isolation --python $(PY) --target $(LINT_TREE) .
 	cd $(LINT_TREE) && $(CURDIR)/$(VENV)/bin/lint-imports --no-cache $(CURDIR)/pyproject.toml
 
 # hadolint, shellcheck, kubernetes-validate and checkov, as the tests run them (one definition).
 lint-manifests: $(STAMP) tools
-	$(PY) -m pytest -q tests/test_image_dockerfile.py tests/test_manifests_local.py \
-		tests/test_manifests_scripts.py
+	$(PY) -m pytest -q tests/infra/test_dockerfile.py tests/infra/test_manifests.py \
+		tests/infra/test_scripts.py
 
 # Cluster targets need a Docker engine and kind (see docs/kind.md); they cannot run in CI here.
 IMAGE = $(shell $(PY) -c 'from edgeship.components._image import IMAGE; print(IMAGE)')

@@ -54,7 +54,7 @@ def find_model(arg: str | None) -> Path:
 
 def release_custom(model: Path) -> dict:
     """The custom metadata push builds for a CPU release (its LiteRT self-test included)."""
-    return push.build_release_custom(str(model), "cpu", None, None, "bench-run")
+    return push.build_release_custom(model.read_bytes(), "cpu", None, None, "bench-run")
 
 
 def release(model: Path, version: int, custom: dict) -> Release:

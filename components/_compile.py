@@ -19,7 +19,7 @@ def component_modules() -> list[tuple[str, str, Path]]:
     found = []
     for path in sorted((ROOT / "components").glob("*/component.py")):
         step = path.parent.name
-        found.append((f"components.{step}.component", step, path.with_suffix(".yaml")))
+        found.append((f"edgeship.components.{step}.component", step, path.with_suffix(".yaml")))
     pusher = ROOT / "edge_pusher" / "component.py"
     if pusher.exists():
         found.append(("edgeship.edge_pusher.component", "push", pusher.with_suffix(".yaml")))

@@ -31,6 +31,7 @@ from tuf.ngclient import Updater, UpdaterConfig
 from edgeship.contract import (
     channel_index,
     check_name,
+    index_entry,
     index_path,
     rollout_covers,
     target_custom,
@@ -226,28 +227,27 @@ class Agent:
         name = self.model or (active or {}).get("name")
         if name is None:
             names = sorted(n for n, es in models.items()
-                           if any(e["hardware"] == self.hardware for e in es))
+                           if any(e.get("hardware") == self.hardware for e in es))
             if len(names) > 1:
                 raise Refusal("ambiguous-model", f"channel {self.channel} has models "
                               f"{', '.join(names)}; choose one with --model")
             name = names[0] if names else None
-        entries = [e for e in models.get(name, []) if e["hardware"] == self.hardware]
+        entries = self._entries(models.get(name, []), name)
         # Versions only go up within (name, channel), and each hardware has its own builds, so
         # the active version says nothing about another channel's or hardware's numbering.
         same_model = bool(active) and (
             active.get("name"), active.get("channel"), active.get("hardware")) == (
             name, self.channel, self.hardware)
         bad = self.state.bad_versions()
-        for entry in sorted(entries, key=lambda e: int(e["version"]), reverse=True):
-            version = int(entry["version"])
+        for version, path in entries:
             # Rollback at the model level: never replace the active model with an older one.
             if same_model and version <= int(active["version"]):
                 break
             if f"{name}/{version}/{self.hardware}" in bad:
                 continue
-            info = updater.get_targetinfo(entry["path"])
+            info = updater.get_targetinfo(path)
             if info is None:
-                raise Refusal("invalid-metadata", f"index names {entry['path']}, which no "
+                raise Refusal("invalid-metadata", f"index names {path}, which no "
                               "signed targets metadata lists")
             custom = self._check_custom(info.custom, name, version)
             if not rollout_covers(custom["rollout"], self.device_id, name, version):
@@ -259,6 +259,21 @@ class Agent:
                               active["version"])
         return PollResult(True, "no-model", None,
                           f"no {self.hardware} build on channel {self.channel} covers this device")
+
+    def _entries(self, entries: list[dict], name: str) -> list[tuple[int, str]]:
+        """(version, path) of this model's builds for this hardware, newest first. Each entry
+        is checked: a version beyond 2**63 - 1 would leave the model stuck forever."""
+        found = []
+        for entry in entries:
+            if entry.get("hardware") != self.hardware:
+                continue
+            try:
+                version, _, path = index_entry(name, entry)
+            except OtaError as e:
+                raise Refusal("invalid-metadata", f"signed channel index: {name}: {e}") \
+                    from None
+            found.append((version, path))
+        return sorted(found, reverse=True)
 
     def _check_custom(self, custom: object, name: str, version: int) -> dict:
         """The signed target metadata, not the index, decides. A build for other hardware would

@@ -43,12 +43,15 @@ class StateDir:
     def file(self, *parts: str) -> str:
         return os.path.join(self.path, *parts)
 
-    def _read_json(self, name: str, default: Any) -> Any:
+    def _read_json(self, name: str, default: dict[str, Any]) -> dict[str, Any]:
+        """The file's JSON object, or ``default`` when it is missing, unreadable or not an
+        object: state the agent wrote is rewritten whole on the next poll, never trusted."""
         try:
             with open(self.file(name)) as f:
-                return json.load(f)
-        except (FileNotFoundError, ValueError):
+                data = json.load(f)
+        except (OSError, ValueError):
             return default
+        return data if isinstance(data, dict) else default
 
     def _write_json(self, name: str, data: Any) -> None:
         atomic_write(self.file(name), json.dumps(data, indent=2).encode())

@@ -87,9 +87,16 @@ def _cmd_publish(args) -> int:
     except OSError as e:
         raise OtaError(f"cannot read {args.file}: {e.strerror}") from None
     report = read_report(args.report) if args.report else None
+    reference = None
+    if args.cpu_reference:
+        try:
+            with open(args.cpu_reference, "rb") as f:
+                reference = f.read()
+        except OSError as e:
+            raise OtaError(f"cannot read {args.cpu_reference}: {e.strerror}") from None
     try:
-        custom = push.build_release_custom(args.file, args.hardware, report,
-                                           args.cpu_reference, args.pipeline_run)
+        custom = push.build_release_custom(data, args.hardware, report, reference,
+                                           args.pipeline_run)
     except ModelLoadError as e:
         raise OtaError(f"{args.file}: {e} (for Edge TPU builds pass --cpu-reference)") from None
     release = Release(data, args.name, args.version, args.hardware, args.channel,

@@ -12,13 +12,15 @@ Like TFX's Pusher, an unblessed model is *not an error*: nothing is published, t
 Anything else that goes wrong (unreadable model, version not newer, bucket unreachable) raises
 an :class:`~edgeship.errors.EdgeshipError`.
 
-The self-test devices run is computed here, with LiteRT, on the exact bytes being signed, from
-the real-valued input quantize recorded; it must agree with the output quantize measured for
-that input (within quantize's tolerance), or the file is not the one quantize measured.
+Only the files quantize measured are signed: each file's sha256 must be the one in quantize's
+report. The self-test devices run is computed here, with LiteRT, on the exact bytes being
+signed, from the real-valued input quantize recorded, and must agree with the output quantize
+measured for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -45,7 +47,8 @@ from edgeship.errors import InputError, ModelLoadError, OtaError
 
 log = logging.getLogger(__name__)
 
-VARIANT_HARDWARE = {"int8": "cpu", "int8_edgetpu": "edgetpu"}
+EDGETPU_VARIANT = "int8_edgetpu"
+VARIANT_HARDWARE = {"int8": "cpu", EDGETPU_VARIANT: "edgetpu"}
 HARDWARE_VARIANT = {hardware: variant for variant, hardware in VARIANT_HARDWARE.items()}
 #: An Edge TPU build is compiled from the int8 model and checked against what the int8 model
 #: computes on the CPU: one more rounding step may separate them.
@@ -135,36 +138,36 @@ def _default_input(interpreter: Any) -> np.ndarray:
     return rng.uniform(low, high, size=[int(d) for d in detail["shape"]]).astype(np.float32)
 
 
-def build_release_custom(model_path: str, hardware: str, report: dict[str, Any] | None,
-                         cpu_reference: str | None, pipeline_run: str) -> dict[str, Any]:
+def build_release_custom(model: bytes, hardware: str, report: dict[str, Any] | None,
+                         cpu_reference: bytes | None, pipeline_run: str) -> dict[str, Any]:
     """Signed custom metadata for one build: the self-test, the model's input/output
     quantization, headline metrics and the pipeline run.
 
-    ``report`` is quantize's (``read_report``) or None; ``cpu_reference`` is the int8 CPU model
-    an Edge TPU build was compiled from (this machine cannot run the Edge TPU build itself).
+    ``model`` is the exact bytes being signed; ``report`` is quantize's (``read_report``) or
+    None; ``cpu_reference`` is the int8 CPU model an Edge TPU build was compiled from (this
+    machine cannot run the Edge TPU build itself). The self-test's tolerance comes from the
+    model's own output scale, never from the report.
     """
     variant = HARDWARE_VARIANT.get(hardware, "int8")
-    runnable = cpu_reference or model_path
-    interpreter = litert.load(runnable)
+    interpreter = litert.load(cpu_reference if cpu_reference is not None else model)
     q_out = litert.output_quantization(interpreter)
+    atol, rtol = self_test_tolerance(q_out.step)
     measured = (report or {}).get("self_test")
     if measured:
         x = np.asarray(measured["input"], dtype=np.float32)
         expected = litert.run(interpreter, x)
         quantize_test = SelfTest(x, np.asarray(measured["expected_output"], dtype=np.float32),
                                  float(measured["atol"]), float(measured["rtol"]))
-        # The file being signed must compute what quantize measured: else it was swapped or
-        # rebuilt after quantize blessed it, and the blessing says nothing about it.
+        # This runtime must compute what quantize's did on the same file and input (the file's
+        # identity is checked by hash before): another LiteRT would fail on devices too.
         why = quantize_test.differs(expected)
         if why:
-            raise OtaError(f"{runnable}: not the model quantize measured ({why} quantize "
-                           "recorded for its self-test input)")
-        atol, rtol = quantize_test.atol, quantize_test.rtol
+            raise OtaError(f"LiteRT here computes other outputs than quantize measured ({why} "
+                           "of quantize's self-test); run push with the LiteRT quantize used")
     else:
         x = _default_input(interpreter)
         expected = litert.run(interpreter, x)
-        atol, rtol = self_test_tolerance(q_out.step)
-    if cpu_reference:
+    if cpu_reference is not None:
         atol *= EDGETPU_TOLERANCE_FACTOR
     return {
         "schema_version": SCHEMA_VERSION,
@@ -175,6 +178,13 @@ def build_release_custom(model_path: str, hardware: str, report: dict[str, Any] 
         "pipeline_run": pipeline_run or "",
         "variant": variant,
     }
+
+
+def measured_sha256(report: dict[str, Any], variant: str) -> str | None:
+    """The sha256 quantize recorded for the file of ``variant``."""
+    if variant == EDGETPU_VARIANT:
+        return (report.get("edgetpu") or {}).get("sha256")
+    return (report["variants"].get(variant) or {}).get("sha256")
 
 
 def push(quantized_dir: str, evaluate_blessing: str | None, quantize_blessing: str | None,
@@ -206,24 +216,36 @@ def _push(quantized_dir: str, evaluate_blessing: str | None, quantize_blessing: 
     if not os.path.isfile(cpu_model):
         raise OtaError(f"{cpu_model} is missing: the int8 model is what devices run")
     repo = repository or Repository(open_bucket(p.bucket_url), p.keys_dir)
+    files = {variant: _measured_file(quantized_dir, variant, report)
+             for variant in VARIANT_HARDWARE
+             if os.path.isfile(os.path.join(quantized_dir, f"model_{variant}.tflite"))}
     releases = []
-    for variant, hardware in VARIANT_HARDWARE.items():
-        path = os.path.join(quantized_dir, f"model_{variant}.tflite")
-        if not os.path.isfile(path):
-            continue
-        with open(path, "rb") as f:
-            data = f.read()
+    for variant, data in files.items():
+        hardware = VARIANT_HARDWARE[variant]
+        reference = files["int8"] if hardware != "cpu" else None
         try:
-            custom = build_release_custom(path, hardware, report,
-                                          cpu_model if hardware != "cpu" else None,
-                                          p.pipeline_run)
+            custom = build_release_custom(data, hardware, report, reference, p.pipeline_run)
         except ModelLoadError as e:
-            raise OtaError(f"{path}: {e}") from None
+            raise OtaError(f"{os.path.join(quantized_dir, f'model_{variant}.tflite')}: {e}") \
+                from None
         releases.append(Release(data, p.model_name, p.version, hardware, p.channel,
                                 p.rollout_percent, custom))
     result = repo.publish(releases)
     return PushOutcome(True, "", result.paths, repo.bucket.url, releases[0].version or None,
                        result.timestamp_version)
+
+
+def _measured_file(quantized_dir: str, variant: str, report: dict[str, Any]) -> bytes:
+    """The variant's bytes, read once, and only if they are the file quantize measured: a file
+    swapped or rebuilt after quantize blessed it is not what the blessing speaks for."""
+    path = os.path.join(quantized_dir, f"model_{variant}.tflite")
+    with open(path, "rb") as f:
+        data = f.read()
+    recorded = measured_sha256(report, variant)
+    if recorded != hashlib.sha256(data).hexdigest():
+        why = "has no sha256 for it" if recorded is None else "recorded another sha256"
+        raise OtaError(f"{path}: not the model quantize measured (its report {why})")
+    return data
 
 
 def write_outcome(output_dir: str, outcome: PushOutcome) -> None:

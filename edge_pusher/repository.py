@@ -169,7 +169,7 @@ class Repository:
                 for rel in rels:
                     if rel.version == 0:
                         known = [e["version"] for e in index["models"].get(rel.name, [])]
-                        rel.version = max(known, default=0) + 1
+                        rel.version = _next_version(rel.name, channel, max(known, default=0))
                 for rel in rels:
                     self._check_newer(index, rel)
                 for rel in rels:
@@ -495,6 +495,15 @@ def _verifies(delegator: Root | Targets, role: str, md: Metadata) -> bool:
         return True
     except UnsignedMetadataError:
         return False
+
+
+def _next_version(name: str, channel: str, newest: int) -> int:
+    """The version after ``newest``: refused past 2**63 - 1, which no device would take."""
+    try:
+        return check_version(newest + 1)
+    except OtaError:
+        raise OtaError(f"{name} on channel {channel} is at v{newest}: no version can follow "
+                       "it; publish under another name") from None
 
 
 def _index_add(index: dict, rel: Release) -> None:

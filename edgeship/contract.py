@@ -160,8 +160,10 @@ def target_custom(custom: object) -> TargetCustom:
 
 
 def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
-    """Check a channel index; return its ``models``: name -> [{version, hardware, rollout,
-    path}]. Raise :class:`OtaError` naming what is malformed."""
+    """Check a channel index's shape; return its ``models``: name -> [entry]. Raise
+    :class:`OtaError` naming what is malformed. Entries are checked one by one with
+    :func:`index_entry` where they are used, so one bad entry of another model cannot lock a
+    device out of the whole channel."""
     if not isinstance(index, dict) or not isinstance(index.get("models"), dict):
         raise OtaError("channel index has no 'models' object")
     schema = index.get("schema_version", 1)
@@ -170,14 +172,17 @@ def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
                        f"{SCHEMA_VERSION}")
     models = index["models"]
     for name, entries in models.items():
-        if not isinstance(entries, list):
-            raise OtaError(f"channel index entry {name!r} is not a list")
-        for entry in entries:
-            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-                raise OtaError(f"channel index entry of {name!r} has no path")
-            check_version(entry.get("version"))
-            check_name("hardware", entry.get("hardware"))
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise OtaError(f"channel index entry {name!r} is not a list of objects")
     return models
+
+
+def index_entry(name: str, entry: dict[str, Any]) -> tuple[int, str, str]:
+    """(version, hardware, path) of one channel index entry, checked; OtaError otherwise."""
+    if not isinstance(entry.get("path"), str):
+        raise OtaError(f"channel index entry of {name!r} has no path")
+    return (check_version(entry.get("version")), check_name("hardware", entry.get("hardware")),
+            entry["path"])
 
 
 def canonical_safe(obj: Any) -> Any:
@@ -239,7 +244,7 @@ class SelfTest:
             raise OtaError("self-test is not an object")
         try:
             atol, rtol = float(obj.get("atol", 0.0)), float(obj.get("rtol", 0.0))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise OtaError("self-test tolerances are not numbers") from None
         if not (math.isfinite(atol) and math.isfinite(rtol) and atol >= 0 and rtol >= 0):
             raise OtaError(f"self-test tolerances must be finite and >= 0, got {atol}, {rtol}")

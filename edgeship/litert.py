@@ -80,13 +80,15 @@ class Quantization:
         return scales, zero_points
 
     def quantize(self, real: Any) -> np.ndarray:
-        """Real values -> this tensor's dtype (rounded to nearest, clipped to its range)."""
+        """Real values -> this tensor's dtype: ``round(real / scale) + zero_point``, rounding
+        halves away from zero as TFLite's QUANTIZE does, clipped to the dtype's range."""
         real = np.asarray(real, dtype=np.float64)
         if not self.scales:
             return real.astype(self.dtype)
         scales, zero_points = self._broadcast(real.ndim)
         info = np.iinfo(self.dtype)
-        q = np.round(real / scales + zero_points)
+        steps = real / scales
+        q = np.sign(steps) * np.floor(np.abs(steps) + 0.5) + zero_points
         return np.clip(q, info.min, info.max).astype(self.dtype)
 
     def dequantize(self, stored: Any) -> np.ndarray:
@@ -98,13 +100,15 @@ class Quantization:
         return ((stored.astype(np.float64) - zero_points) * scales).astype(np.float32)
 
     def real_range(self) -> tuple[float, float]:
-        """The smallest and largest real value the tensor can hold (per-tensor); (-1, 1) as a
-        stand-in for a float tensor."""
+        """The smallest and largest real value the tensor can hold (over all its channels);
+        (-1, 1) as a stand-in for a float tensor."""
         if not self.scales:
             return -1.0, 1.0
         info = np.iinfo(self.dtype)
-        low, high = self.dequantize(np.array([info.min, info.max], dtype=self.dtype))
-        return float(min(low, high)), float(max(low, high))
+        scales = np.asarray(self.scales, dtype=np.float64)
+        zero_points = np.asarray(self.zero_points, dtype=np.float64)
+        ends = np.concatenate([(limit - zero_points) * scales for limit in (info.min, info.max)])
+        return float(ends.min()), float(ends.max())
 
 
 def delegate_for(hardware: str) -> str | None:
@@ -168,6 +172,6 @@ def run(interpreter: Any, real: Any) -> np.ndarray:
     try:
         set_input(interpreter, real)
         interpreter.invoke()
+        return get_output(interpreter)
     except Exception as err:  # noqa: BLE001 - LiteRT raises ValueError/RuntimeError
         raise ModelLoadError(f"LiteRT failed to run the model: {err}") from None
-    return get_output(interpreter)

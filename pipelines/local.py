@@ -27,8 +27,6 @@ _EVENT = re.compile(
     r"^(?P<time>\d\d:\d\d:\d\d\.\d{3}) - \w+ - "
     r"(?:Executing task '(?P<start>[^']+)'|Task '(?P<end>[^']+)' finished with status (?P<st>\w+))"
 )
-# The last line of a failed step's traceback names our error types with the one-line message.
-_USER_ERROR = re.compile(r"(?:components\.errors\.InputError|edge_pusher\.errors\.\w+): (.+)$")
 
 
 @dataclass

@@ -57,7 +57,7 @@ def evaluate(
         min_accuracy: Value threshold: bless only if accuracy >= this (0 to 1; 0 = no
             threshold). Example: ``0.9``.
         max_accuracy_decrease: Change threshold: bless only if accuracy is at most this much
-            below the baseline's (0 to 1; negative = no threshold). Example: ``0.01``.
+            below the baseline's (0 to 1; -1 = no threshold). Example: ``0.01``.
         beam_pipeline_args: Beam options for the TFMA pipeline; without --runner, Beam's
             in-process FnApiRunner (DirectRunner would first try to download the Prism runner).
             Example: ``["--direct_num_workers=2"]``.

@@ -59,8 +59,9 @@ class EvaluateParams(StepParams):
         require(is_number(self.min_accuracy) and 0.0 <= self.min_accuracy <= 1.0,
                 "min_accuracy", self.min_accuracy, "between 0 and 1")
         decrease = self.max_accuracy_decrease
-        require(is_number(decrease) and decrease <= 1.0, "max_accuracy_decrease", decrease,
-                "between 0 and 1 (or negative for no change threshold)")
+        require(is_number(decrease) and (0.0 <= decrease <= 1.0 or decrease == NO_CHANGE_THRESHOLD),
+                "max_accuracy_decrease", decrease,
+                f"between 0 and 1, or {NO_CHANGE_THRESHOLD} for no change threshold")
         require(isinstance(self.beam_pipeline_args, list | tuple)
                 and all(isinstance(a, str) for a in self.beam_pipeline_args),
                 "beam_pipeline_args", self.beam_pipeline_args, "a list of Beam options")
@@ -68,7 +69,8 @@ class EvaluateParams(StepParams):
     @property
     def change_threshold(self) -> float | None:
         """The change threshold, None when there is none."""
-        return self.max_accuracy_decrease if self.max_accuracy_decrease >= 0 else None
+        return None if self.max_accuracy_decrease == NO_CHANGE_THRESHOLD else \
+            self.max_accuracy_decrease
 
 
 def run_evaluate(
@@ -83,7 +85,7 @@ def run_evaluate(
 
     The parameters are :class:`EvaluateParams` (or the same names as keywords).
     ``min_accuracy`` is a value threshold (0 = none). ``max_accuracy_decrease`` is a change
-    threshold against the baseline (negative = none): the candidate's accuracy may be at most
+    threshold against the baseline (-1.0 = none): the candidate's accuracy may be at most
     this much below the baseline's. Both gate the overall eval split; per-slice numbers are
     reported. Returns a JSON-able summary (also in ``metrics.json``).
     """

@@ -8,6 +8,7 @@ running the exact file that is written next to it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -153,6 +154,7 @@ def _measure_variant(
     row = {
         "file": path.name,
         "size_bytes": os.path.getsize(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "accuracy": accuracy,
         "accuracy_delta_pp": (accuracy - float_accuracy) * 100.0,
         "agreement": float((pred == float_pred).mean()),
@@ -221,6 +223,7 @@ def _edgetpu(out: Path, made: list[str]) -> dict[str, Any]:
     if result["compiled"]:
         result["file"] = EDGETPU_FILE
         result["size_bytes"] = os.path.getsize(out / EDGETPU_FILE)
+        result["sha256"] = hashlib.sha256((out / EDGETPU_FILE).read_bytes()).hexdigest()
     else:
         result["compile_error"] = compiled.pop("error", "compilation failed")
     result["compiler_summary"] = compiled

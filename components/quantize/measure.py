@@ -26,7 +26,7 @@ def predict(interpreter: Any, x: np.ndarray) -> np.ndarray:
     for row in x:
         interpreter.set_tensor(inp["index"], q_in.quantize(row[np.newaxis]))
         interpreter.invoke()
-        rows.append(q_out.dequantize(interpreter.get_tensor(out["index"])[0]))
+        rows.append(q_out.dequantize(interpreter.get_tensor(out["index"]))[0])
     return np.stack(rows) if rows else np.zeros((0, int(out["shape"][-1])), dtype=np.float32)
 
 

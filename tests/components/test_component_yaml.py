@@ -76,3 +76,19 @@ def test_component_source_defines_its_function_on_its_own(module: str, name: str
         namespace: dict = {}
         exec(compile(source, f"{target}:embedded", "exec"), namespace)  # noqa: S102
         assert callable(namespace[name])
+
+
+def test_every_component_module_imports_by_its_installed_name(tmp_path: Path) -> None:
+    """`python -m edgeship.components._compile` must work from any folder, not only from a
+    checkout whose top-level folders happen to be importable."""
+    import subprocess
+    import sys
+
+    code = ("import importlib\n"
+            "from edgeship.components._compile import component_modules\n"
+            "for module, name, _ in component_modules():\n"
+            "    getattr(importlib.import_module(module), name)\n")
+    done = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert all(module.startswith("edgeship.") for module, _, _ in COMPONENTS)

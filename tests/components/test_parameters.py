@@ -122,6 +122,42 @@ def test_pipeline_parameters_are_step_parameters_of_the_same_type() -> None:
             assert steps[name] == {p.annotation.__name__}, f"{pipeline}: {name}"
 
 
+ALIASES = {"Ingest": IngestParams, "Validate": ValidateParams, "Train": TrainParams,
+           "Evaluate": EvaluateParams, "Quantize": QuantizeParams, "Push": PushParams}
+
+
+@pytest.mark.parametrize("pipeline", ["sensor", "vision", "tabular"])
+def test_a_pipeline_writes_a_step_default_by_reference_and_only_its_own_as_literals(pipeline):
+    """`window: int = Ingest.window`, never `= 128`: a step's default lives in its declaration
+    alone; a literal in a pipeline's signature is that pipeline's own choice and must differ."""
+    fn = ast.parse((REPO / "pipelines" / f"{pipeline}.py").read_text()).body
+    (definition,) = [d for d in fn if isinstance(d, ast.FunctionDef)]
+    args = definition.args.args
+    defaults = dict(zip((a.arg for a in args[len(args) - len(definition.args.defaults):]),
+                        definition.args.defaults, strict=True))
+    step_default = {}
+    for params in ALIASES.values():
+        step_default.update({k: v for k, v in params.defaults().items() if k not in step_default})
+    for name, node in defaults.items():
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id in ALIASES:
+            assert node.attr == name, f"{pipeline}: {name} takes {node.value.id}.{node.attr}"
+            assert name in ALIASES[node.value.id].names(), f"{pipeline}: {name}"
+        elif isinstance(node, ast.Constant):
+            assert step_default.get(name, dataclasses.MISSING) != node.value, (
+                f"{pipeline}: {name}={node.value!r} is the step's default; write it by reference")
+
+
+def test_the_pipeline_parameter_table_names_real_parameters() -> None:
+    from edgeship.pipelines.registry import PIPELINES
+
+    table = (REPO / "docs" / "pipelines.md").read_text().split("| parameter | pipelines |")[1]
+    named = set(re.findall(r"`(\w+)`", table.split("\n\n")[0]))
+    every = {name for fn in PIPELINES.values()
+             for name in inspect.signature(fn.pipeline_func).parameters}
+    assert named and named <= every, named - every
+
+
 def test_a_step_refuses_unknown_and_bad_parameters_before_any_work(tmp_path) -> None:
     from edgeship.components.train.executor import run_train
     from edgeship.errors import InputError

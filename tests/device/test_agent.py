@@ -7,6 +7,8 @@ import json
 import os
 import threading
 
+import pytest
+
 from edgeship.contract import rollout_bucket
 from edgeship.device.agent import Agent, next_delay
 from edgeship.device.fetcher import CountingFetcher, FileFetcher
@@ -185,3 +187,38 @@ def test_backoff_never_polls_faster_than_the_interval():
 def test_status_of_untouched_state_dir(tmp_path):
     status = Agent(str(tmp_path / "s"), "file:///x").status()
     assert status["active"] is None and status["last_error"] is None
+
+
+def test_an_internal_error_is_a_refusal_code_with_its_traceback_in_the_debug_log(
+        make_agent, publish, monkeypatch, caplog):
+    """A bug in the agent must not kill the polling loop: the poll ends as `internal-error`,
+    and whoever debugs the device finds the traceback at debug level."""
+    import logging
+
+    publish(1)
+    agent = make_agent()
+
+    def broken(*_args):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(agent, "_choose", broken)
+    with caplog.at_level(logging.DEBUG, logger="edgeship.device.agent"):
+        result = agent.poll_once()
+    assert (result.ok, result.reason) == (False, "internal-error")
+    assert agent.status()["last_error"]["reason"] == "internal-error"
+    (record,) = [r for r in caplog.records if r.levelno == logging.DEBUG and r.exc_info]
+    assert record.exc_info[0] is KeyError
+
+
+@pytest.mark.parametrize("name,content", [("status.json", "[]"), ("bad_versions.json", "5"),
+                                          ("status.json", '"text"')])
+def test_a_state_file_of_the_wrong_json_type_is_rewritten_not_trusted(make_agent, publish, name,
+                                                                     content):
+    publish(1)
+    agent = make_agent()
+    os.makedirs(agent.state_dir, exist_ok=True)
+    with open(os.path.join(agent.state_dir, name), "w") as f:
+        f.write(content)
+    assert agent.poll_once().version == 1  # never raises, whatever the file held
+    status = agent.status()
+    assert status["active"]["version"] == 1 and status["bad_versions"] == []

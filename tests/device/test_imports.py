@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import subprocess
 
+from tests.helpers import ML_STACK
 from tests.helpers.ota import PY, release, subprocess_env
 
 _BLOCKED = """
 import sys
-BLOCKED = {"tensorflow", "kfp", "apache_beam", "tensorflow_data_validation",
-           "tensorflow_model_analysis", "tfx_bsl", "tfx", "boto3", "botocore", "keras"}
+BLOCKED = set(sys.argv[4].split(","))
 
 class Blocker:
     def find_spec(self, name, path=None, target=None):
@@ -30,7 +30,18 @@ def test_device_poll_with_ml_stack_blocked(tmp_path, repo, bucket, keys_dir, tin
     repo.publish([release(tiny_models, 1)])
     proc = subprocess.run(
         [PY, "-c", _BLOCKED, str(tmp_path / "state"), bucket.url,
-         str(keys_dir / "root_history" / "1.root.json")],
+         str(keys_dir / "root_history" / "1.root.json"), ",".join(ML_STACK)],
         env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '"version": 1' in proc.stdout
+
+
+def test_the_device_contract_forbids_the_whole_ml_stack() -> None:
+    """import-linter's device contract and the tests' list of what a device lacks agree."""
+    import tomllib
+
+    from tests.helpers import REPO
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    device = next(c for c in config["contracts"] if c["source_modules"] == ["edgeship.device"])
+    assert set(ML_STACK) <= set(device["forbidden_modules"])

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from tests.helpers import ML_STACK
 from tests.helpers.ota import release
 from tests.helpers.wheel import (
     DEVICE_LOCK,
@@ -17,13 +18,7 @@ from tests.helpers.wheel import (
     find_python,
     uv_install,
     venv,
-    wheel,
 )
-
-__all__ = ["wheel"]  # fixture
-
-ABSENT = ("tensorflow", "keras", "kfp", "apache_beam", "tensorflow_data_validation",
-          "tensorflow_model_analysis", "boto3")
 
 
 @pytest.mark.slow
@@ -53,7 +48,7 @@ def test_the_base_install_polls_and_activates(version, wheel, tmp_path, repo, bu
     assert status["active"]["version"] == 1 and status["active"]["verified"] is True
     probe = subprocess.run(
         [python, "-c", "import importlib.util, sys; "
-         f"print([m for m in {ABSENT!r} if importlib.util.find_spec(m)]); "
+         f"print([m for m in {ML_STACK!r} if importlib.util.find_spec(m)]); "
          "print(sys.version_info[:2])"],
         capture_output=True, text=True, cwd=tmp_path, env=clean_env(), check=True)
     present, running = probe.stdout.splitlines()

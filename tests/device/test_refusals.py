@@ -244,3 +244,20 @@ def test_model_that_does_not_load(v1_device, repo, keys_dir, model_bytes, tiny_m
 def test_active_model_is_the_verified_one(v1_device, model_bytes):
     meta = v1_device.slots.verified(v1_device.slots.active_slot())
     assert meta["sha256"] == hashlib.sha256(model_bytes["a"]).hexdigest()
+
+
+def test_a_bad_index_entry_of_another_model_does_not_lock_the_device_out(
+        v1_device, repo, keys_dir, model_bytes, tiny_models, publish):
+    """Only the entries of the model a device follows are acted on, so one of another model's
+    cannot freeze every device on the channel."""
+    from tests.helpers.ota import add_raw_target, release
+
+    rel = release(tiny_models, 1, which="b", name="other")
+    add_raw_target(repo, target_path("other", "stable", 2**63, "cpu"), rel.data,
+                   dict(rel.custom, name="other", version=2**63, hardware="cpu",
+                        channel="stable", rollout=100),
+                   {"name": "other", "version": 2**63, "hardware": "cpu", "rollout": 100},
+                   "stable")
+    assert v1_device.poll_once().action == "up-to-date"
+    publish(2, which="b")
+    assert v1_device.poll_once().version == 2

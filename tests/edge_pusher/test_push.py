@@ -4,58 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgeship import litert
-from edgeship.components.quantize.report import REPORT_JSON, REPORT_SCHEMA_VERSION
-from edgeship.contract import decode_array, self_test_tolerance
-from edgeship.edge_pusher import push
-from edgeship.errors import EdgeshipError, OtaError
-
-
-def _blessing(path: Path, blessed: bool) -> str:
-    path.mkdir(parents=True)
-    (path / ("BLESSED" if blessed else "NOT_BLESSED")).write_text("")
-    return str(path)
-
-
-@pytest.fixture
-def quantized(tmp_path, tiny_models) -> Path:
-    """The quantize step's layout, with a report in its exact shape (a real-valued self-test
-    input and the output LiteRT gave for it)."""
-    out = tmp_path / "quantized"
-    out.mkdir()
-    for name in ("model_int8.tflite", "model_float32.tflite"):
-        shutil.copyfile(tiny_models / name, out / name)
-    interpreter = litert.load(str(out / "model_int8.tflite"))
-    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(1, 8)
-    expected = litert.run(interpreter, x)
-    atol, rtol = self_test_tolerance(litert.output_quantization(interpreter).step)
-    report = {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "float_accuracy": 0.93,
-        "variants": {
-            "int8": {"accuracy": 0.92, "size_bytes": 1608, "agreement": 0.99,
-                     "latency_ms": {"median": 0.01, "p90": 0.02},
-                     "input_quantization":
-                         litert.input_quantization(interpreter).as_dict(),
-                     "output_quantization":
-                         litert.output_quantization(interpreter).as_dict()},
-            "float32": {"accuracy": 0.93, "size_bytes": 1824},
-        },
-        "self_test": {"variant": "int8", "input": x.tolist(), "expected_output":
-                      expected.tolist(), "atol": atol, "rtol": rtol},
-    }
-    (out / REPORT_JSON).write_text(json.dumps(report))
-    return out
-
-
-def _push(quantized: Path, eb: str, qb: str, bucket, keys_dir, **kw):
-    return push.push(str(quantized), eb, qb, bucket_url=bucket.url, keys_dir=str(keys_dir),
-                     model_name="sensor", **kw)
+from edgeship.components.quantize.report import REPORT_JSON
+from edgeship.contract import decode_array
+from edgeship.errors import OtaError
+from tests.helpers.ota import blessing as _blessing
+from tests.helpers.ota import push_to as _push
 
 
 def test_blessed_model_is_published_with_report_metadata(quantized, tmp_path, bucket,
@@ -83,12 +40,30 @@ def test_blessed_model_is_published_with_report_metadata(quantized, tmp_path, bu
 def test_a_model_other_than_the_one_quantize_measured_is_refused(quantized, tmp_path, bucket,
                                                                  keys_dir, tiny_models):
     """The blessing is about the file quantize measured: a file swapped in later must not be
-    signed under it."""
-    shutil.copyfile(tiny_models / "model_int8_b.tflite", quantized / "model_int8.tflite")
+    signed under it, nor an Edge TPU build quantize did not compile."""
     eb, qb = _blessing(tmp_path / "eb", True), _blessing(tmp_path / "qb", True)
-    with pytest.raises(OtaError, match="not the model quantize measured"):
+    shutil.copyfile(tiny_models / "model_int8.tflite", quantized / "model_int8_edgetpu.tflite")
+    with pytest.raises(OtaError, match="edgetpu.tflite: not the model quantize measured "
+                                       r"\(its report has no sha256 for it\)"):
+        _push(quantized, eb, qb, bucket, keys_dir)
+    (quantized / "model_int8_edgetpu.tflite").unlink()
+    shutil.copyfile(tiny_models / "model_int8_b.tflite", quantized / "model_int8.tflite")
+    with pytest.raises(OtaError, match="int8.tflite: not the model quantize measured "
+                                       r"\(its report recorded another sha256\)"):
         _push(quantized, eb, qb, bucket, keys_dir)
     assert not bucket.exists("metadata/timestamp.json")
+
+
+def test_a_runtime_that_computes_otherwise_than_quantize_is_refused(quantized, tmp_path, bucket,
+                                                                    keys_dir):
+    """Push signs what its LiteRT computes; if that differs from what quantize's computed for
+    the same file and input, devices would disagree too."""
+    report = json.loads((quantized / REPORT_JSON).read_text())
+    report["self_test"]["expected_output"] = [[1.0, 0.0, 0.0]]
+    (quantized / REPORT_JSON).write_text(json.dumps(report))
+    with pytest.raises(OtaError, match="LiteRT here computes other outputs than quantize"):
+        _push(quantized, _blessing(tmp_path / "eb", True), _blessing(tmp_path / "qb", True),
+              bucket, keys_dir)
 
 
 @pytest.mark.parametrize("which", ["evaluate", "quantize"])
@@ -113,6 +88,10 @@ def test_missing_blessing_is_not_blessed(quantized, tmp_path, bucket, keys_dir):
 def test_edgetpu_variant_is_published_as_edgetpu(quantized, tmp_path, bucket, keys_dir, repo):
     # stand-in bytes: this machine has no Edge TPU compiler; publishing must not need to run it
     shutil.copyfile(quantized / "model_int8.tflite", quantized / "model_int8_edgetpu.tflite")
+    report = json.loads((quantized / REPORT_JSON).read_text())
+    report["edgetpu"] = {"compiled": True, "file": "model_int8_edgetpu.tflite",
+                         "sha256": report["variants"]["int8"]["sha256"]}
+    (quantized / REPORT_JSON).write_text(json.dumps(report))
     outcome = _push(quantized, _blessing(tmp_path / "eb", True), _blessing(tmp_path / "qb", True),
                     bucket, keys_dir, version=3)
     assert sorted(outcome.targets) == ["models/sensor/stable/3/cpu/model.tflite",
@@ -121,37 +100,3 @@ def test_edgetpu_variant_is_published_as_edgetpu(quantized, tmp_path, bucket, ke
     cpu = repo.target("models/sensor/stable/3/cpu/model.tflite").custom
     assert tpu["hardware"] == "edgetpu" and tpu["variant"] == "int8_edgetpu"
     assert float(tpu["self_test"]["atol"]) == 2 * float(cpu["self_test"]["atol"])
-
-
-def test_bad_inputs_are_one_line_errors(tmp_path, bucket, keys_dir, quantized):
-    eb, qb = _blessing(tmp_path / "eb", True), _blessing(tmp_path / "qb", True)
-    report = quantized / REPORT_JSON
-    good = report.read_text()
-    report.write_text("{broken")
-    with pytest.raises(EdgeshipError, match="quantization_report.json: not valid JSON"):
-        _push(quantized, eb, qb, bucket, keys_dir)
-    report.write_text(json.dumps(json.loads(good) | {"schema_version": None}))
-    with pytest.raises(EdgeshipError, match="schema_version None, this edgeship reads 1"):
-        _push(quantized, eb, qb, bucket, keys_dir)
-    report.write_text(json.dumps(json.loads(good) | {"self_test": {"input": [[1.0]]}}))
-    with pytest.raises(EdgeshipError, match="'self_test' must hold"):
-        _push(quantized, eb, qb, bucket, keys_dir)
-    report.write_text(good)
-    (quantized / "model_int8.tflite").unlink()
-    with pytest.raises(OtaError, match="model_int8.tflite is missing"):
-        _push(quantized, eb, qb, bucket, keys_dir)
-    assert bucket.list() == []
-
-
-@pytest.mark.parametrize("bad,message", [
-    ({"model_name": "../x"}, "invalid model name"),
-    ({"version": -1}, "invalid version"),
-    ({"version": 2**63}, "invalid version"),
-    ({"rollout_percent": 101}, "invalid rollout"),
-    ({"bucket_url": ""}, "bucket_url"),
-    ({"colour": "red"}, "unknown parameter"),
-])
-def test_bad_parameters_are_refused_before_anything_is_read(tmp_path, bad, message):
-    params = {"bucket_url": "file:///nowhere", "model_name": "sensor"} | bad
-    with pytest.raises(EdgeshipError, match=message):
-        push.push(str(tmp_path / "missing"), None, None, **params)

@@ -78,6 +78,16 @@ def test_hashed_bins_keep_top_level_targets_bounded(repo, bucket, tiny_models):
     assert repo.target("models/m7/stable/1/cpu/model.tflite") is not None
 
 
+def test_no_version_follows_2_63_minus_1(repo, publish, tiny_models, bucket):
+    publish(2**63 - 1)
+    before = bucket.get("metadata/timestamp.json")
+    with pytest.raises(OtaError, match=f"is at v{2**63 - 1}: no version can follow it"):
+        repo.publish([release(tiny_models, 0)])  # 0 = next version
+    with pytest.raises(OtaError, match="invalid version"):
+        publish(2**63)
+    assert bucket.get("metadata/timestamp.json") == before
+
+
 def test_versions_only_go_up_within_name_and_channel(repo, publish, tiny_models):
     publish(3)
     with pytest.raises(OtaError, match="not newer than v3"):

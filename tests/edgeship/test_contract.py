@@ -50,13 +50,18 @@ def test_target_custom_metadata_is_checked_field_by_field() -> None:
         contract.target_custom([])
 
 
-def test_channel_index_entries_are_checked() -> None:
+def test_channel_index_shape_and_entries_are_checked() -> None:
     entry = {"version": 1, "hardware": "cpu", "rollout": 100, "path": "models/x"}
     assert contract.channel_index({"models": {"m": [entry]}}) == {"m": [entry]}
-    for index in ({}, {"models": []}, {"models": {"m": {}}}, {"models": {"m": [{"version": 1}]}},
-                  {"models": {"m": [entry | {"version": 0}]}}, {"models": {}, "schema_version": 9}):
+    for index in ({}, {"models": []}, {"models": {"m": {}}}, {"models": {"m": [3]}},
+                  {"models": {}, "schema_version": 9}):
         with pytest.raises(OtaError):
             contract.channel_index(index)
+    assert contract.index_entry("m", entry) == (1, "cpu", "models/x")
+    for bad in ({"version": 1, "hardware": "cpu"}, entry | {"version": 0},
+                entry | {"version": 2**63}, entry | {"hardware": "../x"}):
+        with pytest.raises(OtaError):
+            contract.index_entry("m", bad)
 
 
 def test_a_self_test_round_trips_through_its_signed_form() -> None:

@@ -19,10 +19,11 @@ def detail(dtype, scales, zero_points, axis=0):
 def test_uint8_per_tensor_rounds_and_clips_to_its_range() -> None:
     q = litert.Quantization.of(detail(np.uint8, [0.5], [128]))
     assert q.as_dict() == {"dtype": "uint8", "scale": 0.5, "zero_point": 128}
-    stored = q.quantize([-64.0, 0.0, 0.26, 63.5, 1000.0, -1000.0])
+    stored = q.quantize([-64.0, 0.0, 0.26, 63.5, 1000.0, -1000.0, 0.25, -0.25])
     assert stored.dtype == np.uint8
-    assert stored.tolist() == [0, 128, 129, 255, 255, 0]
-    assert q.dequantize(stored).tolist() == [-64.0, 0.0, 0.5, 63.5, 63.5, -64.0]
+    # halves round away from zero, as TFLite's QUANTIZE does (numpy's round would go to even)
+    assert stored.tolist() == [0, 128, 129, 255, 255, 0, 129, 127]
+    assert q.dequantize(stored).tolist() == [-64.0, 0.0, 0.5, 63.5, 63.5, -64.0, 0.5, -0.5]
     assert q.real_range() == (-64.0, 63.5)
 
 
@@ -34,6 +35,7 @@ def test_int8_per_channel_scales_each_slice_along_its_axis() -> None:
     stored = q.quantize(real)
     assert stored.tolist() == [[5, -5], [-5, -15]]
     assert np.allclose(q.dequantize(stored), real)
+    assert q.real_range() == (pytest.approx(-118.0), pytest.approx(137.0))  # over both channels
 
 
 def test_a_float_tensor_is_described_by_its_dtype_alone_and_passes_through() -> None:

@@ -18,9 +18,11 @@ from edgeship.components._artifacts import (
     LABEL_FEATURE,
     MODEL_META,
     SERVING_DIR,
+    read_examples_meta,
     split_dir,
     write_json,
 )
+from edgeship.components._dataset import build_encoding, encode, load_split
 
 
 def masked_crc(data: bytes) -> int:
@@ -94,7 +96,7 @@ def write_examples(
         "features": features,
         "counts": {split: len(r) for split, r in rows.items()},
         "bad_rows": 0,
-        "source": "tests/builders.py",
+        "source": "tests/helpers/builders.py",
     }
     write_json(examples_dir / EXAMPLES_META, meta)
     return examples_dir
@@ -184,3 +186,39 @@ def export_model(model_dir: Path, model, encoding: dict, classes: list[str], kin
         },
     )
     return model_dir
+
+
+def train_and_export(
+    examples_dir: Path, model_dir: Path, build, epochs: int = 40, seed: int = 0
+) -> Path:
+    """Train ``build(input_shape, num_classes, train_x)`` briefly and export it as train does."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    meta = read_examples_meta(examples_dir)
+    train_cols, y_train = load_split(examples_dir, "train", meta)
+    encoding = build_encoding(meta, train_cols)
+    x_train = encode(encoding, train_cols)
+    shape = list(x_train.shape[1:])
+    model = build(shape, len(meta["classes"]), x_train)
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
+    export_model(model_dir, model, encoding, meta["classes"], meta["kind"])
+    return model_dir
+
+
+def tabular_mlp(shape, num_classes, x_train, middle=None):
+    import keras
+
+    norm = keras.layers.Normalization(axis=-1)
+    norm.adapt(x_train)
+    inputs = keras.Input(shape)
+    x = keras.layers.Dense(16, activation="relu")(norm(inputs))
+    if middle is not None:
+        x = middle(x)
+    x = keras.layers.Dense(16, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))

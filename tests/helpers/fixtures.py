@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny real models, keys, repositories, an S3 server and an HTTP server."""
+"""Shared fixtures: tiny real models, keys, repositories, an S3 server, an HTTP server, and
+the wheel users install (built once per test process)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import http.server
 import shutil
 import subprocess
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from edgeship.edge_pusher import keys
 from edgeship.edge_pusher.buckets import FileBucket, S3Bucket
 from edgeship.edge_pusher.repository import Repository
 from tests.helpers.ota import HERE, PY, release
+from tests.helpers.wheel import build_wheel
 
 
 @pytest.fixture(scope="session")
@@ -126,3 +129,20 @@ def s3_bucket(moto_endpoint, monkeypatch, request) -> S3Bucket:
     name = "ota-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
     boto3.client("s3").create_bucket(Bucket=name)
     return S3Bucket(name, "fleet")
+
+
+# --------------------------------------------------------------------------- the wheel
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def installed_tree(wheel, tmp_path_factory) -> Path:
+    """The wheel unpacked: the layout an install puts into site-packages."""
+    tree = tmp_path_factory.mktemp("installed")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(tree)
+    return tree

@@ -6,6 +6,7 @@ and OUTDIR/quantization_report.json in the quantize step's layout. Only tests ru
 code never imports TensorFlow.
 """
 
+import hashlib
 import json
 import os
 import sys
@@ -65,7 +66,8 @@ def main(out: str) -> None:
         "float_accuracy": 0.91,
         "variants": {
             "float32": {"accuracy": 0.91, "size_bytes": len(files["float32"])},
-            "int8": {"accuracy": 0.9, "size_bytes": len(files["int8"])},
+            "int8": {"accuracy": 0.9, "size_bytes": len(files["int8"]),
+                     "sha256": hashlib.sha256(files["int8"]).hexdigest()},
         },
         "self_test": {"variant": "int8", "input": x.tolist(),
                       "expected_output": litert.run(int8, x).tolist(), "atol": atol,

@@ -18,7 +18,8 @@ PY = sys.executable
 
 @functools.cache
 def _custom_for(model_path: str, hardware: str = "cpu") -> dict:
-    return push.build_release_custom(model_path, hardware, None, None, "run-test")
+    return push.build_release_custom(Path(model_path).read_bytes(), hardware, None, None,
+                                     "run-test")
 
 
 def release(tiny_models: Path, version: int, which: str = "a", name: str = "sensor",
@@ -51,3 +52,16 @@ def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def blessing(path: Path, blessed: bool) -> str:
+    """A TFX-style blessing folder."""
+    path.mkdir(parents=True)
+    (path / ("BLESSED" if blessed else "NOT_BLESSED")).write_text("")
+    return str(path)
+
+
+def push_to(quantized: Path, eb: str, qb: str, bucket, keys_dir, **kw):
+    """Push ``quantized`` as model "sensor" with these blessings into ``bucket``."""
+    return push.push(str(quantized), eb, qb, bucket_url=bucket.url, keys_dir=str(keys_dir),
+                     model_name="sensor", **kw)

@@ -11,9 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO
-from tests.helpers.wheel import installed_tree, wheel
-
-__all__ = ["installed_tree", "wheel"]  # fixtures
 
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import subprocess
 import zipfile
 
-from tests.helpers.wheel import installed_tree, package_dirs, uv_install, venv, wheel
-
-__all__ = ["installed_tree", "wheel"]  # fixtures
+from tests.helpers.wheel import package_dirs, uv_install, venv
 
 
 def test_the_wheels_only_top_level_names_are_edgeship_and_its_metadata(wheel) -> None:

@@ -103,6 +103,7 @@ def test_unknown_or_multi_valued_slice_feature(image_setup) -> None:
 def test_bad_thresholds(image_setup) -> None:
     assert "min_accuracy" in _evaluate(image_setup, min_accuracy=1.5)
     assert "max_accuracy_decrease" in _evaluate(image_setup, max_accuracy_decrease=1.5)
+    assert "max_accuracy_decrease" in _evaluate(image_setup, max_accuracy_decrease=-0.1)
 
 
 def test_default_beam_runner_stays_in_process() -> None:

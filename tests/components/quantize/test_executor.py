@@ -17,48 +17,13 @@ from edgeship.components._artifacts import (
     read_examples_meta,
     write_blessing,
 )
-from edgeship.components._dataset import build_encoding, encode, load_split
+from edgeship.components._dataset import encode, load_split
 from edgeship.components.quantize import executor
 from edgeship.components.quantize.executor import run_quantize
 from tests.helpers import builders
+from tests.helpers.builders import tabular_mlp, train_and_export
 
 FAST = {"latency_runs": 5}  # timings are not asserted; keep the runs short
-
-
-def train_and_export(
-    examples_dir: Path, model_dir: Path, build, epochs: int = 40, seed: int = 0
-) -> Path:
-    """Train ``build(input_shape, num_classes, train_x)`` briefly and export it as train does."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    meta = read_examples_meta(examples_dir)
-    train_cols, y_train = load_split(examples_dir, "train", meta)
-    encoding = build_encoding(meta, train_cols)
-    x_train = encode(encoding, train_cols)
-    shape = list(x_train.shape[1:])
-    model = build(shape, len(meta["classes"]), x_train)
-    model.compile(
-        optimizer=keras.optimizers.Adam(0.01),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
-    builders.export_model(model_dir, model, encoding, meta["classes"], meta["kind"])
-    return model_dir
-
-
-def tabular_mlp(shape, num_classes, x_train, middle=None):
-    import keras
-
-    norm = keras.layers.Normalization(axis=-1)
-    norm.adapt(x_train)
-    inputs = keras.Input(shape)
-    x = keras.layers.Dense(16, activation="relu")(norm(inputs))
-    if middle is not None:
-        x = middle(x)
-    x = keras.layers.Dense(16, activation="relu")(x)
-    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
 
 
 def abs_mlp(shape, num_classes, x_train):
@@ -310,52 +275,3 @@ def test_variants_are_made_in_canonical_order() -> None:
     assert executor.QuantizeParams(variants=["int8", "float32"]).chosen_variants() == (
         ["float32", "int8"], True)
     assert executor.QuantizeParams().chosen_variants() == (list(executor.VARIANTS), False)
-
-
-@pytest.mark.slow
-def test_component_runs_under_kfp_local(tabular, tmp_path) -> None:
-    from kfp import dsl, local
-
-    from edgeship.components.quantize.component import quantize
-
-    examples, model = tabular
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
-
-    write_blessing(tmp_path / "evaluated", False, ["evaluate: accuracy too low"])
-
-    def only_quantize(model_uri, examples_uri, blessing_uri):
-        trained = dsl.importer(artifact_uri=model_uri, artifact_class=dsl.Model)
-        data = dsl.importer(artifact_uri=examples_uri, artifact_class=dsl.Dataset)
-        blessing = dsl.importer(artifact_uri=blessing_uri, artifact_class=dsl.Artifact)
-        task = quantize(
-            model=trained.output,
-            examples=data.output,
-            model_blessing=blessing.output,
-            variants=["int8"],
-        )
-        return task.outputs["Output"]
-
-    # real types, not the strings `from __future__ import annotations` would leave for KFP
-    only_quantize.__annotations__ = {
-        "model_uri": str,
-        "examples_uri": str,
-        "blessing_uri": str,
-        "return": str,
-    }
-    only_quantize = dsl.pipeline(only_quantize)
-    run = only_quantize(
-        model_uri=str(model), examples_uri=str(examples), blessing_uri=str(tmp_path / "evaluated")
-    )
-    summary = json.loads(run.output)
-    assert list(summary["variants"]) == ["int8"]
-    assert summary["blessed"] is False  # evaluate's NOT_BLESSED reached the step
-    assert any("evaluate did not bless" in r for r in summary["reasons"])
-    (step,) = tmp_path.glob("only-quantize-*/quantize")
-    report = json.loads((step / "quantized" / "quantization_report.json").read_text())
-    assert (
-        report["blessed"] is False
-        and report["variants"]["int8"]["accuracy"] == (summary["variants"]["int8"]["accuracy"])
-    )
-    assert (step / "blessing" / "NOT_BLESSED").is_file()
-    assert (step / "report").read_text().startswith("# Quantization report")
-    assert '"int8_accuracy"' in (step / "executor_output.json").read_text()  # KFP Metrics
