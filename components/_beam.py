@@ -8,6 +8,11 @@ runner binary at run time (no step may download anything, and offline it only co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from edgeship.components._progress import Progress
+
 LOCAL_RUNNER = "FnApiRunner"  # Beam resolves the short name to its in-process runner
 
 
@@ -24,3 +29,22 @@ def pipeline_options(beam_pipeline_args: list[str] | None):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     return PipelineOptions(beam_args(beam_pipeline_args))
+
+
+def count_progress(step: str, what: str, size: Callable[[Any], int] | None = None) -> Any:
+    """A pass-through Beam step reporting how many ``what`` it has seen so far, through
+    ``edgeship.components._progress`` (a line at most every 30 s). ``size`` counts an element
+    (e.g. the rows of a record batch); by default each element is one. Each worker counts what
+    it sees, so a multi-worker runner reports per worker."""
+    import apache_beam as beam
+
+    class CountProgress(beam.DoFn):
+        def setup(self) -> None:
+            self.progress, self.seen = Progress(step), 0
+
+        def process(self, element: Any):
+            self.seen += size(element) if size else 1
+            self.progress.update(f"{self.seen} {what} so far")
+            yield element
+
+    return beam.ParDo(CountProgress())

@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,8 @@ from edgeship.components._artifacts import split_dir
 from edgeship.errors import InputError
 
 Columns = dict[str, np.ndarray]
+#: Records held to shuffle a split as it streams (a few MB of serialized examples at most).
+SHUFFLE_BUFFER = 10_000
 
 
 def tfrecord_files(examples_dir: str | os.PathLike, split: str) -> list[str]:
@@ -71,18 +75,81 @@ def _tf_reason(err: Exception) -> str:
     return re.sub(r"^\{\{.*?\}\}\s*|\s*\[Op:.*$", "", text, flags=re.S).strip() or str(err)
 
 
-def load_split(
-    examples_dir: str | os.PathLike, split: str, meta: dict[str, Any]
-) -> tuple[Columns, np.ndarray]:
-    """Read a split into columns (one array per feature) and the label vector.
+def feature_spec(meta: dict[str, Any]) -> dict[str, Any]:
+    """``tf.io.parse_example`` features for an Examples artifact: a missing tabular value reads
+    as NaN (float) or "" (string: ingest never writes an empty string, it leaves the value out);
+    window and image features and the label are required."""
+    import tensorflow as tf
 
-    Float features of shape [1] come back as float arrays with NaN where missing; string
-    features as object arrays with None where missing; longer float features as [N, *shape].
+    spec = {meta["label_feature"]: tf.io.FixedLenFeature([], tf.int64)}
+    for feature in meta["features"]:
+        size = int(np.prod(feature["shape"]))
+        if feature["dtype"] == "string":
+            spec[feature["name"]] = tf.io.FixedLenFeature([], tf.string, default_value="")
+        elif size == 1:
+            spec[feature["name"]] = tf.io.FixedLenFeature([], tf.float32, default_value=math.nan)
+        else:
+            spec[feature["name"]] = tf.io.FixedLenFeature([size], tf.float32)
+    return spec
+
+
+def iter_batches(
+    examples_dir: str | os.PathLike,
+    split: str,
+    meta: dict[str, Any],
+    batch_size: int = 1024,
+    *,
+    shuffle_seed: int | None = None,
+    limit: int | None = None,
+) -> Iterator[tuple[Columns, np.ndarray]]:
+    """Stream a split as ``(columns, labels)`` batches: memory holds one batch, whatever the
+    split's size. TensorFlow reads and parses the records (``tf.data``, vectorised), in file
+    order, or shuffled through a bounded buffer when ``shuffle_seed`` is given. ``limit`` stops
+    after that many examples.
+
+    Columns are as :func:`load_split` gives them. A record that cannot be parsed is an
+    InputError naming the file and example (found by :func:`iter_examples`).
     """
+    import tensorflow as tf
+
+    files = tfrecord_files(examples_dir, split)
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if shuffle_seed is not None:
+        records = records.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed)
+    if limit is not None:
+        records = records.take(limit)
+    spec = feature_spec(meta)
+    parsed = records.batch(batch_size).map(
+        lambda batch: tf.io.parse_example(batch, spec), num_parallel_calls=tf.data.AUTOTUNE
+    ).prefetch(2)
+    try:
+        for batch in parsed.as_numpy_iterator():
+            yield _columns(batch, meta), batch[meta["label_feature"]].astype(np.int64)
+    except (tf.errors.OpError, UnicodeDecodeError) as err:  # TF's message may quote raw bytes
+        _diagnose(examples_dir, split, meta)  # raises the precise error where it can
+        reason = _tf_reason(err) if isinstance(err, tf.errors.OpError) else "undecodable data"
+        raise InputError(f"{examples_dir} split {split}: cannot read the examples ({reason})") \
+            from None
+
+
+def _columns(batch: dict[str, np.ndarray], meta: dict[str, Any]) -> Columns:
+    columns: Columns = {}
+    for feature in meta["features"]:
+        name, values = feature["name"], batch[feature["name"]]
+        if feature["dtype"] == "string":
+            columns[name] = np.array([v.decode("utf-8") if v else None for v in values],
+                                     dtype=object)
+        else:
+            size = int(np.prod(feature["shape"]))
+            shape = [len(values)] + ([] if size == 1 else list(feature["shape"]))
+            columns[name] = values.astype(np.float32).reshape(shape)
+    return columns
+
+
+def _diagnose(examples_dir: str | os.PathLike, split: str, meta: dict[str, Any]) -> None:
+    """Find the first example TensorFlow could not parse and raise an InputError naming it."""
     features = meta["features"]
     label_key = meta["label_feature"]
-    values: dict[str, list] = {f["name"]: [] for f in features}
-    labels: list[int] = []
     for index, example in enumerate(iter_examples(examples_dir, split)):
         fmap = example.features.feature
         label = fmap[label_key].int64_list.value if label_key in fmap else []
@@ -91,38 +158,90 @@ def load_split(
                 f"{examples_dir} split {split}: label feature '{label_key}' has {len(label)} "
                 f"int64 values in example {index}, expected 1"
             )
-        labels.append(int(label[0]))
         for feature in features:
-            name = feature["name"]
-            if feature["dtype"] == "string":
-                raw = fmap[name].bytes_list.value if name in fmap else []
-                values[name].append(raw[0].decode("utf-8") if raw else None)
-            else:
-                raw = fmap[name].float_list.value if name in fmap else []
-                size = int(np.prod(feature["shape"]))
-                if size == 1:
-                    values[name].append(raw[0] if raw else math.nan)
-                else:
-                    if len(raw) != size:
-                        raise InputError(
-                            f"{examples_dir} split {split}: feature '{name}' has {len(raw)} "
-                            f"values in example {index}, expected {size}"
-                        )
-                    values[name].append(raw)
-    columns: Columns = {}
-    for feature in features:
-        name = feature["name"]
-        if feature["dtype"] == "string":
-            columns[name] = np.array(values[name], dtype=object)
-        else:
-            scalar = int(np.prod(feature["shape"])) == 1
-            shape = [len(values[name])] + ([] if scalar else list(feature["shape"]))
-            columns[name] = np.asarray(values[name], dtype=np.float32).reshape(shape)
-    return columns, np.asarray(labels, dtype=np.int64)
+            name, size = feature["name"], int(np.prod(feature["shape"]))
+            kind = "bytes_list" if feature["dtype"] == "string" else "float_list"
+            have = fmap[name].WhichOneof("kind") if name in fmap else None
+            values = getattr(fmap[name], kind).value if have == kind else []
+            if have not in (None, kind) or len(values) > size or (size > 1 and
+                                                                   len(values) != size):
+                raise InputError(
+                    f"{examples_dir} split {split}: feature '{name}' has {len(values)} "
+                    f"{kind.split('_')[0]} values in example {index}, expected {size}"
+                )
 
 
-def build_encoding(meta: dict[str, Any], train_columns: Columns) -> dict[str, Any]:
-    """Derive the input encoding from the train split (vocabularies, fill values, input shape)."""
+@dataclass(frozen=True)
+class Sample:
+    """A uniform random sample of a split: its columns and labels in the split's order, each
+    example's position in the split, and the split's size."""
+
+    columns: Columns
+    labels: np.ndarray
+    positions: np.ndarray
+    total: int
+
+
+def sample_split(
+    examples_dir: str | os.PathLike, split: str, meta: dict[str, Any], size: int, seed: int
+) -> Sample:
+    """A uniform random sample of ``size`` examples of a split (all of them when it is smaller),
+    streamed: every example draws a seeded random key and the ``size`` smallest keys are kept,
+    so memory holds the sample and one batch."""
+    rng = np.random.default_rng(seed)
+    kept_keys = np.zeros(0)
+    kept_positions = np.zeros(0, dtype=np.int64)
+    kept: list[tuple[Columns, np.ndarray]] = []
+    total = 0
+    for columns, labels in iter_batches(examples_dir, split, meta, batch_size=8192):
+        keys = np.concatenate([kept_keys, rng.random(len(labels))])
+        positions = np.concatenate([kept_positions, total + np.arange(len(labels))])
+        merged = _concat([*kept, (columns, labels)], meta)
+        keep = np.sort(np.argsort(keys, kind="stable")[:size])
+        kept_keys, kept_positions = keys[keep], positions[keep]
+        kept = [(_take(merged[0], keep), merged[1][keep])]
+        total += len(labels)
+    columns, labels = _concat(kept, meta)
+    return Sample(columns, labels, kept_positions, total)
+
+
+def _take(columns: Columns, rows: np.ndarray) -> Columns:
+    return {name: values[rows] for name, values in columns.items()}
+
+
+def _concat(parts: list[tuple[Columns, np.ndarray]], meta: dict[str, Any]
+            ) -> tuple[Columns, np.ndarray]:
+    if not parts:
+        return _empty_columns(meta), np.zeros(0, dtype=np.int64)
+    columns = {name: np.concatenate([p[0][name] for p in parts]) for name in parts[0][0]}
+    return columns, np.concatenate([p[1] for p in parts])
+
+
+def _empty_columns(meta: dict[str, Any]) -> Columns:
+    return {f["name"]: (np.zeros(0, dtype=object) if f["dtype"] == "string" else
+                        np.zeros([0] + ([] if int(np.prod(f["shape"])) == 1 else
+                                        list(f["shape"])), dtype=np.float32))
+            for f in meta["features"]}
+
+
+def load_split(
+    examples_dir: str | os.PathLike, split: str, meta: dict[str, Any]
+) -> tuple[Columns, np.ndarray]:
+    """Read a whole split into columns (one array per feature) and the label vector: for
+    splits that fit in memory; :func:`iter_batches` streams the same, a batch at a time.
+
+    Float features of shape [1] come back as float arrays with NaN where missing; string
+    features as object arrays with None where missing; longer float features as [N, *shape].
+    """
+    return _concat(list(iter_batches(examples_dir, split, meta, batch_size=8192)), meta)
+
+
+def build_encoding(meta: dict[str, Any], train: Columns | Iterable[Columns]) -> dict[str, Any]:
+    """Derive the input encoding from the train split (vocabularies, fill values, input shape).
+
+    ``train`` is the split's columns, or an iterable of column batches (:func:`iter_batches`):
+    the statistics are accumulated batch by batch, so the split never has to fit in memory.
+    """
     kind = meta["kind"]
     features = meta["features"]
     if kind == "image":
@@ -135,19 +254,25 @@ def build_encoding(meta: dict[str, Any], train_columns: Columns) -> dict[str, An
             "columns": [f["name"] for f in features],
             "input_shape": [window, len(features)],
         }
+    vocabs: dict[str, set[str]] = {f["name"]: set() for f in features if f["dtype"] == "string"}
+    moments = {f["name"]: Moments() for f in features if f["dtype"] != "string"}
+    for batch in [train] if isinstance(train, dict) else train:
+        for name, vocab in vocabs.items():
+            vocab.update(v for v in batch[name] if v is not None)
+        for name, moment in moments.items():
+            data = np.asarray(batch[name], dtype=np.float64)
+            moment.add(data[~np.isnan(data)].reshape(-1, 1))
     columns = []
     width = 0
     for feature in features:
         name = feature["name"]
-        data = train_columns[name]
         if feature["dtype"] == "string":
-            vocab = sorted({v for v in data if v is not None})
+            vocab = sorted(vocabs[name])
             columns.append({"name": name, "dtype": "string", "vocab": vocab})
             width += len(vocab)
         else:
-            present = data[~np.isnan(data)]
-            mean = float(present.mean()) if present.size else 0.0
-            std = float(present.std()) if present.size else 0.0
+            mean, std = moments[name].mean_std()
+            mean, std = float(mean[0]), float(std[0])
             columns.append(
                 {"name": name, "dtype": "float", "fill": mean, "mean": mean, "std": std or 1.0}
             )
@@ -155,12 +280,42 @@ def build_encoding(meta: dict[str, Any], train_columns: Columns) -> dict[str, An
     return {"kind": kind, "columns": columns, "input_shape": [width]}
 
 
-def check_labels(where: str, labels: np.ndarray, classes: list[str]) -> None:
-    """Every label must index one of ``classes``; ``where`` names the examples and split."""
+class Moments:
+    """Running count, mean and variance per column of 2-D batches (Chan et al.'s pairwise
+    update, in float64): a split's statistics without holding the split."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: np.ndarray | float = 0.0
+        self.m2: np.ndarray | float = 0.0
+
+    def add(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=np.float64)
+        n = len(rows)
+        if n == 0:
+            return
+        mean = rows.mean(axis=0)
+        m2 = ((rows - mean) ** 2).sum(axis=0)
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * n / total
+        self.m2 = self.m2 + m2 + delta**2 * self.count * n / total
+        self.count = total
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and population standard deviation; zeros for columns that saw no value."""
+        if self.count == 0:
+            return np.zeros(1), np.zeros(1)
+        return np.atleast_1d(self.mean), np.atleast_1d(np.sqrt(self.m2 / self.count))
+
+
+def check_labels(where: str, labels: np.ndarray, classes: list[str], first: int = 0) -> None:
+    """Every label must index one of ``classes``; ``where`` names the examples and split, and
+    ``first`` is the index of ``labels[0]`` in the split (for a streamed batch)."""
     bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
     if bad.size:
         raise InputError(
-            f"{where}: example {bad[0]} has label {labels[bad[0]]}, outside the "
+            f"{where}: example {first + int(bad[0])} has label {labels[bad[0]]}, outside the "
             f"{len(classes)} classes {classes}"
         )
 
@@ -184,6 +339,35 @@ def encode(encoding: dict[str, Any], columns: Columns, where: str = "examples") 
         raise InputError(f"{where}: cannot encode the examples for the model ({err})") from None
 
 
+def encode_tf(encoding: dict[str, Any], features: dict[str, Any]) -> Any:
+    """:func:`encode` as TensorFlow ops, for ``tf.data`` pipelines: the same input tensor from a
+    batch parsed with :func:`feature_spec` (missing floats NaN, missing strings ""), computed
+    in the graph so that training streams without Python in the loop. A test holds the two
+    equal on every kind of data."""
+    import tensorflow as tf
+
+    kind = encoding["kind"]
+    if kind == "image":
+        name = encoding["columns"][0]
+        return tf.reshape(features[name], [-1, *encoding["input_shape"]])
+    if kind == "sensor":
+        return tf.stack([features[name] for name in encoding["columns"]], axis=-1)
+    parts = []
+    for column in encoding["columns"]:
+        data = features[column["name"]]
+        if column["dtype"] == "string":
+            if not column["vocab"]:  # a column with no value in train encodes to nothing
+                continue
+            vocab = tf.constant(column["vocab"], dtype=tf.string)
+            hits = tf.equal(tf.expand_dims(data, -1), tf.expand_dims(vocab, 0))
+            parts.append(tf.cast(hits, tf.float32))  # unseen or missing: all zeros
+        else:
+            filled = tf.where(tf.math.is_nan(data), tf.constant(column["fill"], tf.float32), data)
+            standard = (filled - column.get("mean", 0.0)) / column.get("std", 1.0)
+            parts.append(tf.reshape(tf.cast(standard, tf.float32), [-1, 1]))
+    return tf.concat(parts, axis=1)
+
+
 def _encode(encoding: dict[str, Any], columns: Columns) -> np.ndarray:
     kind = encoding["kind"]
     if kind == "image":
@@ -197,11 +381,12 @@ def _encode(encoding: dict[str, Any], columns: Columns) -> np.ndarray:
         data = columns[column["name"]]
         if column["dtype"] == "string":
             index = {v: i for i, v in enumerate(column["vocab"])}
-            one_hot = np.zeros((len(data), len(column["vocab"])), dtype=np.float32)
-            for row, value in enumerate(data):
-                if value in index:  # unseen categories encode as all zeros
-                    one_hot[row, index[value]] = 1.0
-            parts.append(one_hot)
+            # unseen categories (and missing values) encode as all zeros
+            positions = np.fromiter((index.get(v, -1) for v in data), dtype=np.int64,
+                                    count=len(data))
+            one_hot = np.zeros((len(data), len(column["vocab"]) + 1), dtype=np.float32)
+            one_hot[np.arange(len(data)), positions] = 1.0
+            parts.append(one_hot[:, :-1])
         else:
             filled = np.where(np.isnan(data), column["fill"], data).astype(np.float32)
             # Standardise here, not only in the model: an int8 input has one scale for the whole

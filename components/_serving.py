@@ -44,6 +44,42 @@ def load_serving_fn(model_dir: str | os.PathLike):
     return fn
 
 
+class Predictor:
+    """The float model's ``serving_default``, loaded once and checked, for batch after batch."""
+
+    def __init__(self, model_dir: str | os.PathLike, num_classes: int | None = None):
+        self.fn = load_serving_fn(model_dir)
+        self.path = Path(model_dir) / SERVING_DIR
+        self.input_shape = tuple(self.fn.structured_input_signature[1][INPUT_NAME].shape[1:])
+        self.classes = int(self.fn.structured_outputs[OUTPUT_NAME].shape[-1])
+        if num_classes is not None and self.classes != num_classes:
+            raise InputError(
+                f"{self.path}: '{OUTPUT_NAME}' has {self.classes} values per example, expected "
+                f"{num_classes} (one probability per class)"
+            )
+
+    def __call__(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities [N, num_classes] for encoded inputs ``x``."""
+        import tensorflow as tf
+
+        x = np.asarray(x, dtype=np.float32)
+        expected = self.input_shape
+        if x.ndim != len(expected) + 1 or any(
+            e is not None and e != got for e, got in zip(expected, x.shape[1:], strict=False)
+        ):
+            raise InputError(
+                f"{self.path}: model expects inputs of shape [N, {', '.join(map(str, expected))}]"
+                f", got {list(x.shape)}: the model does not match these examples"
+            )
+        if len(x) == 0:
+            return np.zeros((0, self.classes), dtype=np.float32)
+        parts = [
+            self.fn(**{INPUT_NAME: tf.constant(x[i : i + batch_size])})[OUTPUT_NAME].numpy()
+            for i in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(parts).astype(np.float32)
+
+
 def predict(
     model_dir: str | os.PathLike,
     x: np.ndarray,
@@ -51,29 +87,4 @@ def predict(
     num_classes: int | None = None,
 ) -> np.ndarray:
     """Class probabilities [N, num_classes] of the float model for encoded inputs ``x``."""
-    import tensorflow as tf
-
-    fn = load_serving_fn(model_dir)
-    path = Path(model_dir) / SERVING_DIR
-    x = np.asarray(x, dtype=np.float32)
-    expected = tuple(fn.structured_input_signature[1][INPUT_NAME].shape[1:])
-    if x.ndim != len(expected) + 1 or any(
-        e is not None and e != got for e, got in zip(expected, x.shape[1:], strict=False)
-    ):
-        raise InputError(
-            f"{path}: model expects inputs of shape [N, {', '.join(map(str, expected))}], "
-            f"got {list(x.shape)}: the model does not match these examples"
-        )
-    classes = int(fn.structured_outputs[OUTPUT_NAME].shape[-1])
-    if num_classes is not None and classes != num_classes:
-        raise InputError(
-            f"{path}: '{OUTPUT_NAME}' has {classes} values per example, expected {num_classes} "
-            "(one probability per class)"
-        )
-    if len(x) == 0:
-        return np.zeros((0, classes), dtype=np.float32)
-    parts = [
-        fn(**{INPUT_NAME: tf.constant(x[i : i + batch_size])})[OUTPUT_NAME].numpy()
-        for i in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(parts).astype(np.float32)
+    return Predictor(model_dir, num_classes)(x, batch_size)

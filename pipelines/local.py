@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from edgeship.components import _progress as progress
 from edgeship.errors import ERROR_DIR_ENV, InputError, read_step_errors
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -58,8 +59,9 @@ def new_workdir(base: str | Path = ".edgeship/runs", pipeline: str = "run") -> P
 
 
 class _LogWithProgress(io.TextIOBase):
-    """Everything kfp.local prints goes to the run log; step starts and ends also to ``progress``,
-    so that a person watching a minutes-long run sees where it is."""
+    """Everything kfp.local prints goes to the run log; step starts and ends, and the progress
+    lines long steps print (``edgeship.components._progress``), also to ``progress``, so that a
+    person watching a minutes-long run sees where it is."""
 
     def __init__(self, log: TextIO, progress: TextIO | None) -> None:
         self._log, self._progress, self._pending = log, progress, ""
@@ -70,11 +72,15 @@ class _LogWithProgress(io.TextIOBase):
             self._pending += text
             *lines, self._pending = self._pending.split("\n")
             for line in lines:
-                event = _EVENT.match(_ANSI.sub("", line).strip())
+                line = _ANSI.sub("", line).strip()
+                event = _EVENT.match(line)
+                update = progress.parse(line)
                 if event and event["start"]:
                     print(f"... {event['start']} running", file=self._progress, flush=True)
                 elif event:
                     print(f"... {event['end']} {event['st']}", file=self._progress, flush=True)
+                elif update:
+                    print(f"... {update[0]}: {update[1]}", file=self._progress, flush=True)
         return len(text)
 
     def flush(self) -> None:

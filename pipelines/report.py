@@ -65,6 +65,9 @@ def format_run(result: RunResult) -> str:
         detail = describe(step.summary) if describe and step.summary else ""
         lines.append(f"{step.name:<10} {step.status:<8} {step.seconds:>8.1f}  {detail}")
     lines.append(f"{'total':<10} {'':<8} {total:>8.1f}")
+    for step in result.steps:  # what a step wants the person to know, after the table
+        if step.summary.get("warning"):
+            lines += ["", f"warning from {step.name}: {step.summary['warning']}"]
     quantize = next((s for s in result.steps if s.name == "quantize"), None)
     if quantize and quantize.summary.get("table"):
         lines += ["", "quantized variants:", quantize.summary["table"]]

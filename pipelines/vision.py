@@ -19,7 +19,7 @@ from edgeship.pipelines.cluster import CLUSTER_BUCKET_URL
 @dsl.pipeline(name="edgeship-vision", description="Image folder to a signed int8 model")
 def vision_pipeline(
     data_path: str = "builtin:vision",
-    image_size: int = 16,
+    image_size: int = Ingest.image_size,
     channels: int = Ingest.channels,
     eval_ratio: float = Ingest.eval_ratio,
     max_bad_rows: int = Ingest.max_bad_rows,

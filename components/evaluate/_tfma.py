@@ -131,7 +131,7 @@ def run(batch, config, output_path: str, beam_pipeline_args: list[str]) -> None:
         )
         for spec in config.model_specs
     ]
-    from edgeship.components._beam import pipeline_options
+    from edgeship.components._beam import count_progress, pipeline_options
 
     options = pipeline_options(beam_pipeline_args)
     batches = [
@@ -147,6 +147,7 @@ def run(batch, config, output_path: str, beam_pipeline_args: list[str]) -> None:
         _ = (
             pipeline
             | "Examples" >> beam.Create(batches)
+            | "Progress" >> count_progress("evaluate", "examples", lambda b: b.num_rows)
             | "EvaluateAndWrite"
             >> tfma.ExtractEvaluateAndWriteResults(
                 eval_config=config, eval_shared_model=models, output_path=output_path

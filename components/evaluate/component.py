@@ -19,6 +19,7 @@ def evaluate(
     min_accuracy: float = 0.0,
     max_accuracy_decrease: float = -1.0,
     beam_pipeline_args: list = [],  # noqa: B006 - KFP needs a literal default; never mutated
+    eval_examples: int = 50000,
 ) -> str:
     """Evaluate a model on the eval split with TensorFlow Model Analysis and bless it, or not.
 
@@ -61,6 +62,9 @@ def evaluate(
         beam_pipeline_args: Beam options for the TFMA pipeline; without --runner, Beam's
             in-process FnApiRunner (DirectRunner would first try to download the Prism runner).
             Example: ``["--direct_num_workers=2"]``.
+        eval_examples: Evaluate on a seeded uniform sample of this many eval examples when the
+            split is larger (TFMA's memory and time grow with the examples); 0 evaluates the
+            whole split. The summary states both counts. Example: ``50000``.
 
     Returns:
         The step summary as JSON: ``{"accuracy", "blessed", "reasons", "per_class",

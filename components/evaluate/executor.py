@@ -33,14 +33,16 @@ from edgeship.components._artifacts import (
     write_blessing,
     write_json,
 )
-from edgeship.components._dataset import check_labels, encode, iter_examples, load_split
-from edgeship.components._params import StepParams, is_number, require
+from edgeship.components._dataset import check_labels, encode, iter_examples, sample_split
+from edgeship.components._params import StepParams, is_int, is_number, require
 from edgeship.components.evaluate import _tfma
 from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)
 
 SPLIT = "eval"
+READ_BATCH = 4096
+SAMPLE_SEED = 1
 METRICS_FILE = "metrics.json"
 NO_CHANGE_THRESHOLD = -1.0  # max_accuracy_decrease: KFP has no None for a float parameter
 
@@ -54,6 +56,7 @@ class EvaluateParams(StepParams):
     min_accuracy: float = 0.0
     max_accuracy_decrease: float = NO_CHANGE_THRESHOLD
     beam_pipeline_args: list[str] = field(default_factory=list)
+    eval_examples: int = 50_000
 
     def check(self) -> None:
         require(is_number(self.min_accuracy) and 0.0 <= self.min_accuracy <= 1.0,
@@ -65,6 +68,8 @@ class EvaluateParams(StepParams):
         require(isinstance(self.beam_pipeline_args, list | tuple)
                 and all(isinstance(a, str) for a in self.beam_pipeline_args),
                 "beam_pipeline_args", self.beam_pipeline_args, "a list of Beam options")
+        require(is_int(self.eval_examples) and self.eval_examples >= 0, "eval_examples",
+                self.eval_examples, ">= 0 (0: the whole eval split)")
 
     @property
     def change_threshold(self) -> float | None:
@@ -98,8 +103,13 @@ def run_evaluate(
     model_dirs = {_tfma.CANDIDATE: model_dir}
     if baseline_model_dir:
         model_dirs[_tfma.BASELINE] = baseline_model_dir
-    labels, probabilities = _predictions(examples_dir, meta, model_dirs, slice_feature)
-    slice_values = _slice_values(examples_dir, meta, slice_feature) if slice_feature else None
+    sample, probabilities = _predictions(examples_dir, meta, model_dirs, slice_feature,
+                                         p.eval_examples)
+    labels = sample.labels
+    slice_values = None
+    if slice_feature:
+        every = _slice_values(examples_dir, meta, slice_feature)
+        slice_values = [every[i] for i in sample.positions]
 
     has_baseline = _tfma.BASELINE in model_dirs
     config = _tfma.eval_config(
@@ -116,7 +126,8 @@ def run_evaluate(
         # Without thresholds TFMA reports "missing_thresholds"; like TFX, nothing gates: bless.
         ok, failures = _tfma.read_validation(str(out)) if gated else (True, [])
         reasons = _reasons(ok, failures, candidate, baseline, min_accuracy, max_accuracy_decrease)
-        summary = _summary(candidate, baseline, classes, ok, reasons)
+        summary = _summary(candidate, baseline, classes, ok, reasons) | {
+            "eval_split_examples": sample.total}
         report = {
             **summary,
             "slices": candidate["slices"],
@@ -142,25 +153,30 @@ def run_evaluate(
 
 
 def _predictions(
-    examples_dir: str, meta: dict[str, Any], model_dirs: dict[str, str], slice_feature: str
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Eval labels and each model's class probabilities, after checking every input.
+    examples_dir: str, meta: dict[str, Any], model_dirs: dict[str, str], slice_feature: str,
+    size: int,
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """The eval examples (a seeded uniform sample of ``size`` when the split is larger; 0: all)
+    and each model's class probabilities for them, after checking every input.
 
-    The cheap checks (parameters, metadata, slice feature) run before any model is loaded.
+    The cheap checks (parameters, metadata, slice feature) run before any model is loaded; the
+    split streams, so memory holds the sample, never the split.
     """
     classes = list(meta["classes"])
     model_metas = {name: _model_meta(path, classes) for name, path in model_dirs.items()}
     _check_slice_feature(examples_dir, meta, slice_feature)
-    columns, labels = load_split(examples_dir, SPLIT, meta)
-    if len(labels) == 0:
+    predictors = {name: serving.Predictor(path, len(classes)) for name, path in model_dirs.items()}
+    sample = sample_split(examples_dir, SPLIT, meta, size or 2**62, SAMPLE_SEED)
+    if sample.total == 0:
         raise InputError(f"{examples_dir}: split '{SPLIT}' has no examples to evaluate on")
     where = f"{examples_dir} split '{SPLIT}'"
-    check_labels(where, labels, classes)
-    probabilities = {
-        name: predict(model_dirs[name], encode(mm["encoding"], columns, where), mm)
-        for name, mm in model_metas.items()
-    }
-    return labels, probabilities
+    check_labels(where, sample.labels, classes)
+    probabilities = {}
+    for name, predictor in predictors.items():
+        probabilities[name] = predictor(encode(model_metas[name]["encoding"], sample.columns,
+                                               where), READ_BATCH)
+        _check_finite(model_dirs[name], probabilities[name], 0)
+    return sample, probabilities
 
 
 def kfp_metrics(summary: dict[str, Any]) -> dict[str, float]:
@@ -182,10 +198,14 @@ def kfp_metrics(summary: dict[str, Any]) -> dict[str, float]:
 def predict(model_dir: str, x: np.ndarray, model_meta: dict[str, Any], batch_size: int = 256):
     """Class probabilities [N, num_classes] from the model's ``serving_default`` signature."""
     probs = serving.predict(model_dir, x, batch_size, num_classes=len(model_meta["classes"]))
-    if not np.all(np.isfinite(probs)):
-        row = int(np.flatnonzero(~np.isfinite(probs).all(axis=1))[0])
-        raise InputError(f"{model_dir}: the model's output for eval example {row} is not finite")
+    _check_finite(model_dir, probs, 0)
     return probs
+
+
+def _check_finite(model_dir: str, probs: np.ndarray, first: int) -> None:
+    if not np.all(np.isfinite(probs)):
+        row = first + int(np.flatnonzero(~np.isfinite(probs).all(axis=1))[0])
+        raise InputError(f"{model_dir}: the model's output for eval example {row} is not finite")
 
 
 # --- checks -------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeship.components.ingest._rows import BadRow, Item
@@ -9,6 +11,56 @@ from edgeship.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_FEATURE = "image"
+#: Images are never made larger than this by default: an edge model's cost grows with pixels.
+MAX_IMAGE_SIZE = 64
+#: How many images are opened to choose the size and colour (spread evenly over the folder).
+INSPECTED_IMAGES = 200
+#: A colour image whose channels never differ by more than this (0..255) is grey in effect.
+GREY_TOLERANCE = 8
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The size and colour ingest gives images when not told, and why."""
+
+    size: int
+    size_reason: str
+    channels: int
+    channels_reason: str
+
+
+def inspect(root: Path, images: list[str]) -> Seen:
+    """Choose the square size and the channels from the images themselves: the most common
+    longer side, capped at ``MAX_IMAGE_SIZE``; colour (3) when any image has it, else grey (1).
+    Up to ``INSPECTED_IMAGES`` images, spread evenly over the sorted list, are opened."""
+    import numpy as np
+    from PIL import Image
+
+    step = max(1, len(images) // INSPECTED_IMAGES)
+    sides: Counter[int] = Counter()
+    colour = opened = 0
+    for relative in images[::step][:INSPECTED_IMAGES]:
+        try:
+            with Image.open(root / relative) as image:
+                sides[max(image.size)] += 1
+                opened += 1
+                if image.mode in ("1", "L", "LA", "I", "I;16", "F"):
+                    continue
+                rgb = np.asarray(image.convert("RGB").resize((16, 16)), dtype=np.int16)
+        except Exception:  # noqa: BLE001 - undecodable files are ingest's bad rows, later
+            continue
+        if int(np.abs(np.diff(rgb, axis=2)).max()) > GREY_TOLERANCE:
+            colour += 1
+    if not opened:
+        raise InputError(f"{root}: none of the images could be opened to choose their size")
+    common, count = sides.most_common(1)[0]
+    size = min(common, MAX_IMAGE_SIZE)
+    size_reason = (f"{count} of {opened} inspected images are {common} pixels on their longer "
+                   f"side" + (f", capped at {MAX_IMAGE_SIZE}" if size < common else ""))
+    channels = 3 if colour else 1
+    channels_reason = (f"{colour} of {opened} inspected images have colour" if colour else
+                       f"none of {opened} inspected images has colour")
+    return Seen(size, size_reason, channels, channels_reason)
 
 
 def list_images(root: Path) -> tuple[list[str], list[tuple[str, str]]]:

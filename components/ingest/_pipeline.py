@@ -60,7 +60,7 @@ def run(
     import apache_beam as beam
     from apache_beam.io.filesystem import CompressionTypes
 
-    from edgeship.components._beam import pipeline_options
+    from edgeship.components._beam import count_progress, pipeline_options
 
     for split in SPLITS:
         split_dir(out_dir, split).mkdir(parents=True, exist_ok=True)
@@ -72,6 +72,7 @@ def run(
             | "ClassList" >> beam.combiners.ToList()
             | "SortClasses" >> beam.Map(natural_sorted)
         )
+        items = items | "Progress" >> count_progress("ingest", "examples")
         encoded = items | "EncodeAndSplit" >> beam.Map(
             _encode, classes=beam.pvalue.AsSingleton(classes), eval_ratio=eval_ratio
         )

@@ -16,8 +16,8 @@ def ingest(
     time_column: str = "",
     window: int = 128,
     stride: int = 64,
-    image_size: int = 32,
-    channels: int = 1,
+    image_size: int = 0,
+    channels: int = 0,
     eval_ratio: float = 0.2,
     max_bad_rows: int = 0,
     column_types: dict = {},  # noqa: B006 - KFP needs a literal default; it is never mutated
@@ -42,9 +42,10 @@ def ingest(
             empty keeps file order. Example: "time".
         window: sensor: rows per window; each channel becomes a float feature of this length.
         stride: sensor: rows between the starts of consecutive windows (window/2 = 50% overlap).
-        image_size: image: images are resized to image_size x image_size pixels.
-        channels: image: 1 for grey, 3 for RGB; the feature ``image`` has shape
-            [image_size, image_size, channels] with values 0..255.
+        image_size: image: images are resized to image_size x image_size pixels; 0 takes the
+            most common longer side of the images, at most 64 (16 for ``builtin:vision``).
+        channels: image: 1 for grey, 3 for RGB, 0 for colour when any image has it; the
+            feature ``image`` has shape [image_size, image_size, channels], values 0..255.
         eval_ratio: share of examples (by a stable hash of row content, image path, or group)
             that goes to the eval split. Example: 0.2.
         max_bad_rows: malformed rows (wrong field count, non-number in a numeric column,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +29,10 @@ BUILTIN_PREFIX = "builtin:"
 NAMES = ("sensor", "vision", "tabular")
 KIND = {"sensor": "sensor", "vision": "image", "tabular": "tabular"}
 # Ingest parameters the bundled data needs when the caller leaves them empty.
-DEFAULTS: dict[str, dict[str, str]] = {
+DEFAULTS: dict[str, dict[str, Any]] = {
     "sensor": {"group_column": "machine_id", "time_column": "time"},
-    "image": {},
+    # the 8x8 digits upscaled: the bundled CNN's stem strides by 2 from 16 pixels on
+    "image": {"image_size": 16},
     "tabular": {},
 }
 

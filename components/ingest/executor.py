@@ -54,8 +54,8 @@ class IngestParams(StepParams):
     time_column: str = ""
     window: int = 128
     stride: int = 64
-    image_size: int = 32
-    channels: int = 1
+    image_size: int = 0
+    channels: int = 0
     eval_ratio: float = 0.2
     max_bad_rows: int = 0
     column_types: dict[str, str] = field(default_factory=dict)
@@ -69,9 +69,10 @@ class IngestParams(StepParams):
             require(is_int(self.window) and self.window >= 2, "window", self.window, ">= 2")
             require(is_int(self.stride) and self.stride >= 1, "stride", self.stride, ">= 1")
         if self.kind == "image":
-            require(is_int(self.image_size) and 1 <= self.image_size <= 1024, "image_size",
-                    self.image_size, "between 1 and 1024")
-            require(self.channels in (1, 3), "channels", self.channels, "1 (grey) or 3 (RGB)")
+            require(is_int(self.image_size) and 0 <= self.image_size <= 1024, "image_size",
+                    self.image_size, "between 1 and 1024, or 0 to take it from the images")
+            require(self.channels in (0, 1, 3), "channels", self.channels,
+                    "1 (grey), 3 (RGB), or 0 to take it from the images")
         require(is_int(self.max_bad_rows) and self.max_bad_rows >= 0, "max_bad_rows",
                 self.max_bad_rows, ">= 0")
         require(isinstance(self.column_types, dict), "column_types", self.column_types,
@@ -96,6 +97,7 @@ def run_ingest(
     """
     p = IngestParams.build(params, kind=kind, data_path=data_path, **overrides)
     group_column, time_column = p.group_column, p.time_column
+    image_size, channels = p.image_size, p.channels
     with tempfile.TemporaryDirectory(prefix="edgeship-ingest-") as tmp:
         work = Path(tmp)
         path = Path(data_path)
@@ -104,6 +106,7 @@ def run_ingest(
             defaults = datasets.DEFAULTS[kind]
             group_column = group_column or defaults.get("group_column", "")
             time_column = time_column or defaults.get("time_column", "")
+            image_size = image_size or defaults.get("image_size", 0)
         if kind == "tabular":
             plan = _plan_tabular(path, p.label, p.column_types)
         elif kind == "sensor":
@@ -111,7 +114,7 @@ def run_ingest(
                 path, p.label, group_column, time_column, p.window, p.stride, p.column_types
             )
         else:
-            plan = _plan_images(path, p.image_size, p.channels)
+            plan = _plan_images(path, image_size, channels)
         with atomic_output_dir(output_dir) as out:
             log.info("ingest %s from %s (eval_ratio=%s)", kind, data_path, p.eval_ratio)
             outcome = _pipeline.run(
@@ -275,6 +278,15 @@ def _plan_images(path: Path, image_size: int, channels: int) -> Plan:
     if len(classes) < 2:
         raise InputError(f"{path}: found 1 class folder ('{classes[0]}'); need at least 2")
     root = str(path)
+    chosen = {"image_size": "given", "channels": "given"}
+    if not image_size or not channels:
+        seen = _images.inspect(path, [rel for rel, _ in images])
+        if not image_size:
+            image_size, chosen["image_size"] = seen.size, seen.size_reason
+        if not channels:
+            channels, chosen["channels"] = seen.channels, seen.channels_reason
+        log.info("images: %dx%d, %d channel(s) (%s; %s)", image_size, image_size, channels,
+                 chosen["image_size"], chosen["channels"])
 
     def build(pipeline: Any) -> tuple[Any, Any, Any]:
         import apache_beam as beam
@@ -295,7 +307,8 @@ def _plan_images(path: Path, image_size: int, channels: int) -> Plan:
 
     shape = [image_size, image_size, channels]
     features = [{"name": _images.IMAGE_FEATURE, "dtype": "float", "shape": shape}]
-    return Plan(build, features, {"image_size": image_size, "channels": channels})
+    return Plan(build, features, {"image_size": image_size, "channels": channels,
+                                  "image_shape_from": chosen})
 
 
 def _check_outcome(outcome: _pipeline.Outcome, max_bad_rows: int, source: str, kind: str) -> None:

@@ -48,7 +48,7 @@ def format_table(report: dict[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     verdict = "BLESSED" if report["blessed"] else "NOT_BLESSED"
     lines.append(
-        f"{verdict} on {report['eval_examples']} eval examples: " + "; ".join(report["reasons"])
+        f"{verdict} on {_examples(report)}: " + "; ".join(report["reasons"])
     )
     lines.append(f"Edge TPU: {edgetpu_line(report['edgetpu'])}")
     return "\n".join(lines)
@@ -78,7 +78,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"**{verdict}** — " + "; ".join(report["reasons"]),
         "",
-        f"Measured with the LiteRT interpreter on {report['eval_examples']} eval examples "
+        f"Measured with the LiteRT interpreter on {_examples(report)} "
         f"({report['num_threads']} thread(s), {report['latency_runs']} timed single-example "
         "invokes per variant); deltas against the float SavedModel in the same run.",
         "",
@@ -97,6 +97,7 @@ def markdown(report: dict[str, Any]) -> str:
     if coarse:
         shown = ", ".join(f"{c['feature']} ({c['steps']:.1f} steps)" for c in coarse[:10])
         out += ["", f"int8 input features with too few quantization steps: {shown}."]
+    out += _remedies_markdown(report.get("int8_remedies"))
     edgetpu = report["edgetpu"]
     out += ["", "## Edge TPU", "", edgetpu_line(edgetpu), ""]
     analysis = edgetpu.get("analysis")
@@ -116,6 +117,37 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['op']} | {r['count']} | {r['status']} |" for r in compiler_summary["operators"]
         ]
     return "\n".join(out) + "\n"
+
+
+def _remedies_markdown(remedies: dict[str, Any] | None) -> list[str]:
+    """The int8 diagnosis and every remedy tried, when int8 missed its budget."""
+    if not remedies:
+        return []
+    out = ["", "## int8 diagnosis", "", remedies["diagnosis"]["remedy"] + ".", "",
+           "| layer | int8 range | error (RMS) | error in steps | tensor |",
+           "|---|---|---|---|---|"]
+    out += [f"| {r['layer']} | {r['range']:.4g} | {r['rmse']:.4g} | {r['rmse_per_step']:.2f} "
+            f"| `{r['tensor']}` |" for r in remedies["diagnosis"]["layers"]]
+    out += ["", f"Range clipping, compared on {remedies['held_back_examples']} held-back train "
+            "examples:", "", "| calibration | held-back accuracy |", "|---|---|",
+            f"| plain | {remedies['plain_held_back_accuracy']:.4f} |"]
+    for t in remedies["range_clipping"]:
+        result = f"{t['held_back_accuracy']:.4f}" if "held_back_accuracy" in t else t["error"]
+        out.append(f"| without the {100 * t['share']:.0f}% most extreme | {result} |")
+    applied = remedies["applied"]
+    out += ["", "Applied: " + ("none (no candidate beat plain calibration)." if applied is None
+                               else f"without the {100 * applied:.0f}% most extreme examples."),
+            f"Quantization-aware training: {remedies['quantization_aware_training']}."]
+    return out
+
+
+def _examples(report: dict[str, Any]) -> str:
+    """"500 eval examples", or "20000 of 200000 eval examples (a seeded sample)"."""
+    used = report["eval_examples"]
+    total = report.get("eval_split_examples", used)
+    if used == total:
+        return f"{used} eval examples"
+    return f"{used} of {total} eval examples (a seeded sample)"
 
 
 def _q(q: dict[str, Any]) -> str:

@@ -12,11 +12,14 @@ def train(
     model: Output[Model],
     logs: Output[Artifact],
     epochs: int = 30,
-    batch_size: int = 32,
+    batch_size: int = 0,
     learning_rate: float = 0.003,
     module_file: str = "",
     hyperparameters: dict = {},  # noqa: B006 - KFP needs a literal default; never mutated
     seed: int = 42,
+    min_steps: int = 500,
+    max_steps: int = 10000,
+    label_smoothing: float = 0.1,
 ) -> str:
     """Train a small Keras classifier for edge devices and export it as a SavedModel.
 
@@ -36,8 +39,10 @@ def train(
             and parameter count. Example: ``{"eval_accuracy": 0.97, "family": "conv1d", ...}``.
         logs: Output folder of TensorBoard event files, ``train/`` and ``validation/``
             (open with ``tensorboard --logdir <path>``).
-        epochs: Maximum training epochs (early stopping may end sooner). Example: ``30``.
-        batch_size: Examples per gradient step. Example: ``32``.
+        epochs: Passes over the train split (early stopping may end sooner), held between
+            ``min_steps`` and ``max_steps`` optimisation steps. Example: ``30``.
+        batch_size: Examples per gradient step; 0 fits it to the data: 32 for a few thousand
+            examples or fewer, growing to 512 from 50,000 on. Example: ``0``.
         learning_rate: Adam learning rate. Example: ``0.003``.
         module_file: Path (inside the container) to a Python file defining
             ``build_model(input_shape, num_classes, hyperparameters, normalizer)`` that returns
@@ -48,6 +53,12 @@ def train(
             error. Example: ``{"filters": 16, "blocks": 2}`` for a smaller sensor model.
             With a module file, given to its ``build_model`` instead.
         seed: Seed for weights, shuffling and dropout; the same seed gives the same model.
+        min_steps: At least this many optimisation steps, however few examples; early
+            stopping waits for them. Example: ``500``.
+        max_steps: At most this many steps, however many examples: fewer passes (or part of
+            one) over a large split. Example: ``10000``.
+        label_smoothing: Share of each label spread over the other classes; it keeps the
+            logits in a range an int8 output quantizes well. 0 turns it off. Example: ``0.1``.
 
     Returns:
         The step summary as JSON:

@@ -32,8 +32,9 @@ from edgeship.components._artifacts import (
     read_examples_meta,
     write_json,
 )
-from edgeship.components._dataset import build_encoding, check_labels, encode, load_split
+from edgeship.components._dataset import check_labels, iter_batches
 from edgeship.components._params import StepParams, is_int, is_number, require
+from edgeship.components._progress import Progress, epoch_callback
 from edgeship.components._serving import (  # noqa: F401 - predict and load_serving_fn are public here too
     INPUT_NAME,
     OUTPUT_NAME,
@@ -41,12 +42,23 @@ from edgeship.components._serving import (  # noqa: F401 - predict and load_serv
     load_serving_fn,
     predict,
 )
-from edgeship.components.train import models
+from edgeship.components.train import data, models
 from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)
 
 EARLY_STOP_PATIENCE = 5
+#: Accuracy within this of the commonest class's share is no learning at all.
+NEAR_CHANCE = 0.05
+#: A fall in validation loss smaller than this is no improvement: on a large split the loss
+#: creeps down by crumbs for many epochs that change no prediction.
+EARLY_STOP_MIN_DELTA = 1e-3
+#: Train and eval accuracy in the summary are measured on at most this many examples of each
+#: split (the first, in file order); evaluate measures the whole eval split.
+ACCURACY_EXAMPLES = 100_000
+#: Optimisation steps per call into TensorFlow: small models are otherwise bound by Python's
+#: per-step overhead, not by their arithmetic.
+STEPS_PER_EXECUTION = 16
 
 
 @dataclass(frozen=True)
@@ -54,17 +66,26 @@ class TrainParams(StepParams):
     """Train's parameters (the component's, one for one); see the train README."""
 
     epochs: int = 30
-    batch_size: int = 32
+    batch_size: int = 0
     learning_rate: float = 0.003
     module_file: str = ""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     seed: int = 42
+    min_steps: int = 500
+    max_steps: int = 10_000
+    label_smoothing: float = 0.1
 
     def check(self) -> None:
         require(is_int(self.epochs) and self.epochs >= 1, "epochs", self.epochs,
                 "a positive integer")
-        require(is_int(self.batch_size) and self.batch_size >= 1, "batch_size",
-                self.batch_size, "a positive integer")
+        require(is_int(self.batch_size) and self.batch_size >= 0, "batch_size",
+                self.batch_size, "a positive integer, or 0 to fit the data's size")
+        require(is_int(self.min_steps) and self.min_steps >= 0, "min_steps", self.min_steps,
+                "an integer >= 0")
+        require(is_int(self.max_steps) and self.max_steps >= max(1, self.min_steps),
+                "max_steps", self.max_steps, f"an integer >= min_steps ({self.min_steps})")
+        require(is_number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+                "label_smoothing", self.label_smoothing, "in [0, 1)")
         require(is_number(self.learning_rate) and math.isfinite(self.learning_rate)
                 and self.learning_rate > 0, "learning_rate", self.learning_rate,
                 "a positive number")
@@ -89,47 +110,37 @@ def run_train(
     not taken from the training history.
     """
     p = TrainParams.build(params, **overrides)
-    epochs, batch_size, learning_rate, seed = p.epochs, p.batch_size, p.learning_rate, p.seed
-    module_file, hyperparameters = p.module_file, p.hyperparameters
     meta = _checked_meta(examples_dir)
-    user_build = _load_module_file(module_file) if module_file else None
-    given = _whole_numbers_as_ints(dict(hyperparameters or {}))
+    user_build = _load_module_file(p.module_file) if p.module_file else None
+    given = _whole_numbers_as_ints(dict(p.hyperparameters))
     hp = given if user_build else models.resolve_hyperparameters(meta["kind"], given)
-
-    train_cols, y_train = load_split(examples_dir, "train", meta)
-    eval_cols, y_eval = load_split(examples_dir, "eval", meta)
     classes = meta["classes"]
-    _check_labels(examples_dir, "train", y_train, classes, need_two=True)
-    _check_labels(examples_dir, "eval", y_eval, classes, need_two=False)
-    encoding = build_encoding(meta, train_cols)
-    x_train = _encoded_inputs(examples_dir, "train", encoding, train_cols)
-    x_eval = _encoded_inputs(examples_dir, "eval", encoding, eval_cols)
-    input_shape = tuple(int(d) for d in encoding["input_shape"])
+
+    scanned = data.scan(examples_dir, meta)
+    _check_classes_present(examples_dir, scanned, classes)
+    _check_eval_split(examples_dir, meta, scanned.encoding)
+    plan = data.schedule(scanned.examples, p.epochs, p.batch_size, p.min_steps, p.max_steps)
+    encoding, input_shape = scanned.encoding, scanned.input_shape
 
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(p.seed)
     tf.config.experimental.enable_op_determinism()
-    normalizer = models.build_normalizer(x_train)
+    normalizer = models.build_normalizer(scanned.input_mean, scanned.input_variance)
     if user_build:
-        model = _user_model(module_file, user_build, input_shape, len(classes), hp, normalizer)
-        family = f"module_file:{Path(module_file).name}"
+        model = _user_model(p.module_file, user_build, input_shape, len(classes), hp, normalizer)
+        family = f"module_file:{Path(p.module_file).name}"
     else:
         model = models.build_model(meta["kind"], input_shape, len(classes), hp, normalizer)
         family = models.FAMILIES[meta["kind"]]
-    log.info(
-        "training %s (%d parameters) on %d examples", family, model.count_params(), len(x_train)
-    )
+    log.info("training %s (%d parameters) on %d examples: %s", family, model.count_params(),
+             scanned.examples, plan)
 
     with atomic_output_dir(model_dir) as out, _optional_atomic(logs_dir) as logs:
-        history = _fit(
-            model, x_train, y_train, x_eval, y_eval, epochs, batch_size, learning_rate, logs
-        )
+        history = _fit(model, examples_dir, meta, encoding, plan, p, logs)
         _export(model, out / SERVING_DIR, input_shape, len(classes))
-        train_accuracy, eval_accuracy = _exported_accuracies(
-            out, len(classes), (x_train, y_train), (x_eval, y_eval)
-        )
+        accuracy = _exported_accuracies(out, examples_dir, meta, encoding)
         model_meta = {
             "kind": meta["kind"],
             "classes": list(classes),
@@ -140,13 +151,24 @@ def run_train(
             "num_classes": len(classes),
             "family": family,
             "hyperparameters": hp,
-            "seed": seed,
-            "train_accuracy": train_accuracy,
-            "eval_accuracy": eval_accuracy,
+            "seed": p.seed,
+            "train_examples": scanned.examples,
+            "schedule": {"batch_size": plan.batch_size, "steps_per_epoch": plan.steps_per_epoch,
+                         "passes_per_epoch": plan.passes_per_epoch, "max_epochs": plan.epochs,
+                         "min_epochs": plan.min_epochs},
+            "label_smoothing": p.label_smoothing,
+            "train_accuracy": accuracy["train"][0],
+            "eval_accuracy": accuracy["eval"][0],
+            "accuracy_examples": {split: n for split, (_, n) in accuracy.items()},
             "epochs_run": len(history.epoch),
+            "steps_run": len(history.epoch) * plan.steps_per_epoch,
             "parameters": int(model.count_params()),
         }
+        model_meta["warning"] = _near_chance(model_meta, scanned, classes, meta["kind"])
         write_json(out / MODEL_META, model_meta)
+    train_accuracy, eval_accuracy = model_meta["train_accuracy"], model_meta["eval_accuracy"]
+    if model_meta["warning"]:
+        log.warning("%s", model_meta["warning"])
     log.info(
         "train accuracy %.3f, eval accuracy %.3f after %d epochs",
         train_accuracy,
@@ -159,6 +181,7 @@ def run_train(
         "epochs": model_meta["epochs_run"],
         "parameters": model_meta["parameters"],
         "model": str(model_dir),
+        "warning": model_meta["warning"],
     }
 
 
@@ -176,31 +199,48 @@ def _checked_meta(examples_dir: str) -> dict[str, Any]:
     return meta
 
 
-def _check_labels(
-    examples_dir: str, split: str, labels: np.ndarray, classes: list[str], need_two: bool
-) -> None:
-    where = f"{examples_dir} split '{split}'"
-    if labels.size == 0:
+def _near_chance(model_meta: dict[str, Any], scanned: data.TrainData, classes: list[str],
+                 kind: str) -> str:
+    """A warning when the model is no better than always answering the commonest class: it
+    learnt nothing, and saying so here beats a silent NOT BLESSED further down."""
+    majority = scanned.class_counts.max() / scanned.examples
+    best = max(model_meta["train_accuracy"], model_meta["eval_accuracy"])
+    if best >= majority + NEAR_CHANCE:
+        return ""
+    hints = ["a higher learning_rate or more min_steps", "labels that match the data"]
+    if kind == "image":
+        hints.insert(0, "image_size and channels that keep what tells the classes apart "
+                        "(by default both come from the images)")
+    train, held = model_meta["train_accuracy"], model_meta["eval_accuracy"]
+    commonest = classes[int(scanned.class_counts.argmax())]
+    return (f"the model learnt nothing: accuracy {best:.1%} (train {train:.1%}, eval "
+            f"{held:.1%}) is within {NEAR_CHANCE:.0%} of always answering '{commonest}' "
+            f"({majority:.1%}); try {', '.join(hints)}")
+
+
+def _check_classes_present(examples_dir: str, scanned: data.TrainData, classes: list[str]) -> None:
+    where = f"{examples_dir} split 'train'"
+    if scanned.examples == 0:
         raise InputError(f"{where}: no examples")
-    check_labels(where, labels, classes)
-    present = np.unique(labels)
-    if need_two and present.size < 2:
+    present = np.flatnonzero(scanned.class_counts)
+    if present.size < 2:
         raise InputError(
             f"{where}: every example has class '{classes[present[0]]}'; "
             "training needs at least 2 classes"
         )
 
 
-def _encoded_inputs(examples_dir: str, split: str, encoding: dict, columns) -> np.ndarray:
-    """The split encoded as model inputs; NaN/inf in image or sensor inputs is an error (tabular
-    gaps are filled by the encoding)."""
-    where = f"{examples_dir} split '{split}'"
-    x = encode(encoding, columns, where)
-    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise InputError(f"{where}: example {row} has NaN or inf values")
-    return x
+def _check_eval_split(examples_dir: str, meta: dict[str, Any], encoding: dict[str, Any]) -> None:
+    """Early stopping and the eval accuracy need eval examples that encode and carry known
+    labels: check them all now, streaming, not after training."""
+    where = f"{examples_dir} split 'eval'"
+    seen = 0
+    for columns, labels in iter_batches(examples_dir, "eval", meta, data.READ_BATCH):
+        data.encoded(encoding, columns, where, seen)
+        check_labels(where, labels, meta["classes"], seen)
+        seen += len(labels)
+    if not seen:
+        raise InputError(f"{where}: no examples")
 
 
 def _whole_numbers_as_ints(value: Any) -> Any:
@@ -281,45 +321,55 @@ def _optional_atomic(path: str):
         yield scratch
 
 
-def _fit(model, x_train, y_train, x_eval, y_eval, epochs, batch_size, learning_rate, logs_dir):
+def _fit(model, examples_dir: str, meta: dict[str, Any], encoding: dict[str, Any],
+         plan: data.Schedule, p: TrainParams, logs_dir):
+    """Fit on the streamed train split; early-stop on the loss over (at most
+    ``data.VALIDATION_EXAMPLES``) eval examples, restoring the best weights, never before
+    ``plan.min_epochs``."""
     import keras
 
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
+        optimizer=keras.optimizers.Adam(p.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=p.label_smoothing),
         metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
     callbacks = [
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=EARLY_STOP_PATIENCE, restore_best_weights=True
-        )
+            monitor="val_loss", patience=EARLY_STOP_PATIENCE, min_delta=EARLY_STOP_MIN_DELTA,
+            restore_best_weights=True, start_from_epoch=plan.min_epochs,
+        ),
+        epoch_callback(Progress("train"), plan.epochs),
     ]
     if logs_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logs_dir)))
-    return model.fit(
-        x_train,
-        y_train,
-        validation_data=(x_eval, y_eval),
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    train = data.dataset(examples_dir, "train", meta, encoding, plan.batch_size, seed=p.seed)
+    if plan.passes_per_epoch > 1:  # a small split: several passes make one epoch
+        train = train.repeat(plan.passes_per_epoch)
+    elif plan.epochs == 1:  # one pass is more than the budget: a partial epoch
+        train = train.take(plan.steps_per_epoch)
+    validation = data.dataset(examples_dir, "eval", meta, encoding, data.READ_BATCH,
+                              limit=data.VALIDATION_EXAMPLES)
+    return model.fit(train, validation_data=validation, epochs=plan.epochs, callbacks=callbacks,
+                     shuffle=False, verbose=0)  # the stream is shuffled already
 
 
-def _exported_accuracies(
-    model_dir: Path, num_classes: int, *splits: tuple[np.ndarray, np.ndarray]
-) -> list[float]:
-    """Accuracy of each (x, y) split, measured on the exported SavedModel (one load): the model
-    later steps and devices get, not the in-memory Keras object."""
-    x = np.concatenate([split[0] for split in splits])
-    predicted = np.argmax(predict(model_dir, x, num_classes=num_classes), axis=1)
-    accuracies, start = [], 0
-    for _, y in splits:
-        accuracies.append(float(np.mean(predicted[start : start + len(y)] == y)))
-        start += len(y)
-    return accuracies
+def _exported_accuracies(model_dir: Path, examples_dir: str, meta: dict[str, Any],
+                         encoding: dict[str, Any]) -> dict[str, tuple[float, int]]:
+    """Accuracy of each split (on its first ``ACCURACY_EXAMPLES`` examples), measured on the
+    exported SavedModel: the model later steps and devices get, not the in-memory Keras
+    object. Returns split -> (accuracy, examples)."""
+    fn = load_serving_fn(model_dir)
+    result = {}
+    for split in ("train", "eval"):
+        correct = total = 0
+        for x, labels in data.dataset(examples_dir, split, meta, encoding, data.READ_BATCH,
+                                      limit=ACCURACY_EXAMPLES, one_hot=False):
+            probs = fn(**{INPUT_NAME: x})[OUTPUT_NAME].numpy()
+            correct += int((probs.argmax(axis=1) == labels.numpy()).sum())
+            total += len(labels)
+        result[split] = (correct / total if total else 0.0, total)
+    return result
 
 
 def _export(model, path: Path, input_shape: tuple[int, ...], num_classes: int) -> None:

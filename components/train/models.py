@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from edgeship.errors import InputError
 
 FAMILIES = {"image": "ds_cnn", "sensor": "conv1d", "tabular": "mlp"}
@@ -62,16 +64,17 @@ def _check_positive_ints(params: dict[str, Any], keys: tuple[str, ...]) -> None:
             )
 
 
-def build_normalizer(train_inputs):
-    """A Normalization layer adapted on the training inputs, per last axis (feature/channel).
+def build_normalizer(mean, variance):
+    """A Normalization layer with the training inputs' mean and variance per last axis
+    (feature/channel), measured by streaming the split (``train.data.scan``).
 
     Constant features (variance 0) are safe: Keras divides by max(std, epsilon).
     """
     import keras
 
-    normalizer = keras.layers.Normalization(axis=-1, name="normalize")
-    normalizer.adapt(train_inputs)
-    return normalizer
+    return keras.layers.Normalization(axis=-1, mean=np.asarray(mean, dtype=np.float32),
+                                      variance=np.asarray(variance, dtype=np.float32),
+                                      name="normalize")
 
 
 def build_model(

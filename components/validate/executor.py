@@ -295,7 +295,7 @@ def _generate_statistics(
     import tensorflow_data_validation as tfdv
     from tfx_bsl.tfxio import tf_example_record
 
-    from edgeship.components._beam import pipeline_options
+    from edgeship.components._beam import count_progress, pipeline_options
 
     options = tfdv.StatsOptions()
     paths = {}
@@ -311,6 +311,8 @@ def _generate_statistics(
                 _ = (
                     pipeline
                     | f"Read[{split}]" >> source.BeamSource(options.desired_batch_size)
+                    | f"Progress[{split}]" >> count_progress(
+                        "validate", f"{split} examples", lambda batch: batch.num_rows)
                     | f"Stats[{split}]" >> tfdv.GenerateStatistics(options)
                     | f"Write[{split}]" >> tfdv.WriteStatisticsToBinaryFile(str(paths[split]))
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeship.components._artifacts import read_examples_meta
@@ -53,3 +54,44 @@ def test_a_record_that_is_not_an_example_is_named(tmp_path: Path) -> None:
     record = examples / "Split-train" / RECORD
     write_tfrecord_gz(record, [b"\xff\xff not a tf.Example"])
     _fails(examples, "train", rf"^{record}: cannot read example 0 of split 'train' \(")
+
+
+def _parsed(examples: Path, split: str, meta: dict) -> dict:
+    """A split as tf.io.parse_example gives it to encode_tf (the training stream's view)."""
+    import tensorflow as tf
+
+    from edgeship.components._dataset import feature_spec, tfrecord_files
+
+    records = tf.data.TFRecordDataset(tfrecord_files(examples, split), compression_type="GZIP")
+    (batch,) = records.batch(10_000).map(lambda r: tf.io.parse_example(r, feature_spec(meta)))
+    return batch
+
+
+@pytest.mark.parametrize("kind", ["tabular", "sensor", "image"])
+def test_the_graph_encoding_equals_the_numpy_one(tmp_path: Path, kind: str) -> None:
+    """Training streams through encode_tf; evaluate, quantize and devices use encode: the two
+    must give the same input tensor, gaps and unseen categories included."""
+    from edgeship.components._dataset import build_encoding, encode, encode_tf
+    from tests.helpers import builders
+
+    if kind == "tabular":
+        features = [{"name": "x", "dtype": "float", "shape": [1]},
+                    {"name": "colour", "dtype": "string", "shape": [1]},
+                    {"name": "never", "dtype": "string", "shape": [1]}]
+        train = [{"x": float(i) * 3.5, "colour": ["red", "blue"][i % 2], "label": i % 2}
+                 for i in range(20)]
+        held = [{"x": None, "colour": "green", "label": 0}, {"x": 2.0, "colour": None, "label": 1},
+                {"x": -1e6, "colour": "red", "label": 0}]
+        examples = write_examples(tmp_path / "ex", kind, features, ["a", "b"],
+                                  {"train": train, "eval": held})
+    else:
+        make = builders.sensor_examples if kind == "sensor" else builders.image_examples
+        examples = make(tmp_path / "ex")
+    meta = read_examples_meta(examples)
+    encoding = build_encoding(meta, load_split(examples, "train", meta)[0])
+    for split in ("train", "eval"):
+        columns, _ = load_split(examples, split, meta)
+        want = encode(encoding, columns)
+        got = encode_tf(encoding, _parsed(examples, split, meta)).numpy()
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

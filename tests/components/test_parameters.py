@@ -164,7 +164,9 @@ def test_a_step_refuses_unknown_and_bad_parameters_before_any_work(tmp_path) -> 
 
     with pytest.raises(InputError, match=r"unknown parameter\(s\) epoch \(known: epochs,"):
         run_train(str(tmp_path / "nope"), str(tmp_path / "out"), epoch=3)
-    with pytest.raises(InputError, match="batch_size: 0, must be a positive integer"):
-        TrainParams(batch_size=0)
+    with pytest.raises(InputError, match="batch_size: -1, must be a positive integer, or 0"):
+        TrainParams(batch_size=-1)
+    with pytest.raises(InputError, match=r"max_steps: 10, must be an integer >= min_steps \(500\)"):
+        TrainParams(max_steps=10)
     assert TrainParams.build(TrainParams(epochs=5), seed=1) == TrainParams(epochs=5, seed=1)
     assert not (tmp_path / "out").exists()

@@ -222,3 +222,33 @@ def tabular_mlp(shape, num_classes, x_train, middle=None):
         x = middle(x)
     x = keras.layers.Dense(16, activation="relu")(x)
     return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+
+
+def photo_folder(root: Path, per_class: int = 60, size: int = 32, seed: int = 0) -> Path:
+    """``root/<class>/*.png``: bright shapes on dark noisy backgrounds, ``size``x``size`` RGB.
+    The classes differ in shape and in colour (of equal brightness): grey pictures of a
+    smaller size lose much of what tells them apart."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    colours = {"circle": (230, 40, 40), "square": (40, 200, 40), "triangle": (60, 60, 255)}
+    for name, colour in colours.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
+            image = Image.fromarray(noise, "RGB")
+            draw = ImageDraw.Draw(image)
+            half = int(rng.integers(size // 6, size // 3))
+            cx, cy = (int(v) for v in rng.integers(half, size - half, size=2))
+            box = (cx - half, cy - half, cx + half, cy + half)
+            shade = tuple(int(min(255, c * rng.uniform(0.8, 1.1))) for c in colour)
+            if name == "circle":
+                draw.ellipse(box, fill=shade)
+            elif name == "square":
+                draw.rectangle(box, fill=shade)
+            else:
+                draw.polygon([(cx, cy - half), (cx - half, cy + half), (cx + half, cy + half)],
+                             fill=shade)
+            image.save(folder / f"{i:03d}.png")
+    return root

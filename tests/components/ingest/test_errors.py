@@ -117,7 +117,7 @@ def test_column_types_must_name_columns_and_types(tmp_path: Path) -> None:
         ({"kind": "audio"}, "kind: 'audio', must be one of tabular, sensor, image"),
         ({"kind": "tabular", "eval_ratio": 1.0}, r"eval_ratio: 1.0, must be between 0 and 1"),
         ({"kind": "sensor", "window": 1}, "window: 1, must be >= 2"),
-        ({"kind": "image", "channels": 4}, r"channels: 4, must be 1 \(grey\) or 3"),
+        ({"kind": "image", "channels": 4}, r"channels: 4, must be 1 \(grey\), 3 \(RGB\), or 0"),
         ({"kind": "tabular", "max_bad_rows": -1}, "max_bad_rows: -1, must be >= 0"),
         ({"kind": "tabular", "windw": 3}, r"unknown parameter\(s\) windw \(known: kind, "),
         ({"kind": "tabular", "data_path": "builtin:audio"}, "unknown bundled dataset"),
