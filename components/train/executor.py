@@ -118,7 +118,7 @@ def run_train(
 
     scanned = data.scan(examples_dir, meta)
     _check_classes_present(examples_dir, scanned, classes)
-    _check_eval_split(examples_dir, meta, scanned.encoding)
+    eval_counts = _check_eval_split(examples_dir, meta, scanned.encoding)
     plan = data.schedule(scanned.examples, p.epochs, p.batch_size, p.min_steps, p.max_steps)
     encoding, input_shape = scanned.encoding, scanned.input_shape
 
@@ -164,7 +164,8 @@ def run_train(
             "steps_run": len(history.epoch) * plan.steps_per_epoch,
             "parameters": int(model.count_params()),
         }
-        model_meta["warning"] = _near_chance(model_meta, scanned, classes, meta["kind"])
+        model_meta["warning"] = _near_chance(model_meta, scanned.class_counts, eval_counts,
+                                             classes, meta["kind"])
         write_json(out / MODEL_META, model_meta)
     train_accuracy, eval_accuracy = model_meta["train_accuracy"], model_meta["eval_accuracy"]
     if model_meta["warning"]:
@@ -199,23 +200,23 @@ def _checked_meta(examples_dir: str) -> dict[str, Any]:
     return meta
 
 
-def _near_chance(model_meta: dict[str, Any], scanned: data.TrainData, classes: list[str],
-                 kind: str) -> str:
-    """A warning when the model is no better than always answering the commonest class: it
-    learnt nothing, and saying so here beats a silent NOT BLESSED further down."""
-    majority = scanned.class_counts.max() / scanned.examples
-    best = max(model_meta["train_accuracy"], model_meta["eval_accuracy"])
-    if best >= majority + NEAR_CHANCE:
+def _near_chance(model_meta: dict[str, Any], train_counts: np.ndarray, eval_counts: np.ndarray,
+                 classes: list[str], kind: str) -> str:
+    """A warning when the model does no better on eval examples than always answering the
+    train split's commonest class would: it learnt nothing that carries over, and saying so
+    here beats a silent NOT BLESSED further down."""
+    commonest = int(train_counts.argmax())
+    majority = eval_counts[commonest] / eval_counts.sum()
+    held = model_meta["eval_accuracy"]
+    if held >= majority + NEAR_CHANCE:
         return ""
     hints = ["a higher learning_rate or more min_steps", "labels that match the data"]
     if kind == "image":
         hints.insert(0, "image_size and channels that keep what tells the classes apart "
                         "(by default both come from the images)")
-    train, held = model_meta["train_accuracy"], model_meta["eval_accuracy"]
-    commonest = classes[int(scanned.class_counts.argmax())]
-    return (f"the model learnt nothing: accuracy {best:.1%} (train {train:.1%}, eval "
-            f"{held:.1%}) is within {NEAR_CHANCE:.0%} of always answering '{commonest}' "
-            f"({majority:.1%}); try {', '.join(hints)}")
+    return (f"the model learnt nothing: eval accuracy {held:.1%} (train "
+            f"{model_meta['train_accuracy']:.1%}) is within {NEAR_CHANCE:.0%} of always "
+            f"answering '{classes[commonest]}' ({majority:.1%}); try {', '.join(hints)}")
 
 
 def _check_classes_present(examples_dir: str, scanned: data.TrainData, classes: list[str]) -> None:
@@ -230,17 +231,21 @@ def _check_classes_present(examples_dir: str, scanned: data.TrainData, classes: 
         )
 
 
-def _check_eval_split(examples_dir: str, meta: dict[str, Any], encoding: dict[str, Any]) -> None:
+def _check_eval_split(examples_dir: str, meta: dict[str, Any], encoding: dict[str, Any]
+                      ) -> np.ndarray:
     """Early stopping and the eval accuracy need eval examples that encode and carry known
-    labels: check them all now, streaming, not after training."""
+    labels: check them all now, streaming, not after training. Returns the class counts."""
     where = f"{examples_dir} split 'eval'"
     seen = 0
+    counts = np.zeros(len(meta["classes"]), dtype=np.int64)
     for columns, labels in iter_batches(examples_dir, "eval", meta, data.READ_BATCH):
         data.encoded(encoding, columns, where, seen)
         check_labels(where, labels, meta["classes"], seen)
+        counts += np.bincount(labels, minlength=len(counts))
         seen += len(labels)
     if not seen:
         raise InputError(f"{where}: no examples")
+    return counts
 
 
 def _whole_numbers_as_ints(value: Any) -> Any:

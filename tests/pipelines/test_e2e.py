@@ -166,3 +166,21 @@ def test_new_data_that_violates_a_curated_schema_stops_the_run(tabular_run, tmp_
     assert error.count("\n") == 0, error
     assert "'site'" in error and "anomal" in error
     assert not list((workdir / "pipeline_root").rglob("model_meta.json")), "nothing was trained"
+
+
+@pytest.mark.slow
+def test_a_photo_folder_with_the_defaults_reaches_the_blessing(tmp_path: Path) -> None:
+    """180 small colour photos, no parameter given: size and colour come from the photos, the
+    schedule gives the few examples enough steps, and the model is blessed and pushed."""
+    from tests.helpers.builders import photo_folder
+
+    photos = photo_folder(tmp_path / "photos")
+    result = edgeship("run", "vision", "--data", str(photos), "--workdir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr + result.stdout[-3000:]
+    lines = step_lines(result.stdout)
+    assert "int8 BLESSED" in lines["quantize"] and "pushed v1" in lines["push"]
+    (meta_path,) = (tmp_path / "run" / "pipeline_root").glob("*/ingest/examples/examples_meta.json")
+    meta = json.loads(meta_path.read_text())
+    assert (meta["image_size"], meta["channels"]) == (32, 3)  # from the photos
+    assert "180 inspected images are 32 pixels" in meta["image_shape_from"]["image_size"]
+    assert "warning from train" not in result.stdout

@@ -189,3 +189,20 @@ def test_module_file_replaces_build_model(examples, tmp_path) -> None:
     # streaming the train split, not weights
     assert summary["parameters"] == (5 * 7 + 7) + (7 * 2 + 2)
     assert summary["eval_accuracy"] >= 0.8
+
+
+def test_a_model_that_learnt_nothing_says_so(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    rows = [{"x": float(rng.normal()), "label": int(rng.random() < 0.7)} for _ in range(300)]
+    features = [{"name": "x", "dtype": "float", "shape": [1]}]
+    examples = builders.write_examples(tmp_path / "ex", "tabular", features, ["rare", "common"],
+                                       {"train": rows[:240], "eval": rows[240:]})
+    summary = run_train(str(examples), str(tmp_path / "model"), min_steps=50, epochs=3)
+    assert summary["warning"].startswith("the model learnt nothing: eval accuracy ")
+    assert "of always answering 'common'" in summary["warning"]
+    meta = json.loads((tmp_path / "model" / MODEL_META).read_text())
+    assert meta["warning"] == summary["warning"]
+
+
+def test_a_model_that_learnt_has_no_warning(trained) -> None:
+    assert all(summary["warning"] == "" for _, _, summary in trained.values())
