@@ -61,8 +61,9 @@ def train(
             logits in a range an int8 output quantizes well. 0 turns it off. Example: ``0.1``.
 
     Returns:
-        The step summary as JSON:
-        ``{"train_accuracy", "eval_accuracy", "epochs", "parameters", "model"}``.
+        The step summary as JSON: ``{"train_accuracy", "eval_accuracy", "epochs",
+        "parameters", "model", "warning"}``; ``warning`` says when the model learnt nothing
+        (eval accuracy within 5 points of always answering the commonest class).
     """
     import json
 

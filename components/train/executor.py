@@ -106,8 +106,9 @@ def run_train(
 
     The parameters are :class:`TrainParams` (or the same names as keywords); ``logs_dir``
     receives TensorBoard logs when given. Returns ``{"train_accuracy", "eval_accuracy",
-    "epochs", "parameters", "model"}``; both accuracies are measured on the exported weights,
-    not taken from the training history.
+    "epochs", "parameters", "model", "warning"}``; both accuracies are measured on the exported
+    weights, not taken from the training history; ``warning`` is "" unless the model learnt
+    nothing that carries over to the eval split.
     """
     p = TrainParams.build(params, **overrides)
     meta = _checked_meta(examples_dir)
