@@ -37,6 +37,8 @@ from edgeship.errors import InputError
 Columns = dict[str, np.ndarray]
 #: Records held to shuffle a split as it streams (a few MB of serialized examples at most).
 SHUFFLE_BUFFER = 10_000
+#: Examples read and parsed at once when a split is streamed.
+READ_BATCH = 4096
 
 
 def tfrecord_files(examples_dir: str | os.PathLike, split: str) -> list[str]:
@@ -97,15 +99,11 @@ def iter_batches(
     examples_dir: str | os.PathLike,
     split: str,
     meta: dict[str, Any],
-    batch_size: int = 1024,
-    *,
-    shuffle_seed: int | None = None,
-    limit: int | None = None,
+    batch_size: int = READ_BATCH,
 ) -> Iterator[tuple[Columns, np.ndarray]]:
-    """Stream a split as ``(columns, labels)`` batches: memory holds one batch, whatever the
-    split's size. TensorFlow reads and parses the records (``tf.data``, vectorised), in file
-    order, or shuffled through a bounded buffer when ``shuffle_seed`` is given. ``limit`` stops
-    after that many examples.
+    """Stream a split as ``(columns, labels)`` batches in file order: memory holds one batch,
+    whatever the split's size. TensorFlow reads and parses the records (``tf.data``,
+    vectorised).
 
     Columns are as :func:`load_split` gives them. A record that cannot be parsed is an
     InputError naming the file and example (found by :func:`iter_examples`).
@@ -114,10 +112,6 @@ def iter_batches(
 
     files = tfrecord_files(examples_dir, split)
     records = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    if shuffle_seed is not None:
-        records = records.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed)
-    if limit is not None:
-        records = records.take(limit)
     spec = feature_spec(meta)
     parsed = records.batch(batch_size).map(
         lambda batch: tf.io.parse_example(batch, spec), num_parallel_calls=tf.data.AUTOTUNE
@@ -189,20 +183,35 @@ def sample_split(
     streamed: every example draws a seeded random key and the ``size`` smallest keys are kept,
     so memory holds the sample and one batch."""
     rng = np.random.default_rng(seed)
-    kept_keys = np.zeros(0)
-    kept_positions = np.zeros(0, dtype=np.int64)
+    keys: list[np.ndarray] = []
+    positions: list[np.ndarray] = []
     kept: list[tuple[Columns, np.ndarray]] = []
-    total = 0
-    for columns, labels in iter_batches(examples_dir, split, meta, batch_size=8192):
-        keys = np.concatenate([kept_keys, rng.random(len(labels))])
-        positions = np.concatenate([kept_positions, total + np.arange(len(labels))])
-        merged = _concat([*kept, (columns, labels)], meta)
-        keep = np.sort(np.argsort(keys, kind="stable")[:size])
-        kept_keys, kept_positions = keys[keep], positions[keep]
-        kept = [(_take(merged[0], keep), merged[1][keep])]
+    held = total = 0
+    for columns, labels in iter_batches(examples_dir, split, meta, batch_size=READ_BATCH):
+        keys.append(rng.random(len(labels)))
+        positions.append(total + np.arange(len(labels)))
+        kept.append((columns, labels))
+        held += len(labels)
         total += len(labels)
+        if held > 2 * size:  # prune now and then: amortised, never quadratic
+            keys, positions, kept, held = _smallest(keys, positions, kept, size, meta)
+    keys, positions, kept, held = _smallest(keys, positions, kept, size, meta)
     columns, labels = _concat(kept, meta)
-    return Sample(columns, labels, kept_positions, total)
+    return Sample(columns, labels, positions[0] if positions else np.zeros(0, np.int64), total)
+
+
+def _smallest(keys: list[np.ndarray], positions: list[np.ndarray],
+              kept: list[tuple[Columns, np.ndarray]], size: int, meta: dict[str, Any]):
+    """Keep the ``size`` examples with the smallest keys, in the split's order."""
+    if not kept:
+        return keys, positions, kept, 0
+    all_keys = np.concatenate(keys)
+    keep = np.arange(len(all_keys))
+    if len(all_keys) > size:
+        keep = np.sort(np.argpartition(all_keys, size)[:size])
+    columns, labels = _concat(kept, meta)
+    return ([all_keys[keep]], [np.concatenate(positions)[keep]],
+            [(_take(columns, keep), labels[keep])], len(keep))
 
 
 def _take(columns: Columns, rows: np.ndarray) -> Columns:
@@ -233,7 +242,7 @@ def load_split(
     Float features of shape [1] come back as float arrays with NaN where missing; string
     features as object arrays with None where missing; longer float features as [N, *shape].
     """
-    return _concat(list(iter_batches(examples_dir, split, meta, batch_size=8192)), meta)
+    return _concat(list(iter_batches(examples_dir, split, meta)), meta)
 
 
 def build_encoding(meta: dict[str, Any], train: Columns | Iterable[Columns]) -> dict[str, Any]:
@@ -309,13 +318,17 @@ class Moments:
         return np.atleast_1d(self.mean), np.atleast_1d(np.sqrt(self.m2 / self.count))
 
 
-def check_labels(where: str, labels: np.ndarray, classes: list[str], first: int = 0) -> None:
-    """Every label must index one of ``classes``; ``where`` names the examples and split, and
-    ``first`` is the index of ``labels[0]`` in the split (for a streamed batch)."""
+def check_labels(where: str, labels: np.ndarray, classes: list[str],
+                 positions: int | np.ndarray = 0) -> None:
+    """Every label must index one of ``classes``; ``where`` names the examples and split.
+    ``positions`` places ``labels`` in the split: the index of the first (a streamed batch), or
+    one index per label (a sample)."""
     bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
     if bad.size:
+        at = int(bad[0])
+        index = at + positions if isinstance(positions, int) else int(positions[at])
         raise InputError(
-            f"{where}: example {first + int(bad[0])} has label {labels[bad[0]]}, outside the "
+            f"{where}: example {index} has label {labels[at]}, outside the "
             f"{len(classes)} classes {classes}"
         )
 

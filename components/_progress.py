@@ -1,9 +1,10 @@
 """Progress of a long step, for the person watching ``edgeship run``.
 
-A step prints ``edgeship-progress: <step>: <text>`` at most every ``INTERVAL`` seconds (and once
-at the end of each phase when asked); the local runner shows those lines on the console while
-the step runs, and ``run.log`` keeps them. Rate-limited at the source, so neither the console
-nor a non-interactive log is flooded, however many epochs or rows a step goes through.
+A step calls :meth:`Progress.update` often (every batch, every few thousand rows) and a line
+``edgeship-progress: <step>: <text>`` is printed when ``INTERVAL`` seconds have passed since the
+last: a running step shows where it is about every 30 seconds, and neither the console nor a
+non-interactive log is flooded, however many epochs or rows it goes through. The local runner
+shows those lines on the console; ``run.log`` keeps them.
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ INTERVAL = 30.0
 class Progress:
     """Rate-limited progress lines of one step."""
 
-    def __init__(self, step: str, every: float = INTERVAL, out: TextIO | None = None,
+    def __init__(self, step: str, every: float | None = None, out: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.step, self.every, self.out, self.clock = step, every, out, clock
+        self.step, self.out, self.clock = step, out, clock
+        self.every = INTERVAL if every is None else every
         self.last = clock()
 
-    def update(self, text: str, force: bool = False) -> bool:
-        """Print ``text`` if ``every`` seconds have passed since the last line (or ``force``);
-        return whether it was printed."""
+    def update(self, text: str | Callable[[], str]) -> bool:
+        """Print ``text`` (or what calling it returns, computed only then) if ``every`` seconds
+        have passed since the last line; return whether it was printed."""
         now = self.clock()
-        if not force and now - self.last < self.every:
+        if now - self.last < self.every:
             return False
+        text = text() if callable(text) else text
         self.last = now
         print(f"{MARKER} {self.step}: {text}", file=self.out or sys.stdout, flush=True)
         return True
@@ -45,16 +48,27 @@ def parse(line: str) -> tuple[str, str] | None:
     return (step, text) if step and text else None
 
 
-def epoch_callback(progress: Progress, epochs: int) -> Any:
-    """A Keras callback reporting "epoch k of n" with the loss and accuracy (Keras imported
-    here, when training starts, not when this module is)."""
+def epoch_callback(progress: Progress, epochs: int, steps_per_epoch: int) -> Any:
+    """A Keras callback reporting the epoch, the step within it, and the loss and accuracy so
+    far (Keras imported here, when training starts, not when this module is)."""
     import keras
 
     class EpochProgress(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            progress.update(lambda: self._line(f"step {batch + 1} of {steps_per_epoch}", logs))
+
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            progress.update(lambda: self._line("done", logs))
+
+        def _line(self, where: str, logs: dict | None) -> str:
             logs = logs or {}
-            numbers = ", ".join(f"{name} {logs[name]:.4f}" for name in
+            numbers = ", ".join(f"{name} {float(logs[name]):.4f}" for name in
                                 ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
-            progress.update(f"epoch {epoch + 1} of at most {epochs}: {numbers}")
+            return f"epoch {self.epoch + 1} of at most {epochs}, {where}: {numbers}"
 
     return EpochProgress()

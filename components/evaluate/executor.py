@@ -33,7 +33,13 @@ from edgeship.components._artifacts import (
     write_blessing,
     write_json,
 )
-from edgeship.components._dataset import check_labels, encode, iter_examples, sample_split
+from edgeship.components._dataset import (
+    READ_BATCH,
+    check_labels,
+    encode,
+    iter_examples,
+    sample_split,
+)
 from edgeship.components._params import StepParams, is_int, is_number, require
 from edgeship.components.evaluate import _tfma
 from edgeship.errors import InputError
@@ -41,7 +47,6 @@ from edgeship.errors import InputError
 log = logging.getLogger(__name__)
 
 SPLIT = "eval"
-READ_BATCH = 4096
 SAMPLE_SEED = 1
 METRICS_FILE = "metrics.json"
 NO_CHANGE_THRESHOLD = -1.0  # max_accuracy_decrease: KFP has no None for a float parameter
@@ -170,12 +175,12 @@ def _predictions(
     if sample.total == 0:
         raise InputError(f"{examples_dir}: split '{SPLIT}' has no examples to evaluate on")
     where = f"{examples_dir} split '{SPLIT}'"
-    check_labels(where, sample.labels, classes)
+    check_labels(where, sample.labels, classes, sample.positions)
     probabilities = {}
     for name, predictor in predictors.items():
         probabilities[name] = predictor(encode(model_metas[name]["encoding"], sample.columns,
                                                where), READ_BATCH)
-        _check_finite(model_dirs[name], probabilities[name], 0)
+        _check_finite(model_dirs[name], probabilities[name], sample.positions)
     return sample, probabilities
 
 
@@ -202,9 +207,12 @@ def predict(model_dir: str, x: np.ndarray, model_meta: dict[str, Any], batch_siz
     return probs
 
 
-def _check_finite(model_dir: str, probs: np.ndarray, first: int) -> None:
+def _check_finite(model_dir: str, probs: np.ndarray, positions: int | np.ndarray) -> None:
+    """Refuse non-finite outputs, naming the example's place in the split (``positions`` as
+    in :func:`check_labels`)."""
     if not np.all(np.isfinite(probs)):
-        row = first + int(np.flatnonzero(~np.isfinite(probs).all(axis=1))[0])
+        at = int(np.flatnonzero(~np.isfinite(probs).all(axis=1))[0])
+        row = at + positions if isinstance(positions, int) else int(positions[at])
         raise InputError(f"{model_dir}: the model's output for eval example {row} is not finite")
 
 

@@ -9,6 +9,7 @@ after the run; unlike runner-specific metrics, that works the same on every runn
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from edgeship.components.ingest._rows import BadRow, Item, in_eval, natural_sort
 from edgeship.components.ingest._tfexample import serialize_example
 
 Build = Callable[[Any], tuple[Any, Any, Any]]  # pipeline -> (items, bad rows, class names)
+#: Groups records are written in (see :func:`mix_bucket`): enough that each holds a few hundred
+#: records of a million-row split, few enough to stay cheap for small ones.
+MIX_BUCKETS = 4096
 
 
 @dataclass
@@ -44,6 +48,15 @@ def route(element: Any) -> Iterator[Any]:
         yield beam.pvalue.TaggedOutput("bad", element)
     else:
         yield element
+
+
+def mix_bucket(record: bytes) -> int:
+    """Which of ``MIX_BUCKETS`` groups a record is written in: a stable hash of its bytes.
+
+    A split is written bucket by bucket, so a file sorted by class or by time comes out mixed:
+    consecutive records come from all over the input, and train's bounded shuffle buffer then
+    sees every class in every stretch of the file. The same data gives the same order."""
+    return int.from_bytes(hashlib.md5(record).digest()[:4], "big") % MIX_BUCKETS
 
 
 def _encode(item: Item, classes: list[str], eval_ratio: float) -> tuple[str, int, bytes]:
@@ -82,7 +95,9 @@ def run(
         for split, examples in zip(SPLITS, by_split, strict=True):
             _ = (
                 examples
-                | f"Records-{split}" >> beam.Map(lambda e: e[2])
+                | f"Mix-{split}" >> beam.Map(lambda e: (mix_bucket(e[2]), e[2]))
+                | f"Buckets-{split}" >> beam.GroupByKey()
+                | f"Records-{split}" >> beam.FlatMap(lambda bucket: bucket[1])
                 | f"Write-{split}"
                 >> beam.io.WriteToTFRecord(
                     str(split_dir(out_dir, split) / "data"),

@@ -32,6 +32,7 @@ from edgeship.components._artifacts import (
 )
 from edgeship.components._dataset import check_labels, encode, sample_split
 from edgeship.components._params import StepParams, is_int, is_number, require
+from edgeship.components._progress import Progress
 from edgeship.components.quantize import edgetpu, inputs, int8, measure
 from edgeship.components.quantize.convert import VARIANTS
 from edgeship.components.quantize.report import (
@@ -54,6 +55,7 @@ CALIBRATION_SEED = 0
 EVAL_SEED = 1
 #: The variant devices run, gated by the blessing and given a self-test for the publisher.
 PUBLISHED_VARIANT = "int8"
+PROGRESS = Progress("quantize")
 
 __all__ = ["QuantizeParams", "run_quantize", "format_table", "VARIANTS"]
 
@@ -155,7 +157,7 @@ def _measure_variant(
     interpreter = litert.load(str(path), num_threads=params.num_threads)
     q_in = litert.input_quantization(interpreter)
     q_out = litert.output_quantization(interpreter)
-    probs = measure.predict(interpreter, x)
+    probs = measure.predict(interpreter, x, PROGRESS, path.stem.removeprefix("model_"))
     pred = probs.argmax(axis=1)
     accuracy = float((pred == labels).mean())
     row = {
@@ -192,8 +194,16 @@ def _int8_remedies(static_dir: str, calibration: np.ndarray,
     held_x, held_labels = held
     sample = x_eval[np.random.default_rng(CALIBRATION_SEED).permutation(len(x_eval))
                     [:int8.DEBUG_EXAMPLES]]
-    diagnosis = int8.diagnose(static_dir, calibration, sample)
+    try:
+        diagnosis = int8.diagnose(static_dir, calibration, sample)
+    except Exception as err:  # noqa: BLE001 - the debugger failing must not hide the verdict
+        diagnosis = {"layers": [], "remedy": f"the diagnosis failed ({type(err).__name__}: "
+                                             f"{' '.join(str(err).split())[:200]})"}
     log.info("int8 diagnosis: %s", diagnosis["remedy"])
+    if len(held_labels) == 0:  # every train example calibrates: nothing to choose on
+        return {"diagnosis": diagnosis, "held_back_examples": 0,
+                "plain_held_back_accuracy": None, "range_clipping": [], "applied": None,
+                "quantization_aware_training": int8.QAT}
 
     def held_back_accuracy(content: bytes) -> float:
         interpreter = litert.load(content, num_threads=p.num_threads)
@@ -210,7 +220,7 @@ def _int8_remedies(static_dir: str, calibration: np.ndarray,
             continue
         tried.append({"share": share, "calibration_examples": int(len(subset)),
                       "held_back_accuracy": held_back_accuracy(contents[share])})
-    best = int8.choose(plain, [t for t in tried if "error" not in t])
+    best = int8.choose(plain, [t for t in tried if "error" not in t], len(held_labels))
     if best is not None:
         (out / variant_file("int8")).write_bytes(contents[best["share"]])
         log.info("int8: calibration without the %.0f%% most extreme examples applied",
@@ -262,6 +272,10 @@ def _remedy_reasons(remedies: dict[str, Any], within: bool) -> list[str]:
     share = remedies["applied"]
     tried = ", ".join(f"{100 * t['share']:.0f}%: {t['held_back_accuracy']:.4f}"
                       for t in remedies["range_clipping"] if "held_back_accuracy" in t)
+    if not remedies["held_back_examples"]:
+        lines = ["int8 range clipping: not tried, every train example calibrates (raise the "
+                 "train split above calibration_examples to leave some to choose on)"]
+        return lines + ([] if within else [f"int8 diagnosis: {remedies['diagnosis']['remedy']}"])
     lines = [
         f"int8 range clipping, by held-back accuracy on {remedies['held_back_examples']} train "
         f"examples (plain {remedies['plain_held_back_accuracy']:.4f}; without the most "
@@ -340,7 +354,7 @@ def run_quantize(
     if len(labels) == 0:
         raise InputError(f"{examples_dir}: eval split has no examples to measure variants on")
     where = f"{examples_dir} split '{EVAL_SPLIT}'"
-    check_labels(where, labels, model_meta["classes"])
+    check_labels(where, labels, model_meta["classes"], sample.positions)
     x_eval = encode(model_meta["encoding"], columns, where)
     loaded, spec = load_serving(
         model_path / SERVING_DIR, model_meta["input_name"], model_meta["output_name"]
@@ -393,6 +407,9 @@ def run_quantize(
             held = (held_back, held_back_labels)
             report["int8_remedies"] = _int8_remedies(static_dir, calibration, held, x_eval, out,
                                                      p)
+            plain = report["variants"]["int8"]  # kept in the report, never hidden
+            report["int8_remedies"]["plain"] = {k: plain[k] for k in (
+                "accuracy", "accuracy_delta_pp", "agreement", "sha256")}
             if report["int8_remedies"]["applied"] is not None:  # measure what is now the model
                 row, self_test = _measure_variant(out / variant_file("int8"), x_eval, labels,
                                                   float_pred, float_accuracy, p)

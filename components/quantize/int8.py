@@ -39,6 +39,8 @@ CLIP_SHARES = (0.01, 0.03, 0.1, 0.2, 0.35)
 #: compared on.
 DEBUG_EXAMPLES = 256
 HELD_BACK_EXAMPLES = 2_000
+#: A candidate must beat plain calibration on held-back examples by more than this.
+MIN_GAIN = 0.002
 WORST_LAYERS = 3
 QAT = ("not applied: tensorflow-model-optimization's quantization-aware training supports only "
        "Keras 2 (tf-keras) models, and edgeship's models are Keras 3")
@@ -114,10 +116,14 @@ def clip_candidates(calibration: np.ndarray) -> list[tuple[float, np.ndarray]]:
     return out
 
 
-def choose(plain: float, tried: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The best candidate by held-back accuracy, if it beats plain calibration there."""
+def choose(plain: float, tried: list[dict[str, Any]], examples: int
+           ) -> dict[str, Any] | None:
+    """The best candidate by held-back accuracy (the smallest share among equals), if it beats
+    plain calibration there by more than noise: ``MIN_GAIN``, and at least two examples of the
+    ``examples`` held back."""
     best = max(tried, key=lambda t: (t["held_back_accuracy"], -t["share"]), default=None)
-    return best if best and best["held_back_accuracy"] > plain else None
+    margin = max(MIN_GAIN, 2 / max(examples, 1))
+    return best if best and best["held_back_accuracy"] > plain + margin else None
 
 
 def _examples(rows: np.ndarray) -> Callable[[], Any]:

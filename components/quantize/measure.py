@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 
 from edgeship import litert
+from edgeship.components._progress import Progress
 
 WARMUP_INVOKES = 10
 
 
-def predict(interpreter: Any, x: np.ndarray) -> np.ndarray:
+def predict(interpreter: Any, x: np.ndarray, progress: Progress | None = None,
+            what: str = "") -> np.ndarray:
     """Invoke once per example (as a device does); real-valued outputs [N, C]."""
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
@@ -27,6 +29,8 @@ def predict(interpreter: Any, x: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(inp["index"], q_in.quantize(row[np.newaxis]))
         interpreter.invoke()
         rows.append(q_out.dequantize(interpreter.get_tensor(out["index"]))[0])
+        if progress:
+            progress.update(lambda: f"measuring {what}: {len(rows)} of {len(x)} examples")
     return np.stack(rows) if rows else np.zeros((0, int(out["shape"][-1])), dtype=np.float32)
 
 

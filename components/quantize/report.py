@@ -128,6 +128,13 @@ def _remedies_markdown(remedies: dict[str, Any] | None) -> list[str]:
            "|---|---|---|---|---|"]
     out += [f"| {r['layer']} | {r['range']:.4g} | {r['rmse']:.4g} | {r['rmse_per_step']:.2f} "
             f"| `{r['tensor']}` |" for r in remedies["diagnosis"]["layers"]]
+    plain = remedies.get("plain")
+    if plain:
+        out += ["", f"Plain calibration, on the eval examples: int8 accuracy "
+                f"{plain['accuracy']:.4f} ({plain['accuracy_delta_pp']:+.2f} pp)."]
+    if not remedies["held_back_examples"]:
+        return out + ["", "Range clipping: not tried, every train example calibrates.",
+                      f"Quantization-aware training: {remedies['quantization_aware_training']}."]
     out += ["", f"Range clipping, compared on {remedies['held_back_examples']} held-back train "
             "examples:", "", "| calibration | held-back accuracy |", "|---|---|",
             f"| plain | {remedies['plain_held_back_accuracy']:.4f} |"]

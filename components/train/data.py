@@ -27,10 +27,9 @@ from edgeship.components._dataset import (
     iter_batches,
     tfrecord_files,
 )
+from edgeship.components._progress import Progress
 from edgeship.errors import InputError
 
-#: The batch a step reads and parses at once, whatever the training batch is.
-READ_BATCH = 4096
 #: Early stopping watches the loss on at most this many eval examples (the first, in file
 #: order): enough to see it stop falling, cheap enough to measure after every epoch.
 VALIDATION_EXAMPLES = 50_000
@@ -60,8 +59,8 @@ MIN_EPOCH_STEPS = 50
 
 
 def auto_batch_size(examples: int) -> int:
-    """About 100 steps per epoch at most sizes: 32 for a few thousand examples or fewer, up to
-    512 from 50,000 on (a power of two in between)."""
+    """About 100 steps per pass at most sizes: 32 for a few thousand examples or fewer, up to
+    512 from about 36,000 on (the power of two nearest examples / 100, in between)."""
     return int(min(512, max(32, 2 ** round(math.log2(max(examples, 1) / 100)))))
 
 
@@ -87,8 +86,9 @@ def schedule(examples: int, epochs: int, batch_size: int, min_steps: int,
     ceiling = max(1, max_steps // per_pass)
     passes = min(max(epochs, floor), ceiling)
     group = max(1, min(passes, math.ceil(MIN_EPOCH_STEPS / per_pass)))
-    return Schedule(batch, per_pass * group, math.ceil(passes / group),
-                    math.ceil(min(floor, passes) / group), group)
+    epochs = max(1, min(math.ceil(passes / group), max_steps // (per_pass * group)))
+    return Schedule(batch, per_pass * group, epochs,
+                    min(math.ceil(min(floor, passes) / group), epochs), group)
 
 
 @dataclass
@@ -106,7 +106,8 @@ class TrainData:
         return int(self.class_counts.sum())
 
 
-def scan(examples_dir: str, meta: dict[str, Any]) -> TrainData:
+def scan(examples_dir: str, meta: dict[str, Any], progress: Progress | None = None
+         ) -> TrainData:
     """Gather the encoding, the encoded inputs' per-feature moments (for the normaliser) and
     the class counts, streaming the train split (twice for tabular data, whose encoding must be
     known before its inputs are)."""
@@ -125,6 +126,8 @@ def scan(examples_dir: str, meta: dict[str, Any]) -> TrainData:
         counts += np.bincount(labels, minlength=len(classes))
         moments.add(x.reshape(-1, x.shape[-1]))
         seen += len(labels)
+        if progress:
+            progress.update(lambda n=seen: f"reading the train split: {n} examples")
     mean, std = moments.mean_std()
     return TrainData(encoding, tuple(int(d) for d in encoding["input_shape"]), counts,
                      mean, std**2)
@@ -132,7 +135,7 @@ def scan(examples_dir: str, meta: dict[str, Any]) -> TrainData:
 
 def dataset(examples_dir: str, split: str, meta: dict[str, Any], encoding: dict[str, Any],
             batch_size: int, *, seed: int | None = None, limit: int | None = None,
-            one_hot: bool = True) -> Any:
+            examples: int | None = None, one_hot: bool = True) -> Any:
     """A ``tf.data.Dataset`` of (inputs, labels) batches streamed from the split's TFRecords:
     read, parsed and encoded (:func:`encode_tf`) in TensorFlow's own threads, with no Python in
     the loop. The labels and inputs were checked by :func:`scan` (and the eval split by the
@@ -140,7 +143,9 @@ def dataset(examples_dir: str, split: str, meta: dict[str, Any], encoding: dict[
 
     With ``seed`` the examples are shuffled through a bounded buffer, in a new order on each
     pass, the same for the same seed. Labels are one-hot (for label smoothing) unless
-    ``one_hot`` is False.
+    ``one_hot`` is False. ``examples``, the split's size when the caller has counted it, gives
+    the stream a known length: Keras then knows where an epoch ends instead of running into
+    the end of the data (and warning that it "ran out of data").
     """
     import tensorflow as tf
 
@@ -160,12 +165,16 @@ def dataset(examples_dir: str, split: str, meta: dict[str, Any], encoding: dict[
         return (encode_tf(encoding, features),
                 tf.one_hot(labels, num_classes) if one_hot else labels)
 
-    return records.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE)
+    batches = records.batch(batch_size)
+    if examples is not None:
+        counted = examples if limit is None else min(examples, limit)
+        batches = batches.apply(
+            tf.data.experimental.assert_cardinality(math.ceil(counted / batch_size)))
+    return batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _batches(examples_dir: str, split: str, meta: dict[str, Any]):
-    return iter_batches(examples_dir, split, meta, READ_BATCH)
+    return iter_batches(examples_dir, split, meta)
 
 
 def encoded(encoding: dict[str, Any], columns: Any, where: str, first: int) -> np.ndarray:

@@ -95,3 +95,33 @@ def test_the_graph_encoding_equals_the_numpy_one(tmp_path: Path, kind: str) -> N
         got = encode_tf(encoding, _parsed(examples, split, meta)).numpy()
         assert got.shape == want.shape and got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_a_streamed_sample_is_uniform_ordered_and_placed(tmp_path: Path) -> None:
+    from edgeship.components._dataset import READ_BATCH, sample_split
+
+    rows = [{"x": float(i), "label": i % 2} for i in range(3 * READ_BATCH + 17)]
+    examples = write_examples(tmp_path / "ex", "tabular", FEATURES, ["a", "b"], {"train": rows})
+    meta = read_examples_meta(examples)
+    values, _ = load_split(examples, "train", meta)
+    sample = sample_split(examples, "train", meta, 500, seed=3)
+    assert sample.total == len(rows) and len(sample.labels) == 500
+    assert np.all(np.diff(sample.positions) > 0)  # in the split's order
+    np.testing.assert_array_equal(sample.columns["x"], values["x"][sample.positions])
+    again = sample_split(examples, "train", meta, 500, seed=3)
+    np.testing.assert_array_equal(again.positions, sample.positions)  # the same seed
+    assert abs(np.mean(sample.positions) / len(rows) - 0.5) < 0.05  # from all over the split
+    whole = sample_split(examples, "train", meta, 10**9, seed=3)
+    assert np.array_equal(whole.positions, np.arange(len(rows)))
+
+
+def test_running_moments_equal_numpy() -> None:
+    from edgeship.components._dataset import Moments
+
+    data = np.random.default_rng(0).normal(5, 3, size=(10_000, 3))
+    moments = Moments()
+    for chunk in np.array_split(data, 7):
+        moments.add(chunk)
+    mean, std = moments.mean_std()
+    np.testing.assert_allclose(mean, data.mean(axis=0))
+    np.testing.assert_allclose(std, data.std(axis=0))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edgeship.components._progress import Progress
 from edgeship.errors import ERROR_DIR_ENV, InputError, step_errors
 from edgeship.pipelines.local import _LogWithProgress, _step_error, _steps
 
@@ -34,6 +35,20 @@ def test_progress_shows_each_step_start_and_end_and_the_log_keeps_everything() -
         "... validate running",
         "... validate FAILURE",
     ]
+
+
+def test_progress_lines_of_a_long_step_reach_the_console() -> None:
+    log, console = io.StringIO(), io.StringIO()
+    sink = _LogWithProgress(log, console)
+    out = io.StringIO()
+    Progress("validate", every=0, out=out).update("120000 examples so far")
+    cut = LOG.index("    edgeship.errors")  # inside the validate step
+    sink.write(LOG[:cut] + "    " + out.getvalue() + LOG[cut:])
+    assert console.getvalue().splitlines()[2:4] == [
+        "... validate running",
+        "... validate: 120000 examples so far",
+    ]
+    assert out.getvalue() in log.getvalue()
 
 
 def test_step_times_come_from_the_log(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from edgeship.components._artifacts import read_examples_meta
-from edgeship.components.ingest._images import list_images
+from edgeship.components.ingest._images import MAX_IMAGE_SIZE, inspect, list_images
 from edgeship.components.ingest._rows import in_eval
 from edgeship.components.ingest.executor import run_ingest
 from edgeship.errors import InputError
@@ -122,3 +122,40 @@ def test_hidden_files_and_folders_inside_a_class_are_skipped(tmp_path: Path) -> 
     Image.new("L", (2, 2)).save(root / "bird" / ".ipynb_checkpoints" / "x.png")
     with pytest.raises(InputError, match=r"pets/bird: class 'bird' has no \.png"):
         list_images(root)
+
+
+# --- size and colour chosen from the images ---------------------------------------------------
+
+
+def _saved(root: Path, name: str, image: Image.Image) -> str:
+    root.mkdir(parents=True, exist_ok=True)
+    image.save(root / name)
+    return name
+
+
+def test_the_commonest_longer_side_is_the_size_and_large_photos_are_capped(tmp_path: Path) -> None:
+    names = [_saved(tmp_path, f"{i}.png", Image.new("RGB", (24, 10 + i), (90, 90, 90)))
+             for i in range(3)] + [_saved(tmp_path, "big.png", Image.new("L", (40, 12)))]
+    seen = inspect(tmp_path, names)
+    assert seen.size == 24 and "3 of 4" in seen.size_reason
+    capped = inspect(tmp_path, [_saved(tmp_path, "huge.png", Image.new("L", (300, 200)))])
+    assert capped.size == MAX_IMAGE_SIZE and "capped" in capped.size_reason
+
+
+def test_colour_only_when_an_image_has_it(tmp_path: Path) -> None:
+    """A photo saved as RGB but grey in effect stays one channel: three would triple the model's
+    input for nothing. A single coloured image makes the folder colour."""
+    grey = [_saved(tmp_path, "l.png", Image.new("L", (8, 8), 30)),
+            _saved(tmp_path, "rgb-grey.png", Image.new("RGB", (8, 8), (77, 77, 80)))]
+    assert inspect(tmp_path, grey).channels == 1
+    red = _saved(tmp_path, "red.png", Image.new("RGB", (8, 8), (200, 20, 20)))
+    seen = inspect(tmp_path, [*grey, red])
+    assert seen.channels == 3 and "1 of 3" in seen.channels_reason
+
+
+def test_undecodable_files_are_left_to_ingest_unless_none_opens(tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    good = _saved(tmp_path, "good.png", Image.new("L", (6, 6)))
+    assert inspect(tmp_path, ["broken.png", good]).size == 6
+    with pytest.raises(InputError, match="none of the images could be opened"):
+        inspect(tmp_path, ["broken.png"])

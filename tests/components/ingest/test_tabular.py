@@ -138,3 +138,17 @@ def test_types_come_from_the_first_rows_and_later_rows_that_contradict_are_bad(
 def _write_plain(path: Path, header: str, rows: list[str]) -> Path:
     path.write_text("\n".join([header, *rows]) + "\n")
     return path
+
+
+def test_a_file_sorted_by_class_is_written_mixed(tmp_path: Path) -> None:
+    """Training shuffles through a bounded buffer; a split written in the input's order would
+    feed it one class at a time from a file sorted by class (or by time)."""
+    lines = ["x,y,label"] + [f"{i * 0.001:.3f},{i % 7},{c}" for c in "abcd" for i in range(500)]
+    source = tmp_path / "sorted.csv"
+    source.write_text("\n".join(lines) + "\n")
+    run_ingest("tabular", str(source), str(tmp_path / "out"))
+    first = [row["label"][0] for row in read_split(tmp_path / "out", "train")[:100]]
+    assert len(set(first)) == 4, first  # every class within the first hundred records
+    again = tmp_path / "again"
+    run_ingest("tabular", str(source), str(again))
+    assert read_split(again, "train") == read_split(tmp_path / "out", "train")  # deterministic

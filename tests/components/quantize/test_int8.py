@@ -81,7 +81,8 @@ def test_range_clipping_is_chosen_on_held_back_data_and_applied(badly_quantizing
     assert remedies["applied"] == best["share"]
     # what is measured, reported and shipped is the remedied model
     int8_row = report["variants"]["int8"]
-    assert int8_row["accuracy"] > 0.6  # plain calibration: below 0.5
+    assert int8_row["accuracy"] > 0.6
+    assert remedies["plain"]["accuracy"] < 0.55  # what it replaced stays in the report
     data = (root / "q" / "model_int8.tflite").read_bytes()
     import hashlib
 
@@ -97,3 +98,14 @@ def test_extremeness_is_robust_to_the_outliers_it_finds() -> None:
     assert set(np.argsort(-score)[:3]) == {97, 98, 99}
     kept = dict(int8.clip_candidates(x))[0.03]
     assert len(kept) == 97 and np.abs(kept).max() < 10
+
+
+def test_a_candidate_must_beat_plain_calibration_by_more_than_noise() -> None:
+    tried = [{"share": 0.01, "held_back_accuracy": 0.9005},
+             {"share": 0.2, "held_back_accuracy": 0.9005}]
+    assert int8.choose(0.9, tried, 2000) is None  # +0.05 pp: one example's worth
+    tried.append({"share": 0.1, "held_back_accuracy": 0.95})
+    assert int8.choose(0.9, tried, 2000)["share"] == 0.1
+    equal = [{"share": 0.2, "held_back_accuracy": 0.95},
+             {"share": 0.03, "held_back_accuracy": 0.95}]
+    assert int8.choose(0.9, equal, 2000)["share"] == 0.03  # the least clipping among equals

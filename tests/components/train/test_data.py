@@ -36,3 +36,14 @@ def test_one_pass_beyond_the_budget_becomes_a_partial_epoch() -> None:
 def test_in_between_the_epochs_asked_for_are_run() -> None:
     plan = schedule(10_000, epochs=30, batch_size=64, min_steps=500, max_steps=20_000)
     assert plan == Schedule(batch_size=64, steps_per_epoch=157, epochs=30, min_epochs=4)
+
+
+def test_the_schedule_stays_within_its_step_budget_at_every_size() -> None:
+    for examples in range(1, 5_000, 7):
+        for min_steps, max_steps in ((0, 100), (50, 100), (500, 10_000), (100, 101)):
+            plan = schedule(examples, epochs=30, batch_size=0, min_steps=min_steps,
+                            max_steps=max_steps)
+            assert plan.steps <= max_steps, (examples, min_steps, max_steps, plan)
+            assert 0 <= plan.min_epochs <= plan.epochs
+            # min_steps is met unless the budget leaves no room for one more epoch
+            assert plan.steps >= min(min_steps, max_steps - plan.steps_per_epoch + 1), plan

@@ -199,10 +199,25 @@ def test_a_model_that_learnt_nothing_says_so(tmp_path) -> None:
                                        {"train": rows[:240], "eval": rows[240:]})
     summary = run_train(str(examples), str(tmp_path / "model"), min_steps=50, epochs=3)
     assert summary["warning"].startswith("the model learnt nothing: eval accuracy ")
-    assert "of always answering 'common'" in summary["warning"]
+    assert "between always answering 'common'" in summary["warning"]
     meta = json.loads((tmp_path / "model" / MODEL_META).read_text())
     assert meta["warning"] == summary["warning"]
 
 
 def test_a_model_that_learnt_has_no_warning(trained) -> None:
     assert all(summary["warning"] == "" for _, _, summary in trained.values())
+
+
+def test_near_chance_is_judged_against_the_class_balance() -> None:
+    from edgeship.components.train.executor import _near_chance
+
+    meta = {"train_accuracy": 0.99, "eval_accuracy": 0.99}
+    rare = (np.array([3, 97]), np.array([3, 97]))  # 97% one class: 99% is a real detector
+    assert _near_chance(meta, *rare, ["fault", "ok"], "tabular") == ""
+    meta = {"train_accuracy": 0.97, "eval_accuracy": 0.97}
+    assert _near_chance(meta, *rare, ["fault", "ok"], "tabular").startswith(
+        "the model learnt nothing")
+    meta = {"train_accuracy": 0.34, "eval_accuracy": 0.34}  # three balanced classes
+    warning = _near_chance(meta, np.array([50, 50, 50]), np.array([9, 9, 8]), list("abc"),
+                           "image")
+    assert "image_size and channels" in warning
