@@ -8,10 +8,14 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: install tools demo test test-fast lint lint-imports lint-manifests compile clean \
 	image kind-load kind-up kind-down kind-e2e
 
+# --compile-bytecode, as pip does by default: every pipeline step is a new process, and without
+# .pyc files each would compile TensorFlow's, TFDV's and TFMA's source again (tens of seconds
+# a step where PYTHONDONTWRITEBYTECODE is set, as on CI machines).
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(UV) pip install --quiet --python $(PY) -c requirements.lock -e '.[pipelines,dev]'
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -c requirements.lock \
+		-e '.[pipelines,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from edgeship.components._progress import Progress
+from edgeship.components import _progress as progress
 
 LOCAL_RUNNER = "FnApiRunner"  # Beam resolves the short name to its in-process runner
 
@@ -32,19 +32,15 @@ def pipeline_options(beam_pipeline_args: list[str] | None):
 
 
 def count_progress(step: str, what: str, size: Callable[[Any], int] | None = None) -> Any:
-    """A pass-through Beam step reporting how many ``what`` it has seen so far, through
-    ``edgeship.components._progress`` (a line at most every 30 s). ``size`` counts an element
-    (e.g. the rows of a record batch); by default each element is one. Each worker counts what
-    it sees, so a multi-worker runner reports per worker."""
+    """A pass-through Beam step adding what passes to the step's count of ``what``
+    (``edgeship.components._progress``: a line at most every 30 s). ``size`` counts an element
+    (e.g. the rows of a record batch); by default each element is one. In-process, every
+    thread adds to one count; a multi-process runner's workers count (and print) each their
+    own."""
     import apache_beam as beam
 
-    class CountProgress(beam.DoFn):
-        def setup(self) -> None:
-            self.progress, self.seen = Progress(step), 0
+    def counted(element: Any) -> Any:
+        progress.of(step).count(what, size(element) if size else 1)
+        return element
 
-        def process(self, element: Any):
-            self.seen += size(element) if size else 1
-            self.progress.update(f"{self.seen} {what} so far")
-            yield element
-
-    return beam.ParDo(CountProgress())
+    return beam.Map(counted)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from edgeship.components._artifacts import split_dir
+from edgeship.components._progress import Progress
 from edgeship.errors import InputError
 
 Columns = dict[str, np.ndarray]
@@ -177,11 +178,16 @@ class Sample:
 
 
 def sample_split(
-    examples_dir: str | os.PathLike, split: str, meta: dict[str, Any], size: int, seed: int
+    examples_dir: str | os.PathLike,
+    split: str,
+    meta: dict[str, Any],
+    size: int,
+    seed: int,
+    progress: Progress | None = None,
 ) -> Sample:
     """A uniform random sample of ``size`` examples of a split (all of them when it is smaller),
     streamed: every example draws a seeded random key and the ``size`` smallest keys are kept,
-    so memory holds the sample and one batch."""
+    so memory holds the sample and one batch. ``progress`` hears how far the read has come."""
     rng = np.random.default_rng(seed)
     keys: list[np.ndarray] = []
     positions: list[np.ndarray] = []
@@ -193,6 +199,8 @@ def sample_split(
         kept.append((columns, labels))
         held += len(labels)
         total += len(labels)
+        if progress:
+            progress.update(f"sampling the {split} split: {total} examples read")
         if held > 2 * size:  # prune now and then: amortised, never quadratic
             keys, positions, kept, held = _smallest(keys, positions, kept, size, meta)
     keys, positions, kept, held = _smallest(keys, positions, kept, size, meta)

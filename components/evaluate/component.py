@@ -72,10 +72,11 @@ def evaluate(
     """
     import json
 
+    from edgeship.components._progress import heartbeat
     from edgeship.components.evaluate.executor import EvaluateParams, kfp_metrics, run_evaluate
     from edgeship.errors import step_errors
 
-    with step_errors("evaluate"):
+    with step_errors("evaluate"), heartbeat("evaluate"):
         params = EvaluateParams.of(locals())
         result = run_evaluate(examples.path, model.path, blessing.path, evaluation.path, params)
     for name, value in kfp_metrics(result).items():

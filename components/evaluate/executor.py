@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.components import _progress
 from edgeship.components import _serving as serving
 from edgeship.components._artifacts import (
     SERVING_DIR,
@@ -171,7 +172,9 @@ def _predictions(
     model_metas = {name: _model_meta(path, classes) for name, path in model_dirs.items()}
     _check_slice_feature(examples_dir, meta, slice_feature)
     predictors = {name: serving.Predictor(path, len(classes)) for name, path in model_dirs.items()}
-    sample = sample_split(examples_dir, SPLIT, meta, size or 2**62, SAMPLE_SEED)
+    sample = sample_split(
+        examples_dir, SPLIT, meta, size or 2**62, SAMPLE_SEED, _progress.of("evaluate")
+    )
     if sample.total == 0:
         raise InputError(f"{examples_dir}: split '{SPLIT}' has no examples to evaluate on")
     where = f"{examples_dir} split '{SPLIT}'"

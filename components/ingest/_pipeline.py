@@ -73,11 +73,13 @@ def run(
     import apache_beam as beam
     from apache_beam.io.filesystem import CompressionTypes
 
+    from edgeship.components import _progress
     from edgeship.components._beam import count_progress, pipeline_options
 
     for split in SPLITS:
         split_dir(out_dir, split).mkdir(parents=True, exist_ok=True)
-    with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
+    options = pipeline_options(pipeline_args)
+    with _progress.scope("ingest"), beam.Pipeline(options=options) as pipeline:
         items, bad, class_names = build(pipeline)
         classes = (
             class_names
@@ -85,7 +87,7 @@ def run(
             | "ClassList" >> beam.combiners.ToList()
             | "SortClasses" >> beam.Map(natural_sorted)
         )
-        items = items | "Progress" >> count_progress("ingest", "examples")
+        items = items | "Progress" >> count_progress("ingest", "examples encoded")
         encoded = items | "EncodeAndSplit" >> beam.Map(
             _encode, classes=beam.pvalue.AsSingleton(classes), eval_ratio=eval_ratio
         )
@@ -98,6 +100,7 @@ def run(
                 | f"Mix-{split}" >> beam.Map(lambda e: (mix_bucket(e[2]), e[2]))
                 | f"Buckets-{split}" >> beam.GroupByKey()
                 | f"Records-{split}" >> beam.FlatMap(lambda bucket: bucket[1])
+                | f"Progress-{split}" >> count_progress("ingest", "examples written")
                 | f"Write-{split}"
                 >> beam.io.WriteToTFRecord(
                     str(split_dir(out_dir, split) / "data"),

@@ -64,11 +64,12 @@ def ingest(
     import json
     import logging
 
+    from edgeship.components._progress import heartbeat
     from edgeship.components.ingest.executor import IngestParams, run_ingest
     from edgeship.errors import step_errors
 
     logging.basicConfig(level=logging.INFO)
-    with step_errors("ingest"):
+    with step_errors("ingest"), heartbeat("ingest"):
         params = IngestParams.of(locals())
         summary = run_ingest(kind, data_path, examples.path, params)
     examples.metadata.update({"kind": kind, "classes": summary["classes"], **summary["rows"]})

@@ -25,6 +25,7 @@ from edgeship.components._artifacts import (
     atomic_output_dir,
     write_json,
 )
+from edgeship.components._beam import count_progress
 from edgeship.components._params import StepParams, is_int, is_number, require
 from edgeship.components.ingest import _csv, _images, _pipeline, _sensor, _tabular, datasets
 from edgeship.components.ingest._rows import BadRow
@@ -185,6 +186,7 @@ def _plan_tabular(path: Path, label: str, column_types: dict[str, str] | None) -
             pipeline
             | "Files" >> beam.Create(sources)
             | "ReadCsv" >> beam.FlatMap(_read_records)
+            | "ReadProgress" >> count_progress("ingest", "rows read")
             | "Spread" >> beam.Reshuffle()
             | "Parse"
             >> beam.FlatMap(
@@ -243,6 +245,7 @@ def _plan_sensor(
             pipeline
             | "Files" >> beam.Create(sources)
             | "ReadCsv" >> beam.FlatMap(_read_records)
+            | "ReadProgress" >> count_progress("ingest", "rows read")
             | "Parse"
             >> beam.FlatMap(
                 lambda r: _pipeline.route(

@@ -63,10 +63,11 @@ def quantize(
     import tempfile
     from pathlib import Path
 
+    from edgeship.components._progress import heartbeat
     from edgeship.components.quantize.executor import REPORT_MD, QuantizeParams, run_quantize
     from edgeship.errors import step_errors
 
-    with step_errors("quantize"), tempfile.TemporaryDirectory() as tmp:
+    with step_errors("quantize"), heartbeat("quantize"), tempfile.TemporaryDirectory() as tmp:
         params = QuantizeParams.of(locals())
         summary = run_quantize(
             model.path,

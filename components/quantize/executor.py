@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgeship import litert
+from edgeship.components import _progress
 from edgeship.components._artifacts import (
     MODEL_META,
     SERVING_DIR,
@@ -32,7 +33,6 @@ from edgeship.components._artifacts import (
 )
 from edgeship.components._dataset import check_labels, encode, sample_split
 from edgeship.components._params import StepParams, is_int, is_number, require
-from edgeship.components._progress import Progress
 from edgeship.components.quantize import edgetpu, inputs, int8, measure
 from edgeship.components.quantize.convert import VARIANTS
 from edgeship.components.quantize.report import (
@@ -55,7 +55,6 @@ CALIBRATION_SEED = 0
 EVAL_SEED = 1
 #: The variant devices run, gated by the blessing and given a self-test for the publisher.
 PUBLISHED_VARIANT = "int8"
-PROGRESS = Progress("quantize")
 
 __all__ = ["QuantizeParams", "run_quantize", "format_table", "VARIANTS"]
 
@@ -105,8 +104,14 @@ def _calibration_set(examples_dir: str, examples_meta: dict, encoding: dict, n: 
     """N train examples to calibrate int8 with, and up to ``int8.HELD_BACK_EXAMPLES`` others
     (with their labels) to choose a remedy on: one seeded uniform sample (streamed), split in
     two, so that the two sets never share an example and every class is likely represented."""
-    sample = sample_split(examples_dir, CALIBRATION_SPLIT, examples_meta,
-                          n + int8.HELD_BACK_EXAMPLES, CALIBRATION_SEED)
+    sample = sample_split(
+        examples_dir,
+        CALIBRATION_SPLIT,
+        examples_meta,
+        n + int8.HELD_BACK_EXAMPLES,
+        CALIBRATION_SEED,
+        _progress.of("quantize"),
+    )
     columns, labels = sample.columns, sample.labels
     if len(labels) == 0:
         raise InputError(
@@ -157,7 +162,9 @@ def _measure_variant(
     interpreter = litert.load(str(path), num_threads=params.num_threads)
     q_in = litert.input_quantization(interpreter)
     q_out = litert.output_quantization(interpreter)
-    probs = measure.predict(interpreter, x, PROGRESS, path.stem.removeprefix("model_"))
+    probs = measure.predict(
+        interpreter, x, _progress.of("quantize"), path.stem.removeprefix("model_")
+    )
     pred = probs.argmax(axis=1)
     accuracy = float((pred == labels).mean())
     row = {
@@ -348,8 +355,14 @@ def run_quantize(
         model_path, ("classes", "encoding", "input_name", "output_name"), examples_meta["classes"]
     )
 
-    sample = sample_split(examples_dir, EVAL_SPLIT, examples_meta, p.eval_examples or 2**62,
-                          EVAL_SEED)
+    sample = sample_split(
+        examples_dir,
+        EVAL_SPLIT,
+        examples_meta,
+        p.eval_examples or 2**62,
+        EVAL_SEED,
+        _progress.of("quantize"),
+    )
     columns, labels, eval_split_examples = sample.columns, sample.labels, sample.total
     if len(labels) == 0:
         raise InputError(f"{examples_dir}: eval split has no examples to measure variants on")

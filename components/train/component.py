@@ -68,10 +68,11 @@ def train(
     """
     import json
 
+    from edgeship.components._progress import heartbeat
     from edgeship.components.train.executor import TrainParams, run_train
     from edgeship.errors import step_errors
 
-    with step_errors("train"):
+    with step_errors("train"), heartbeat("train"):
         params = TrainParams.of(locals())
         result = run_train(examples.path, model.path, params, logs_dir=logs.path)
     model.metadata.update(

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.components import _progress
 from edgeship.components._artifacts import (
     EXAMPLES_META,
     MODEL_META,
@@ -118,7 +119,7 @@ def run_train(
     hp = given if user_build else models.resolve_hyperparameters(meta["kind"], given)
     classes = meta["classes"]
 
-    progress = Progress("train")
+    progress = _progress.of("train")
     scanned = data.scan(examples_dir, meta, progress)
     _check_classes_present(examples_dir, scanned, classes)
     eval_counts = _check_eval_split(examples_dir, meta, scanned.encoding)

@@ -68,6 +68,7 @@ def validate(
     import json
     from pathlib import Path
 
+    from edgeship.components._progress import heartbeat
     from edgeship.components.validate.executor import (
         ValidateParams,
         anomalies_markdown,
@@ -75,7 +76,7 @@ def validate(
     )
     from edgeship.errors import step_errors
 
-    with step_errors("validate"):
+    with step_errors("validate"), heartbeat("validate"):
         params = ValidateParams.of(locals())
         result = run_validate(examples.path, statistics.path, schema.path, anomalies.path, params)
     Path(report.path).parent.mkdir(parents=True, exist_ok=True)

@@ -295,12 +295,14 @@ def _generate_statistics(
     import tensorflow_data_validation as tfdv
     from tfx_bsl.tfxio import tf_example_record
 
+    from edgeship.components import _progress
     from edgeship.components._beam import count_progress, pipeline_options
 
     options = tfdv.StatsOptions()
     paths = {}
     try:
-        with beam.Pipeline(options=pipeline_options(beam_pipeline_args)) as pipeline:
+        beam_options = pipeline_options(beam_pipeline_args)
+        with _progress.scope("validate"), beam.Pipeline(options=beam_options) as pipeline:
             for split, split_files in files.items():
                 folder = split_dir(out_dir, split)
                 folder.mkdir()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import zipfile
+from pathlib import Path
+
+import pytest
 
 from tests.helpers.wheel import package_dirs, uv_install, venv
 
@@ -41,3 +44,17 @@ def test_installed_alone_into_an_empty_venv_it_adds_only_edgeship(wheel, tmp_pat
     out = subprocess.run([python, "-c", "import edgeship; print(edgeship.__version__)"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert out.stdout.strip() == version, out.stderr
+
+
+@pytest.mark.parametrize(
+    "package",
+    ["tensorflow", "tensorflow_data_validation", "tensorflow_model_analysis", "apache_beam"],
+)
+def test_the_installed_stack_carries_its_bytecode(package: str) -> None:
+    """`make install` compiles, as pip does: each pipeline step is a new process, and with no
+    .pyc files (where PYTHONDONTWRITEBYTECODE is set, none is ever written) each one compiled
+    the stack's source again: about 10 s of TensorFlow's and TFMA's imports, every step."""
+    import importlib.util
+
+    origin = importlib.util.find_spec(package).origin
+    assert Path(importlib.util.cache_from_source(origin)).is_file(), f"{package} is not compiled"

@@ -46,7 +46,7 @@ def test_progress_lines_of_a_long_step_reach_the_console() -> None:
     sink.write(LOG[:cut] + "    " + out.getvalue() + LOG[cut:])
     assert console.getvalue().splitlines()[2:4] == [
         "... validate running",
-        "... validate: 120000 examples so far",
+        "... validate: 120000 examples so far (0 s)",
     ]
     assert out.getvalue() in log.getvalue()
 
