@@ -12,11 +12,13 @@ on any failure it keeps the model it has.
     agent.active_model_path()
 
 Public here: :class:`Agent`, :class:`PollResult`, :func:`device_status` (status of a state
-folder, no network) and the fetchers (:class:`FileFetcher`, :class:`CountingFetcher`).
+folder, no network), :class:`TransferLimits` (the download deadlines) and the fetchers
+(:class:`FileFetcher`, :class:`CountingFetcher`).
 """
 
 from edgeship.device.agent import Agent, PollResult
-from edgeship.device.fetcher import CountingFetcher, FileFetcher
+from edgeship.device.fetcher import CountingFetcher, FileFetcher, TransferLimits
 from edgeship.device.state import device_status
 
-__all__ = ["Agent", "CountingFetcher", "FileFetcher", "PollResult", "device_status"]
+__all__ = ["Agent", "CountingFetcher", "FileFetcher", "PollResult", "TransferLimits",
+           "device_status"]

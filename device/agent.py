@@ -37,7 +37,12 @@ from edgeship.contract import (
     target_custom,
 )
 from edgeship.device import selftest
-from edgeship.device.fetcher import fetcher_for, normalize_repo_url
+from edgeship.device.fetcher import (
+    DeadlineFetcher,
+    TransferLimits,
+    fetcher_for,
+    normalize_repo_url,
+)
 from edgeship.device.slots import atomic_write
 from edgeship.device.state import TRUSTED_ROOT_FILE, StateDir, device_status, now_iso
 from edgeship.errors import EdgeshipError, ModelCheckError, OtaError
@@ -48,6 +53,8 @@ log = logging.getLogger(__name__)
 _CONFIG = dict(timestamp_max_length=16 * 1024, snapshot_max_length=1 << 20,
                targets_max_length=4 << 20, root_max_length=256 * 1024)
 MAX_INDEX_BYTES = 1 << 20
+#: Reasons that are faults of the way to the repository, not something the device refused.
+FAULTS = frozenset({"bucket-unreachable", "not-found"})
 
 
 class Refusal(EdgeshipError):
@@ -80,6 +87,11 @@ def classify(exc: BaseException) -> tuple[str, str]:
     # Endless data: a file longer than its signed (or capped) length is cut off, never stored.
     if isinstance(exc, tuf_exc.DownloadLengthMismatchError):
         return "length-exceeded", msg
+    # Slow retrieval: a file, or the whole poll, past its deadline or below the minimum rate.
+    if isinstance(exc, tuf_exc.SlowRetrievalError):
+        return "slow-retrieval", msg
+    if isinstance(exc, tuf_exc.DownloadHTTPError) and exc.status_code in (403, 404, 410):
+        return "not-found", msg
     if isinstance(exc, tuf_exc.DownloadError):
         return "bucket-unreachable", msg
     # Freeze: metadata past its expiry is refused, so an attacker cannot pin an old repository.
@@ -109,11 +121,13 @@ class Agent:
     Safe to construct on every boot; all state lives on disk. Not safe to run two agents on one
     state directory at the same time (the firmware's service manager should ensure that).
     ``fetcher`` replaces how files are downloaded (any python-tuf ``FetcherInterface``, e.g. a
-    :class:`~edgeship.device.fetcher.CountingFetcher` to meter a cellular link)."""
+    :class:`~edgeship.device.fetcher.CountingFetcher` to meter a cellular link); whichever it
+    is, ``limits`` bound how long its downloads may take (``TransferLimits``' defaults suit a
+    slow cellular link)."""
 
     def __init__(self, state_dir: str, repo_url: str, trusted_root: str | None = None,
                  device_id: str = "", hardware: str = "cpu", channel: str = "stable",
-                 model: str | None = None, fetcher=None):
+                 model: str | None = None, fetcher=None, limits: TransferLimits | None = None):
         self.state = StateDir(state_dir)
         self.state_dir = self.state.path
         self.slots = self.state.slots
@@ -122,7 +136,10 @@ class Agent:
         self.hardware = check_name("hardware", hardware)
         self.channel = check_name("channel", channel)
         self.model = check_name("model name", model) if model else None
-        self._fetcher = fetcher if fetcher is not None else fetcher_for(self.repo_url)
+        self.limits = limits or TransferLimits()
+        self._fetcher = DeadlineFetcher(
+            fetcher if fetcher is not None else fetcher_for(self.repo_url, self.limits),
+            self.limits)
         self._trusted_root_src = trusted_root
         os.makedirs(self.state_dir, exist_ok=True)
 
@@ -134,8 +151,12 @@ class Agent:
         """The firmware root, copied into the state dir on first use."""
         kept = self.state.file(TRUSTED_ROOT_FILE)
         if self._trusted_root_src:
-            with open(self._trusted_root_src, "rb") as f:
-                data = f.read()
+            try:
+                with open(self._trusted_root_src, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                raise Refusal("no-trusted-root", f"{self._trusted_root_src}: no such file; "
+                              "pass the root.json shipped with the firmware") from None
             if not os.path.exists(kept):
                 atomic_write(kept, data)
             return data
@@ -183,13 +204,14 @@ class Agent:
             log.warning("poll refused (%s): %s", reason, message)
             if reason == "internal-error":  # a bug: its traceback for whoever debugs it
                 log.debug("internal error during a poll", exc_info=True)
-            result = PollResult(False, "refused" if reason != "bucket-unreachable" else "error",
-                                reason, message)
+            result = PollResult(False, "error" if reason in FAULTS else "refused", reason,
+                                message)
         self.state.record(self.identity, result.as_dict())
         return result
 
     def _poll(self) -> PollResult:
         self.slots.cleanup()  # finish off an interrupted download or switch
+        self._fetcher.start_poll()
         updater = self._updater()
         updater.refresh()
         chosen = self._choose(updater)

@@ -15,10 +15,14 @@ from edgeship.errors import InputError
 
 def _cmd_poll(args: argparse.Namespace) -> int:
     from edgeship.device.agent import Agent
+    from edgeship.device.fetcher import TransferLimits
 
+    limits = TransferLimits(file_seconds=args.file_timeout, poll_seconds=args.poll_timeout,
+                            min_bytes_per_second=args.min_rate, grace_seconds=args.rate_grace,
+                            socket_seconds=args.socket_timeout)
     agent = Agent(args.state_dir, args.repo, trusted_root=args.trusted_root,
                   device_id=args.device_id, hardware=args.hardware, channel=args.channel,
-                  model=args.model)
+                  model=args.model, limits=limits)
     if args.interval is None:
         result = agent.poll_once()
         print(json.dumps(result.as_dict()))
@@ -43,6 +47,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    """Slow-retrieval limits; the defaults (``TransferLimits``) suit a slow cellular link."""
+    from edgeship.device.fetcher import TransferLimits
+
+    d = TransferLimits()
+    g = parser.add_argument_group("transfer limits (past any, the poll ends as slow-retrieval)")
+    g.add_argument("--file-timeout", type=float, default=d.file_seconds, metavar="SECONDS",
+                   help=f"longest one file may take (default {d.file_seconds:g})")
+    g.add_argument("--min-rate", type=float, default=d.min_bytes_per_second, metavar="BYTES_S",
+                   help="lowest average bytes/s of a file after --rate-grace "
+                        f"(default {d.min_bytes_per_second:g})")
+    g.add_argument("--rate-grace", type=float, default=d.grace_seconds, metavar="SECONDS",
+                   help=f"seconds before --min-rate applies (default {d.grace_seconds:g})")
+    g.add_argument("--poll-timeout", type=float, default=d.poll_seconds, metavar="SECONDS",
+                   help=f"longest a poll may spend downloading (default {d.poll_seconds:g})")
+    g.add_argument("--socket-timeout", type=float, default=d.socket_seconds, metavar="SECONDS",
+                   help="longest wait to connect or between two reads "
+                        f"(default {d.socket_seconds:g})")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``device poll`` and ``device status``."""
     device = subparsers.add_parser("device", help="the device agent")
@@ -55,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hardware", default="cpu")
     p.add_argument("--channel", default="stable")
     p.add_argument("--model", help="model name (default: the active one, or the only one)")
+    _add_limits(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--once", action="store_true", help="poll once (default)")
     g.add_argument("--interval", type=float, metavar="SECONDS", help="poll forever")

@@ -189,6 +189,16 @@ def test_status_of_untouched_state_dir(tmp_path):
     assert status["active"] is None and status["last_error"] is None
 
 
+def test_a_missing_trusted_root_is_named(publish, make_agent, tmp_path):
+    publish(1)
+    missing = tmp_path / "firmware" / "root.json"
+    agent = Agent(str(tmp_path / "device"), make_agent().repo_url, trusted_root=str(missing),
+                  device_id="dev-1")
+    result = agent.poll_once()
+    assert (result.ok, result.reason) == (False, "no-trusted-root")
+    assert result.message.startswith(f"{missing}: no such file")
+
+
 def test_an_internal_error_is_a_refusal_code_with_its_traceback_in_the_debug_log(
         make_agent, publish, monkeypatch, caplog):
     """A bug in the agent must not kill the polling loop: the poll ends as `internal-error`,

@@ -229,3 +229,78 @@ def test_disk_full_while_installing_into_slot(v1_device, publish, monkeypatch, m
     _assert_still_v1(v1_device, model_bytes)
     monkeypatch.undo()
     assert v1_device.poll_once().version == 2
+
+
+def test_slow_retrieval_ends_the_poll_and_is_recorded(v1_device, publish, keys_dir, bucket,
+                                                       http_serve, model_bytes):
+    """A bucket that drips timestamp.json one byte at a time kept a poll running for hours,
+    with nothing recorded. Now the poll ends as ``slow-retrieval``, in status.json like any
+    refusal, and the active model is untouched; once the bucket behaves the update goes on."""
+    publish(2, which="b")
+    stop, dripped = threading.Event(), threading.Event()
+
+    class Drip(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):  # noqa: N802 - http.server API
+            if not self.path.endswith("/timestamp.json") or stop.is_set():
+                return super().do_GET()
+            self.send_response(200)
+            self.send_header("Content-Length", "4000")
+            self.end_headers()
+            try:
+                while not stop.is_set():
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    dripped.set()
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    url = http_serve(bucket.root, Drip)
+    assert v1_device.status()["last_error"] is None
+    limits = ["--rate-grace", "0.5", "--min-rate", "1000"]
+    outcome: list[int] = []
+    poll = threading.Thread(
+        target=lambda: outcome.append(main([*_poll_args(v1_device, keys_dir, url), *limits])),
+        daemon=True)
+    poll.start()
+    poll.join(120)
+    assert dripped.is_set() and outcome == [1], "the poll never ended"
+    status = v1_device.status()
+    assert status["last_error"]["reason"] == "slow-retrieval"
+    assert "timestamp.json" in status["last_error"]["message"]
+    _assert_still_v1(v1_device, model_bytes)
+    stop.set()
+    assert main([*_poll_args(v1_device, keys_dir, url), *limits]) == 0
+    assert v1_device.status()["active"]["version"] == 2
+
+
+def test_a_missing_file_is_not_found_and_an_unreachable_bucket_says_why(
+        v1_device, keys_dir, tmp_path, http_serve, bucket):
+    empty = tmp_path / "empty-bucket"
+    empty.mkdir()
+    assert main(_poll_args(v1_device, keys_dir, http_serve(str(empty)))) == 1
+    error = v1_device.status()["last_error"]
+    assert error["reason"] == "not-found" and "timestamp.json: HTTP 404" in error["message"]
+    assert main(_poll_args(v1_device, keys_dir, "http://127.0.0.1:9")) == 1
+    error = v1_device.status()["last_error"]
+    assert error["reason"] == "bucket-unreachable"
+    assert "http://127.0.0.1:9/metadata/" in error["message"]
+    assert "cannot connect" in error["message"]
+
+
+def test_an_io_error_in_the_state_folder_keeps_the_active_model(v1_device, publish, monkeypatch,
+                                                                 model_bytes):
+    publish(2, which="b")
+
+    def failing_fsync(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    result = v1_device.poll_once()
+    assert (result.ok, result.reason) == (False, "io-error")
+    monkeypatch.undo()
+    _assert_still_v1(v1_device, model_bytes)
+    assert v1_device.poll_once().version == 2
