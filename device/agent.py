@@ -23,9 +23,11 @@ import logging
 import os
 import random
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from tuf.api import exceptions as tuf_exc
+from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from edgeship.contract import (
@@ -35,16 +37,19 @@ from edgeship.contract import (
     index_path,
     rollout_covers,
     target_custom,
+    target_path,
 )
 from edgeship.device import selftest
+from edgeship.device.checked import Damaged, kind_of
 from edgeship.device.fetcher import (
     DeadlineFetcher,
     TransferLimits,
     fetcher_for,
     normalize_repo_url,
 )
-from edgeship.device.slots import atomic_write
+from edgeship.device.slots import SLOTS, atomic_write, file_identity, remove
 from edgeship.device.state import TRUSTED_ROOT_FILE, StateDir, device_status, now_iso
+from edgeship.device.trust import SignedCache, Unverifiable
 from edgeship.errors import EdgeshipError, ModelCheckError, OtaError
 
 log = logging.getLogger(__name__)
@@ -79,9 +84,23 @@ class PollResult:
                 "message": self.message, "version": self.version}
 
 
-def classify(exc: BaseException) -> tuple[str, str]:
-    """Map a failure to (reason, message). Each reason names the attack or fault it stops."""
-    msg = f"{type(exc).__name__}: {exc}"
+#: What python-tuf's errors that carry no message mean.
+_SILENT = {
+    "SerializationError": "cannot be re-encoded as canonical JSON to check its signatures "
+                          "(a number where TUF allows only integers, e.g. NaN)",
+    "DeserializationError": "not valid TUF metadata",
+}
+
+
+def classify(exc: BaseException, url: str | None = None) -> tuple[str, str]:
+    """Map a failure to (reason, message). Each reason names the attack or fault it stops.
+    ``url`` is the file the poll requested last, named in the message of python-tuf's
+    refusals (which often name no file, or say nothing at all)."""
+    detail = str(exc) or str(exc.__cause__ or exc.__context__ or "") or _SILENT.get(
+        type(exc).__name__, "no detail")
+    msg = f"{type(exc).__name__}: {detail}"
+    if url and url not in msg and not isinstance(exc, Refusal | OSError):
+        msg += f" (reading {url})"
     if isinstance(exc, Refusal):
         return exc.reason, str(exc)
     # Endless data: a file longer than its signed (or capped) length is cut off, never stored.
@@ -141,6 +160,7 @@ class Agent:
             fetcher if fetcher is not None else fetcher_for(self.repo_url, self.limits),
             self.limits)
         self._trusted_root_src = trusted_root
+        self._repairs: list[str] = []  # what the current poll repaired in the state folder
         os.makedirs(self.state_dir, exist_ok=True)
 
     @property
@@ -148,7 +168,8 @@ class Agent:
         return {"device_id": self.device_id, "hardware": self.hardware, "channel": self.channel}
 
     def _trusted_root(self) -> bytes:
-        """The firmware root, copied into the state dir on first use."""
+        """The firmware root, kept in the state folder (and rewritten whenever it differs from
+        the firmware's, which is the authority) for polls and `device status` without it."""
         kept = self.state.file(TRUSTED_ROOT_FILE)
         if self._trusted_root_src:
             try:
@@ -157,8 +178,11 @@ class Agent:
             except FileNotFoundError:
                 raise Refusal("no-trusted-root", f"{self._trusted_root_src}: no such file; "
                               "pass the root.json shipped with the firmware") from None
-            if not os.path.exists(kept):
-                atomic_write(kept, data)
+            with contextlib.suppress(OSError):  # the firmware's copy is the authority
+                with open(kept, "rb") as f:
+                    if f.read() == data:
+                        return data
+            atomic_write(kept, data)
             return data
         try:
             with open(kept, "rb") as f:
@@ -197,23 +221,33 @@ class Agent:
         """One check for a new model. Never raises for repository, network or disk problems:
         the outcome is returned and written to status.json, and the active model is untouched
         unless a new one passed every check."""
+        self._repairs = []
         try:
             result = self._poll()
         except Exception as e:  # noqa: BLE001 - every failure keeps the current model
-            reason, message = classify(e)
+            reason, message = classify(e, self._fetcher.last_url)
             log.warning("poll refused (%s): %s", reason, message)
             if reason == "internal-error":  # a bug: its traceback for whoever debugs it
                 log.debug("internal error during a poll", exc_info=True)
             result = PollResult(False, "error" if reason in FAULTS else "refused", reason,
                                 message)
-        self.state.record(self.identity, result.as_dict())
+        for repair in self._repairs:
+            log.warning("state repaired: %s", repair)
+        self.state.record(self.identity, result.as_dict(), self._repairs)
         return result
 
     def _poll(self) -> PollResult:
+        self._repairs += [f"{d}: removed" for d in self.state.repair_layout()]
+        self._repairs += self.state.repair_records()
         self.slots.cleanup()  # finish off an interrupted download or switch
         self._fetcher.start_poll()
-        updater = self._updater()
-        updater.refresh()
+        try:
+            updater = self._updater()
+            updater.refresh()
+        except Exception:
+            self._repair_offline()  # the repository is out of reach: what the cache proves
+            raise
+        self._repair_slots(updater.get_targetinfo, lambda: self._index_builds(updater))
         chosen = self._choose(updater)
         if isinstance(chosen, PollResult):
             return chosen
@@ -221,6 +255,106 @@ class Agent:
         self._install(updater, targetinfo, custom)
         return PollResult(True, "updated", None,
                           f"activated {custom['name']} v{custom['version']}", custom["version"])
+
+    # ------------------------------------------------------------------ damaged state
+
+    def _repair_slots(self, signed: Callable[[str], TargetFile | None],
+                      builds: Callable[[], Iterable[tuple[str, int, TargetFile]]]) -> None:
+        """Leave every slot holding a build whose file matches its signed length and sha256,
+        or nothing, and ``active`` naming a slot that holds one: what is damaged is rebuilt
+        from the signed metadata when the file is still a signed build, else removed (the
+        next steps of the poll then install a verified build). Each repair is reported.
+
+        ``signed(path)`` is a target's signed record; ``builds()`` the signed builds this
+        device may run, as (name, version, record): from the repository after a refresh, or
+        from the TUF cache alone when the repository is out of reach."""
+        for slot in SLOTS:
+            problem = self._slot_problem(signed, slot)
+            if problem is None:
+                continue
+            rebuilt = self._rebuild_meta(builds, slot)
+            if rebuilt is None:
+                self.slots.empty(slot)
+            self._repairs.append(f"{problem}; " + (
+                f"meta.json rebuilt from the signed metadata of {rebuilt}" if rebuilt
+                else "slot emptied"))
+        pointer = self.slots.read_pointer()
+        holding = [s for s in SLOTS if self.slots.meta(s)]
+        if pointer in holding or (pointer is None and not holding):
+            return
+        if holding:
+            best = max(holding, key=lambda s: self.slots.meta(s)["version"])  # type: ignore
+            self.slots.activate(best)
+            self._repairs.append(f"active: {_what(pointer)}; now slot {best}")
+        else:
+            remove(self.slots.pointer)
+            self._repairs.append(f"active: {_what(pointer)}; removed (no slot holds a model)")
+
+    def _repair_offline(self) -> None:
+        """Repair the slots from the TUF cache when no refresh was possible, so that a device
+        offline keeps (or regains) a model it can prove; nothing when the cache proves
+        nothing, since then a good slot cannot be told from a bad one."""
+        try:
+            cache = SignedCache(self.state.file("tuf"), self.state.file(TRUSTED_ROOT_FILE))
+            self._repair_slots(cache.target, lambda: self._cached_builds(cache))
+        except Exception as e:  # noqa: BLE001 - best effort; the poll's failure is reported
+            log.info("no offline repair: %s", e if isinstance(e, Unverifiable) else repr(e))
+
+    def _cached_builds(self, cache: SignedCache) -> Iterator[tuple[str, int, TargetFile]]:
+        for info in cache.cached_targets():
+            try:
+                custom = target_custom(info.custom)
+            except OtaError:
+                continue
+            if (custom.hardware, custom.channel) == (self.hardware, self.channel):
+                yield custom.name, custom.version, info
+
+    def _index_builds(self, updater: Updater) -> Iterator[tuple[str, int, TargetFile]]:
+        for name, entries in (self._load_index(updater) or {}).items():
+            for entry in entries:
+                if entry.get("hardware") != self.hardware:
+                    continue
+                try:
+                    version, _, path = index_entry(name, entry)
+                except OtaError:
+                    continue
+                info = updater.get_targetinfo(path)
+                if info is not None:
+                    yield name, version, info
+
+    def _slot_problem(self, signed: Callable[[str], TargetFile | None], slot: str) -> str | None:
+        """What is wrong with a slot, None when it is empty or holds a signed build."""
+        meta = self.slots.read_meta(slot)
+        model = self.slots.model_path(slot)
+        if isinstance(meta, Damaged):
+            return str(meta)
+        if meta is None:
+            return None if kind_of(model) is None else f"slots/{slot}: a model without meta.json"
+        info = signed(target_path(meta["name"], meta["channel"], meta["version"],
+                                  meta["hardware"]))
+        if info is None:  # not listed (or not cached): kept; `device status` says unverified
+            return None
+        identity = (info.length, info.hashes.get("sha256"))
+        if file_identity(model) != identity:
+            return (f"slots/{slot}/model.tflite is not the signed {meta['name']} "
+                    f"v{meta['version']}")
+        if (meta["length"], meta["sha256"]) != identity:
+            return f"slots/{slot}/meta.json does not match the signed {meta['name']} v" \
+                f"{meta['version']}"
+        return None
+
+    def _rebuild_meta(self, builds: Callable[[], Iterable[tuple[str, int, TargetFile]]],
+                      slot: str) -> str | None:
+        """Find the slot's file among the signed builds (by length and sha256) and write its
+        meta.json from their signed metadata; return the build found, or None."""
+        found = file_identity(self.slots.model_path(slot))
+        for name, version, info in builds() if found else ():
+            if (info.length, info.hashes.get("sha256")) != found:
+                continue
+            custom = self._check_custom(info.custom, name, version)
+            self.slots.write_meta(slot, self._slot_meta(info, custom, activated_at=None))
+            return f"{name} v{version}"
+        return None
 
     def _load_index(self, updater: Updater) -> dict | None:
         """The signed channel index's models (name -> entries), None if the channel has none."""
@@ -330,14 +464,19 @@ class Agent:
             selftest.check(staged, custom["self_test"], self.hardware)
         except ModelCheckError as e:
             self._reject(name, version, e.reason, str(e), staged)
+        self.slots.install(slot, staged, self._slot_meta(info, custom, now_iso()))
+        self.slots.activate(slot)
+        log.info("activated %s v%s in slot %s", name, version, slot)
+
+    @staticmethod
+    def _slot_meta(info, custom: dict, activated_at: str | None) -> dict:
+        """A slot's meta.json: the signed identity and file of the build it holds."""
         meta = {k: custom.get(k) for k in ("name", "version", "hardware", "channel", "rollout",
                                            "pipeline_run", "input_quantization",
                                            "output_quantization")}
         meta.update(sha256=info.hashes["sha256"], length=info.length, path=info.path,
-                    activated_at=now_iso())
-        self.slots.install(slot, staged, meta)
-        self.slots.activate(slot)
-        log.info("activated %s v%s in slot %s", name, version, slot)
+                    activated_at=activated_at)
+        return meta
 
     def _reject(self, name: str, version: int, reason: str, message: str, staged: str):
         self.state.mark_bad(name, version, self.hardware, reason)
@@ -360,6 +499,11 @@ class Agent:
             failures = 0 if result.ok else failures + 1
             delay = next_delay(interval, failures, jitter, max_backoff)
             stop.wait(delay)
+
+
+def _what(pointer: str | Damaged | None) -> str:
+    return "missing" if pointer is None else pointer.problem if isinstance(
+        pointer, Damaged) else f"slot {pointer} holds no model"
 
 
 def next_delay(interval: float, failures: int, jitter: float = 0.2,

@@ -69,11 +69,15 @@ class DeadlineFetcher(FetcherInterface):
                  clock: Callable[[], float] = time.monotonic):
         self.inner, self.limits, self.clock = inner, limits, clock
         self.poll_deadline = float("inf")
+        #: The file this poll requested last: what a refusal of python-tuf's concerns.
+        self.last_url: str | None = None
 
     def start_poll(self) -> None:
         self.poll_deadline = self.clock() + self.limits.poll_seconds
+        self.last_url = None
 
     def _fetch(self, url: str) -> Iterator[bytes]:
+        self.last_url = url
         start = self.clock()
         self._check(url, start, start, 0)
         return self._limited(url, start, self.inner.fetch(url))

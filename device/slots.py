@@ -18,9 +18,38 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
+
+from edgeship.contract import check_name, check_version
+from edgeship.device.checked import Damaged, read_bytes, read_checked
+from edgeship.errors import OtaError
 
 SLOTS = ("a", "b")
 PARTIAL_SUFFIXES = (".partial", ".tmp")
+META_FILE = "meta.json"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def meta_shape(value: object) -> str | None:
+    """What a slot's meta.json must hold: the identity the build was signed with, and the
+    length and sha256 of its file."""
+    if not isinstance(value, dict):
+        return "not a JSON object"
+    try:
+        for field in ("name", "hardware", "channel"):
+            check_name(field, value.get(field))
+        if isinstance(value.get("version"), bool):
+            raise OtaError("version is not an integer")
+        check_version(value.get("version"))
+    except OtaError as e:
+        return str(e)
+    if not (isinstance(value.get("sha256"), str) and _SHA256.match(value["sha256"])):
+        return "sha256 is not 64 hex digits"
+    length = value.get("length")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        return "length is not a byte count"
+    return None
 
 
 def fsync_dir(path: str) -> None:
@@ -49,6 +78,23 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+def file_identity(path: str) -> tuple[int, str] | None:
+    """(length, sha256) of a file; None when there is no readable file there."""
+    try:
+        return os.path.getsize(path), sha256_file(path)
+    except OSError:
+        return None
+
+
+def remove(path: str) -> None:
+    """Remove a file or a whole directory, if there is one."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.unlink(path)
+
+
 class SlotStore:
     def __init__(self, state_dir: str):
         self.state_dir = state_dir
@@ -64,36 +110,48 @@ class SlotStore:
         return self.model_path(slot) + ".partial"
 
     def active_slot(self) -> str | None:
+        pointer = self.read_pointer()
+        return pointer if pointer in SLOTS else None
+
+    def read_pointer(self) -> str | Damaged | None:
+        """The slot ``active`` names, None when there is no pointer, or what is wrong with it."""
         try:
-            with open(self.pointer) as f:
-                slot = f.read().strip()
+            data = read_bytes(self.pointer, limit=16)
         except FileNotFoundError:
             return None
-        return slot if slot in SLOTS else None
+        except OSError as e:
+            return Damaged("active", str(e.strerror or e))
+        text = (data or b"").decode("ascii", "replace").strip()
+        return text if text in SLOTS else Damaged("active", f"names no slot: {text[:16]!r}")
 
     def inactive_slot(self) -> str:
         return "b" if self.active_slot() == "a" else "a"
 
+    def read_meta(self, slot: str) -> dict | Damaged | None:
+        """The slot's checked meta.json (see :func:`meta_shape`), None when there is none."""
+        return read_checked(os.path.join(self.slot_dir(slot), META_FILE), meta_shape,
+                            f"slots/{slot}/{META_FILE}")
+
     def meta(self, slot: str | None) -> dict | None:
-        if slot is None:
-            return None
-        try:
-            with open(os.path.join(self.slot_dir(slot), "meta.json")) as f:
-                return json.load(f)
-        except (FileNotFoundError, ValueError):
-            return None
+        """The slot's meta when it has the declared shape, else None."""
+        meta = self.read_meta(slot) if slot else None
+        return meta if isinstance(meta, dict) else None
 
     def verified(self, slot: str | None) -> dict | None:
-        """The slot's meta if its model file still has the sha256 recorded at install."""
+        """The slot's meta if its model file still has the length and sha256 recorded at
+        install. (Whether those are the *signed* ones is for the agent and
+        ``device_status`` to check against the TUF metadata.)"""
         meta = self.meta(slot)
-        if meta is None:
-            return None
-        try:
-            if sha256_file(self.model_path(slot)) != meta.get("sha256"):
-                return None
-        except FileNotFoundError:
+        if meta is None or file_identity(self.model_path(slot)) != (meta["length"],
+                                                                    meta["sha256"]):
             return None
         return meta
+
+    def empty(self, slot: str) -> None:
+        """Remove whatever the slot holds (meta first, so no meta ever describes a file it
+        was not written for)."""
+        remove(os.path.join(self.slot_dir(slot), META_FILE))
+        remove(self.model_path(slot))
 
     def cleanup(self) -> list[str]:
         """Remove leftovers of an interrupted download or write."""
@@ -104,11 +162,9 @@ class SlotStore:
                 continue
             for name in os.listdir(d):
                 if name.endswith(PARTIAL_SUFFIXES):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(d, name))
-                        removed.append(os.path.join(d, name))
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.pointer + ".tmp")
+                    remove(os.path.join(d, name))
+                    removed.append(os.path.join(d, name))
+        remove(self.pointer + ".tmp")
         return removed
 
     def install(self, slot: str, staged: str, meta: dict) -> None:
@@ -116,10 +172,13 @@ class SlotStore:
         if slot == self.active_slot():
             raise RuntimeError("refusing to overwrite the active slot")
         d = self.slot_dir(slot)
-        with contextlib.suppress(FileNotFoundError):  # meta first: never a stale meta/new model
-            os.unlink(os.path.join(d, "meta.json"))
+        remove(os.path.join(d, META_FILE))  # meta first: never a stale meta for a new model
         os.replace(staged, self.model_path(slot))
-        atomic_write(os.path.join(d, "meta.json"), json.dumps(meta, indent=2).encode())
+        self.write_meta(slot, meta)
+
+    def write_meta(self, slot: str, meta: dict) -> None:
+        atomic_write(os.path.join(self.slot_dir(slot), META_FILE),
+                     json.dumps(meta, indent=2).encode())
 
     def activate(self, slot: str) -> None:
         atomic_write(self.pointer, f"{slot}\n".encode())

@@ -14,27 +14,82 @@ firmware's health checks use :func:`device_status` on the folder alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from datetime import datetime, timezone
 from typing import Any
 
-from edgeship.device.slots import SlotStore, atomic_write
+from edgeship.contract import target_path
+from edgeship.device.checked import Damaged, describe, kind_of, object_shape, read_checked
+from edgeship.device.slots import SLOTS, SlotStore, atomic_write, file_identity, remove
+from edgeship.device.trust import SignedCache, Unverifiable
 
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
 BAD_VERSIONS_FILE = "bad_versions.json"
 TRUSTED_ROOT_FILE = "trusted_root.json"
+#: What the agent creates, and whether each is a "dir" or a "file" (parents first).
+LAYOUT: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("tuf",), "dir"), (("cache",), "dir"), (("slots",), "dir"),
+    *((("slots", s), "dir") for s in SLOTS),
+    *((("slots", s, name), "file") for s in SLOTS for name in ("meta.json", "model.tflite")),
+    (("active",), "file"), (("status.json",), "file"), (("bad_versions.json",), "file"),
+    (("trusted_root.json",), "file"),
+)
+#: Folders whose every entry is a file, except python-tuf's root_history folder.
+CACHES = (("tuf",), ("tuf", "root_history"), ("cache",))
+#: Repairs kept in status.json, newest last.
+KEPT_REPAIRS = 20
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+# ------------------------------------------------------------------ declared shapes
+# Each returns what is wrong with a parsed value, or None when it has the declared shape.
+
+
+def _text_or_none(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _status_shape(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return "not a JSON object"
+    for key in ("device_id", "hardware", "channel", "last_check", "last_successful_check"):
+        if not _text_or_none(value.get(key)):
+            return f"{key} is not text"
+    result = value.get("last_result")
+    if result is not None and not (isinstance(result, dict) and isinstance(result.get("ok"), bool)
+                                   and isinstance(result.get("action"), str)):
+        return "last_result is not a poll result"
+    error = value.get("last_error")
+    if error is not None and not (isinstance(error, dict)
+                                  and all(isinstance(error.get(k), str) for k in
+                                          ("reason", "message", "at"))):
+        return "last_error is not a reason, message and time"
+    repairs = value.get("repairs", [])
+    if not (isinstance(repairs, list) and all(isinstance(r, str) for r in repairs)):
+        return "repairs is not a list of text"
+    return None
+
+
+def _bad_entry_shape(key: object, value: object) -> str | None:
+    if not (isinstance(key, str) and key.count("/") == 2):
+        return f"{key!r} is not name/version/hardware"
+    if not (isinstance(value, dict) and isinstance(value.get("reason"), str)):
+        return f"{key}: no reason"
+    return None
+
+
 class StateDir:
-    """Typed access to one device's state folder."""
+    """Typed access to one device's state folder. Every file is read through
+    :meth:`read_json`, which checks it against its declared shape: state is never trusted
+    as it is found, since a power cut, a full disk or a person may have left anything there."""
 
     def __init__(self, path: str):
         self.path = os.path.abspath(path)
@@ -43,21 +98,63 @@ class StateDir:
     def file(self, *parts: str) -> str:
         return os.path.join(self.path, *parts)
 
-    def _read_json(self, name: str, default: dict[str, Any]) -> dict[str, Any]:
-        """The file's JSON object, or ``default`` when it is missing, unreadable or not an
-        object: state the agent wrote is rewritten whole on the next poll, never trusted."""
-        try:
-            with open(self.file(name)) as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            return default
-        return data if isinstance(data, dict) else default
+    def repair_layout(self) -> list[Damaged]:
+        """Remove a file where the layout has a directory, or a directory where it has a
+        file; return what was removed. Nothing of value is lost: every such path holds
+        either state the next poll rewrites or a copy of something verifiable."""
+        expected = list(LAYOUT)
+        for folder in CACHES:  # python-tuf's cache and the index cache: files, one folder
+            with contextlib.suppress(OSError):
+                expected += [((*folder, name), "dir" if name == "root_history" else "file")
+                             for name in os.listdir(self.file(*folder))]
+        removed = []
+        for parts, kind in expected:
+            path = self.file(*parts)
+            found = kind_of(path)
+            if found is not None and found != kind:
+                remove(path)
+                removed.append(Damaged("/".join(parts), describe(
+                    IsADirectoryError() if found == "dir" else NotADirectoryError())))
+        return removed
+
+    def read_json(self, name: str, shape) -> Any:
+        """The parsed file when it has its ``shape``; None when it does not exist; a
+        :class:`Damaged` for anything else (unreadable, a directory, not JSON, wrong shape)."""
+        return read_checked(self.file(name), shape, name)
 
     def _write_json(self, name: str, data: Any) -> None:
         atomic_write(self.file(name), json.dumps(data, indent=2).encode())
 
+    def repair_records(self) -> list[str]:
+        """Rewrite a damaged status.json or bad_versions.json with what of it still has its
+        shape; return what was done."""
+        done = []
+        status = self.read_json(STATUS_FILE, _status_shape)
+        if isinstance(status, Damaged):
+            self._rewrite(STATUS_FILE, {})
+            done.append(f"{status}; started afresh")
+        bad = self.read_json(BAD_VERSIONS_FILE, object_shape)
+        kept = self.bad_versions()
+        if isinstance(bad, Damaged) or (isinstance(bad, dict) and len(kept) != len(bad)):
+            self._rewrite(BAD_VERSIONS_FILE, kept)
+            problem = bad if isinstance(bad, Damaged) else f"{BAD_VERSIONS_FILE}: " \
+                f"{len(bad) - len(kept)} malformed entries"
+            done.append(f"{problem}; {len(kept)} well-formed entries kept")
+        return done
+
+    def _rewrite(self, name: str, data: Any) -> None:
+        try:
+            self._write_json(name, data)
+        except OSError as e:  # the next poll tries again
+            log.error("cannot rewrite %s: %s", name, e)
+
     def bad_versions(self) -> dict[str, Any]:
-        return self._read_json(BAD_VERSIONS_FILE, {})
+        """Builds refused here. Entries of the wrong shape are dropped (the build is simply
+        tested again, and refused again, should it be offered)."""
+        data = self.read_json(BAD_VERSIONS_FILE, object_shape)
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if _bad_entry_shape(k, v) is None}
 
     def mark_bad(self, name: str, version: int, hardware: str, reason: str) -> None:
         """Remember a build that failed here so that it is never downloaded again."""
@@ -69,10 +166,13 @@ class StateDir:
             log.error("cannot record bad version: %s", e)
 
     def last_status(self) -> dict[str, Any]:
-        return self._read_json(STATUS_FILE, {})
+        data = self.read_json(STATUS_FILE, _status_shape)
+        return data if isinstance(data, dict) else {}
 
-    def record(self, identity: dict[str, Any], result: dict[str, Any]) -> None:
-        """Write the outcome of a poll (``result``: ok, action, reason, message, version)."""
+    def record(self, identity: dict[str, Any], result: dict[str, Any],
+               repairs: list[str] = ()) -> None:  # type: ignore[assignment]
+        """Write the outcome of a poll (``result``: ok, action, reason, message, version), and
+        the repairs it made to the state folder."""
         st = self.last_status()
         now = now_iso()
         st.update(identity, last_check=now, last_result=result)
@@ -82,41 +182,83 @@ class StateDir:
         else:
             st["last_error"] = {"reason": result["reason"], "message": result["message"],
                                 "at": now}
+        if repairs:
+            st["repairs"] = [*st.get("repairs", []), *(f"{now} {r}" for r in repairs)][
+                -KEPT_REPAIRS:]
         try:
             self._write_json(STATUS_FILE, st)
         except OSError as e:  # a full disk must not turn a refusal into a crash
             log.error("cannot write %s: %s", STATUS_FILE, e)
 
 
+def check_signed(state: StateDir, slot: str) -> str | None:
+    """Why the model in ``slot`` is not the one signed for the identity its meta.json
+    records, or None when its length and sha256 match the signed target metadata in the
+    device's TUF cache (read offline, see ``edgeship.device.trust``)."""
+    meta = state.slots.read_meta(slot)
+    if not isinstance(meta, dict):
+        return str(meta) if meta else f"slots/{slot} holds no model"
+    try:
+        cache = SignedCache(state.file("tuf"), state.file(TRUSTED_ROOT_FILE))
+        signed = cache.target(target_path(meta["name"], meta["channel"], meta["version"],
+                                          meta["hardware"]))
+    except Unverifiable as e:
+        return f"the TUF cache cannot be verified: {e}"
+    if signed is None:
+        return (f"{meta['name']} v{meta['version']} ({meta['hardware']}, {meta['channel']}) "
+                "is not in the signed metadata this device holds")
+    found = file_identity(state.slots.model_path(slot))
+    if found != (signed.length, signed.hashes.get("sha256")):
+        return "the model file does not match its signed length and sha256"
+    return None
+
+
 def device_status(state_dir: str, identity: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The device's status: the active model (re-hashed, so a damaged file is not claimed as
-    verified), the previous one, the last check and error, and the builds refused here.
+    """The device's status: the active model and whether it is the signed one (checked
+    against the TUF cache, not against the slot's own meta.json, which is as easy to change
+    as the model), the previous one, the last check and error, the builds refused here, and
+    whatever in the state folder is damaged. Never fails, whatever the folder holds.
 
     ``identity`` (device_id, hardware, channel) fills in what no poll has recorded yet.
     """
     state = StateDir(state_dir)
-    st = state.last_status()
+    raw = state.read_json(STATUS_FILE, _status_shape)
+    st = raw if isinstance(raw, dict) else {}
+    damaged = [raw] if isinstance(raw, Damaged) else []
+    bad = state.read_json(BAD_VERSIONS_FILE, object_shape)
+    if isinstance(bad, Damaged):
+        damaged.append(bad)
     slots = state.slots
-    slot = slots.active_slot()
-    meta = slots.meta(slot)
+    pointer = slots.read_pointer()
+    if isinstance(pointer, Damaged):
+        damaged.append(pointer)
+    metas = {slot: slots.read_meta(slot) for slot in SLOTS}
+    damaged += [m for m in metas.values() if isinstance(m, Damaged)]
+    slot = pointer if isinstance(pointer, str) else None
     active = None
-    if meta:
+    if slot and isinstance(metas[slot], dict):
+        meta = metas[slot]
         active = {k: meta.get(k) for k in ("name", "version", "sha256", "hardware",
                                            "channel", "activated_at")} | {"slot": slot}
-        active["verified"] = slots.verified(slot) is not None
+        problem = check_signed(state, slot)
+        active["verified"] = problem is None
+        if problem:
+            active["not_verified"] = problem
     prev_slot = "b" if slot == "a" else "a"
-    prev = slots.meta(prev_slot) if slot else None
+    prev = metas[prev_slot] if slot else None
     identity = identity or {}
     return {
         "device_id": st.get("device_id", identity.get("device_id")),
         "hardware": st.get("hardware", identity.get("hardware")),
         "channel": st.get("channel", identity.get("channel")),
         "active": active,
-        "previous": ({"name": prev.get("name"), "version": prev.get("version"),
-                      "slot": prev_slot} if prev else None),
+        "previous": ({"name": prev["name"], "version": prev["version"], "slot": prev_slot}
+                     if isinstance(prev, dict) else None),
         "last_check": st.get("last_check"),
         "last_successful_check": st.get("last_successful_check"),
         "last_result": st.get("last_result"),
         "last_error": st.get("last_error"),
         "bad_versions": sorted(state.bad_versions()),
+        "damaged": [str(d) for d in damaged],
+        "repairs": st.get("repairs", []),
     }

@@ -77,10 +77,16 @@ def _cmd_keys_rotate(args) -> int:
 
 def _cmd_publish(args) -> int:
     from edgeship.components.quantize.report import read_report
+    from edgeship.contract import check_name, check_rollout
     from edgeship.edge_pusher import push
     from edgeship.edge_pusher.repository import Release
     from edgeship.errors import ModelLoadError
 
+    # Every name first: a typo is one line, before the model is read or LiteRT loaded.
+    check_name("model name", args.name)
+    check_name("hardware", args.hardware)
+    check_name("channel", args.channel)
+    check_rollout(args.rollout)
     try:
         with open(args.file, "rb") as f:
             data = f.read()
@@ -103,6 +109,12 @@ def _cmd_publish(args) -> int:
                       args.rollout, custom)
     result = _repository(args).publish([release])
     print(f"published {', '.join(result.paths)} (timestamp v{result.timestamp_version})")
+    return 0
+
+
+def _cmd_repo_create(args) -> int:
+    result = _repository(args).create()
+    print(f"created an empty repository in {args.bucket} (timestamp v{result.timestamp_version})")
     return 0
 
 
@@ -158,3 +170,6 @@ def register(subparsers) -> None:
     p = rs.add_parser("refresh", help="re-sign timestamp (and anything near expiry)")
     _publisher_flags(p)
     p.set_defaults(func=_cmd_repo_refresh)
+    p = rs.add_parser("create", help="create an empty repository (publish also creates one)")
+    _publisher_flags(p)
+    p.set_defaults(func=_cmd_repo_create)

@@ -111,6 +111,7 @@ class _State:
     bins: dict[str, Metadata[Targets]] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     published: list[str] = field(default_factory=list)
+    created: bool = False  # the bucket held no repository: this transaction creates one
 
 
 def _utcnow() -> datetime:
@@ -180,9 +181,15 @@ class Repository:
         return self._transaction(change)
 
     def refresh(self) -> PublishResult:
-        """Re-sign timestamp (and anything expiring within 30 days) without publishing."""
+        """Re-sign timestamp (and anything expiring within 30 days) without publishing. A
+        bucket that holds no repository is refused: a mistyped URL must not become a new,
+        empty repository (see :meth:`create`)."""
 
         def change(st: _State) -> None:
+            if st.created:
+                raise OtaError(f"{self.bucket.url} holds no repository (no "
+                               "metadata/timestamp.json); check the URL, or create one there "
+                               "with 'edgeship repo create'")
             horizon = self._clock() + RENEW_BEFORE
             if st.snapshot.signed.expires < horizon:
                 st.dirty.add("snapshot")
@@ -191,6 +198,15 @@ class Repository:
             for name in self._bin_names(st):
                 if self._bin(st, name).signed.expires < horizon:
                     st.dirty.add(name)
+
+        return self._transaction(change)
+
+    def create(self) -> PublishResult:
+        """Create an empty repository (no models yet) in a bucket that holds none."""
+
+        def change(st: _State) -> None:
+            if not st.created:
+                raise OtaError(f"{self.bucket.url} already holds a repository")
 
         return self._transaction(change)
 
@@ -232,6 +248,10 @@ class Repository:
             have = Metadata[Root].from_bytes(self.bucket.get("metadata/root.json")).signed.version
         except NotFound:
             have = 0
+        if have and 1 in history and self._first_root() not in (None, history[1]):
+            raise OtaError(f"{self.keys_dir} belongs to another repository than "
+                           f"{self.bucket.url} (their first roots differ); use the keys this "
+                           "repository was created with")
         if have > current:
             raise OtaError(
                 f"the bucket has root v{have} but {self.keys_dir} only v{current}:"
@@ -243,6 +263,12 @@ class Repository:
         older = [Metadata[Root].from_bytes(history[v]).signed
                  for v in sorted(history, reverse=True) if applied <= v < current]
         return have, older
+
+    def _first_root(self) -> bytes | None:
+        try:
+            return self.bucket.get("metadata/1.root.json")
+        except NotFound:
+            return None
 
     def _upload_roots(self, st: _State) -> None:
         """Give the bucket every root version it lacks, before the timestamp that needs them."""
@@ -309,7 +335,7 @@ class Repository:
         now = self._clock()
         targets = Targets(expires=now + self.metadata_expiry)
         st = _State(root_md, have, Metadata(Timestamp(expires=now)), None,
-                    Metadata(Snapshot(expires=now)), Metadata(targets))
+                    Metadata(Snapshot(expires=now)), Metadata(targets), created=True)
         targets.delegations = Delegations(keys={}, succinct_roles=SuccinctRoles(
             [], 1, self.bin_bits, BIN_PREFIX))
         self._rekey_bins(st)

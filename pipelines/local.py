@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ class _LogWithProgress(io.TextIOBase):
         self._log, self._progress, self._pending = log, progress, ""
 
     def write(self, text: str) -> int:
-        self._log.write(text)
+        self._log.write(_ANSI.sub("", text))  # kfp colours its lines; a log file has no colour
         if self._progress is not None:
             self._pending += text
             *lines, self._pending = self._pending.split("\n")
@@ -108,6 +109,9 @@ def run_local(
     log_path = workdir / "run.log"
     errors_dir = workdir / "errors"  # where a step that fails on bad input leaves its line
     shutil.rmtree(errors_dir, ignore_errors=True)  # a failure of an earlier run is not ours
+    scratch = workdir / "tmp"  # the steps' temporary files (kfp's too): under the workdir
+    scratch.mkdir(exist_ok=True)
+    tempfile.gettempdir()  # this process keeps its own temp folder; only the steps use scratch
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -116,17 +120,24 @@ def run_local(
     )
     error = ""
     with (
-        open(log_path, "w") as log,
+        open(log_path, "a") as log,  # a second run into the same workdir adds to the log
         contextlib.redirect_stdout(_LogWithProgress(log, progress)),
         warnings.catch_warnings(),
         _environ(ERROR_DIR_ENV, str(errors_dir)),  # the steps are subprocesses: they inherit it
+        _environ("TMPDIR", str(scratch)),
     ):
+        start = log.tell()
+        print(f"=== edgeship run {pipeline}, {dt.datetime.now().isoformat(timespec='seconds')}",
+              file=log, flush=True)
         warnings.simplefilter("ignore")
         try:
             pipeline_fn(**arguments)
         except RuntimeError as err:
             error = str(err)
-    text = _ANSI.sub("", log_path.read_text())
+    shutil.rmtree(scratch, ignore_errors=True)
+    with open(log_path) as log:
+        log.seek(start)
+        text = log.read()  # this run's part
     if error:
         error = _step_error(errors_dir) or _ANSI.sub("", error) + f" (see {log_path})"
     run_dirs = sorted(p for p in pipeline_root.iterdir() if p.is_dir())

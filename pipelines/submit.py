@@ -139,7 +139,7 @@ def connect(host: str, ui_host: str | None = None) -> Any:
         # context file that sets a namespace still gets a liveness check.
         with warnings_quiet():
             client = kfp.Client(host=host, ui_host=ui_host)
-        client.get_kfp_healthz(sleep_duration=1)
+            client.get_kfp_healthz(sleep_duration=1)
     except (urllib3.exceptions.HTTPError, kfp_server_api.ApiException, TimeoutError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(f"cannot reach Kubeflow Pipelines at {host}: {reason}") from None
@@ -148,13 +148,21 @@ def connect(host: str, ui_host: str | None = None) -> Any:
 
 @contextlib.contextmanager
 def warnings_quiet():
-    """Silence kfp.Client's warning, on every construction, that it needs a KFP server >= 2.0.0b2:
-    the cluster manifests deploy 2.5.0 (manifests/kfp/kustomization.yaml)."""
+    """Silence kfp.Client's warning, on every construction, that it needs a KFP server >= 2.0.0b2
+    (the cluster manifests deploy 2.5.0, manifests/kfp/kustomization.yaml), and urllib3's
+    "Retrying ..." lines while an unreachable host is retried: the one error line says it."""
+    import logging
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        yield
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    level = pool_log.level
+    pool_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        pool_log.setLevel(level)
 
 
 def submit_package(

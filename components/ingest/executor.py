@@ -10,6 +10,7 @@ the artifact is moved into place, so a failed step leaves nothing at ``output_di
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -84,8 +85,8 @@ class IngestParams(StepParams):
 
 def run_ingest(
     kind: str,
-    data_path: str,
-    output_dir: str,
+    data_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
     params: IngestParams | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
@@ -96,6 +97,7 @@ def run_ingest(
     same names as keywords). Raises InputError (one line naming the file, line or column) for
     bad input, leaving nothing at ``output_dir``.
     """
+    data_path, output_dir = os.fspath(data_path), os.fspath(output_dir)
     p = IngestParams.build(params, kind=kind, data_path=data_path, **overrides)
     group_column, time_column = p.group_column, p.time_column
     image_size, channels = p.image_size, p.channels
@@ -121,7 +123,7 @@ def run_ingest(
             outcome = _pipeline.run(
                 plan.build, out, work, p.eval_ratio, list(p.beam_pipeline_args)
             )
-            _check_outcome(outcome, p.max_bad_rows, data_path, kind)
+            _check_outcome(outcome, p.max_bad_rows, data_path, kind, p.window)
             meta = {
                 "kind": kind,
                 "label_feature": LABEL_FEATURE,
@@ -314,7 +316,27 @@ def _plan_images(path: Path, image_size: int, channels: int) -> Plan:
                                   "image_shape_from": chosen})
 
 
-def _check_outcome(outcome: _pipeline.Outcome, max_bad_rows: int, source: str, kind: str) -> None:
+def _no_training_examples(
+    outcome: _pipeline.Outcome, empty: list[str], source: str, kind: str, window: int
+) -> str:
+    """One sentence naming the classes without training examples, and what to do."""
+    if kind == "sensor" and outcome.total("train") + outcome.total("eval") == 0:
+        return (
+            f"{source}: no recording has a run of one label at least window={window} rows "
+            "long, so no window could be cut; lower window (or check group_column)"
+        )
+    named = [f"'{c}' ({outcome.counts['eval'][c]} in eval)" for c in empty]
+    subject = f"class {named[0]} has" if len(named) == 1 else f"classes {', '.join(named)} have"
+    hint = f" (a window needs {window} rows of one label in one recording)"
+    return (
+        f"{source}: {subject} no examples in the train split; add data for "
+        f"{'it' if len(named) == 1 else 'them'}" + (hint if kind == "sensor" else "")
+    )
+
+
+def _check_outcome(
+    outcome: _pipeline.Outcome, max_bad_rows: int, source: str, kind: str, window: int
+) -> None:
     """Fail on what a later step could not use: too many bad rows, too few classes, gaps."""
     if outcome.fatal is not None:
         raise InputError(f"{outcome.fatal.where()}: {outcome.fatal.reason}")
@@ -340,12 +362,7 @@ def _check_outcome(outcome: _pipeline.Outcome, max_bad_rows: int, source: str, k
         raise InputError(f"{source}: found {found}; need at least 2 classes")
     empty = [c for c in classes if outcome.counts["train"][c] == 0]
     if empty:
-        total = {c: outcome.counts["train"][c] + outcome.counts["eval"][c] for c in empty}
-        detail = ", ".join(f"'{c}' ({total[c]} in eval)" for c in empty)
-        raise InputError(
-            f"{source}: class {detail} has no examples in the train split; add data for it"
-            + (" (recordings at least one window long)" if kind == "sensor" else "")
-        )
+        raise InputError(_no_training_examples(outcome, empty, source, kind, window))
     if outcome.total("eval") == 0:
         raise InputError(f"{source}: the eval split is empty; add data or raise eval_ratio")
     missing = [c for c in classes if outcome.counts["eval"][c] == 0]

@@ -173,9 +173,17 @@ def test_expired_metadata_freeze(v1_device, bucket, keys_dir, model_bytes, tiny_
     assert "expired" in status["last_error"]["message"].lower()
 
 
-def test_invalid_json_metadata(v1_device, bucket, keys_dir, model_bytes):
-    bucket.put("metadata/timestamp.json", b"{this is not json")
+@pytest.mark.parametrize("tamper", [
+    lambda text: b"{this is not json",
+    lambda text: text.replace(b'"version":1}}', b'"version":NaN}}'),  # once an empty message
+])
+def test_invalid_json_metadata(v1_device, bucket, keys_dir, model_bytes, tamper):
+    timestamp = bucket.get("metadata/timestamp.json")
+    assert timestamp.endswith(b'"version":1}}')
+    bucket.put("metadata/timestamp.json", tamper(timestamp))
     assert_refused(v1_device, keys_dir, model_bytes, "invalid-metadata")
+    message = v1_device.status()["last_error"]["message"]
+    assert message.endswith("metadata/timestamp.json)") and ": " in message, message
 
 
 @pytest.mark.parametrize("field,value,reason", [

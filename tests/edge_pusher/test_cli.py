@@ -64,6 +64,25 @@ def test_user_errors_are_one_line(tmp_path, tiny_models):
         run(["publish", "f", "--bucket", "b", "--keys", "k", "--name", "m", "--version", "x"])
 
 
+@pytest.mark.parametrize("flag, value", [("--name", "my model"), ("--hardware", "../cpu"),
+                                         ("--channel", ""), ("--rollout", "101")])
+def test_publish_checks_every_name_before_it_reads_the_model(tmp_path, monkeypatch, flag, value):
+    """A typo is one line, and LiteRT (with its console line) is never loaded for it."""
+    from edgeship import litert
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(litert, "load", never)
+    args = {"--name": "m", "--hardware": "cpu", "--channel": "stable", "--rollout": "100",
+            flag: value}
+    with pytest.raises(OtaError) as e:
+        run(["publish", str(tmp_path / "not-read.tflite"), "--bucket", f"file://{tmp_path}/b",
+             "--keys", str(tmp_path / "k"), "--version", "1",
+             *[x for pair in args.items() for x in pair]])
+    assert "not-read.tflite" not in str(e.value)
+
+
 @pytest.mark.slow
 def test_standalone_main_prints_error_and_exits_1(tmp_path):
     proc = subprocess.run([PY, "-m", "edgeship", "device", "status", "--state-dir",
@@ -117,3 +136,27 @@ def test_publish_refuses_a_version_outside_1_to_2_63_minus_1(tmp_path, capsys, v
     assert errors == [f"edgeship publish: error: argument --version: invalid version "
                       f"'{version}': must be an integer from 1 to {2**63 - 1}"]
     assert not (tmp_path / "b").exists()
+
+
+def test_refresh_refuses_a_bucket_without_a_repository_and_create_makes_one(tmp_path, capsys):
+    """A mistyped URL used to become a whole new repository, recorded as applied."""
+    kd = tmp_path / "keys"
+    run(["keys", "init", str(kd)])
+    typo = tmp_path / "bukcet"
+    with pytest.raises(OtaError, match="holds no repository .* check the URL"):
+        run(["repo", "refresh", "--bucket", f"file://{typo}", "--keys", str(kd)])
+    assert not (typo / "metadata").exists() or not any((typo / "metadata").iterdir())
+    assert run(["repo", "create", "--bucket", f"file://{typo}", "--keys", str(kd)]) == 0
+    assert run(["repo", "refresh", "--bucket", f"file://{typo}", "--keys", str(kd)]) == 0
+    with pytest.raises(OtaError, match="already holds a repository"):
+        run(["repo", "create", "--bucket", f"file://{typo}", "--keys", str(kd)])
+
+
+def test_keys_of_another_repository_are_named_as_such(tmp_path, tiny_models):
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    run(["keys", "init", str(mine)])
+    run(["keys", "init", str(theirs)])
+    bucket = f"file://{tmp_path / 'bucket'}"
+    assert run(["repo", "create", "--bucket", bucket, "--keys", str(mine)]) == 0
+    with pytest.raises(OtaError, match="belongs to another repository"):
+        run(["repo", "refresh", "--bucket", bucket, "--keys", str(theirs)])

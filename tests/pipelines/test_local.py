@@ -1,8 +1,6 @@
 """The local runner: progress and step times from kfp.local's log, a failed step's own line from
 the error file it left."""
 
-from __future__ import annotations
-
 import io
 from pathlib import Path
 
@@ -10,7 +8,7 @@ import pytest
 
 from edgeship.components._progress import Progress
 from edgeship.errors import ERROR_DIR_ENV, InputError, step_errors
-from edgeship.pipelines.local import _LogWithProgress, _step_error, _steps
+from edgeship.pipelines.local import _ANSI, _LogWithProgress, _step_error, _steps
 
 LOG = (
     "10:00:00.000 - INFO - Executing task \x1b[96m'ingest'\x1b[0m\n"
@@ -28,7 +26,7 @@ def test_progress_shows_each_step_start_and_end_and_the_log_keeps_everything() -
     sink = _LogWithProgress(log, progress)
     for chunk in (LOG[:50], LOG[50:170], LOG[170:]):  # lines arrive in arbitrary pieces
         sink.write(chunk)
-    assert log.getvalue() == LOG
+    assert log.getvalue() == _ANSI.sub("", LOG)  # the log file has no colour codes
     assert progress.getvalue().splitlines() == [
         "... ingest running",
         "... ingest SUCCESS",
@@ -69,3 +67,35 @@ def test_the_users_error_comes_from_the_file_the_step_left(tmp_path: Path, monke
     with pytest.raises(ZeroDivisionError), step_errors("train"):  # a bug leaves no user line
         1 / 0  # noqa: B018
     assert [p.name for p in errors.iterdir()] == ["validate.json"]
+
+
+@pytest.mark.slow
+def test_a_second_run_adds_to_the_log_and_temporary_files_stay_in_the_workdir(
+        tmp_path: Path, monkeypatch) -> None:
+    """kfp.local writes each step's program to ``$TMPDIR/tmp.*/ephemeral_component.py``, and a
+    run into the same workdir used to overwrite the first run's run.log."""
+    from kfp import dsl
+
+    from edgeship.pipelines import local, registry
+
+    @dsl.component(base_image="python:3.11")
+    def where_temp_files_go() -> str:
+        import tempfile
+
+        return tempfile.gettempdir()
+
+    @dsl.pipeline(name="tiny")
+    def tiny() -> None:
+        where_temp_files_go()
+
+    monkeypatch.setitem(registry.PIPELINES, "tiny", tiny)
+    workdir = tmp_path / "work"
+    first = local.run_local("tiny", {}, workdir)
+    second = local.run_local("tiny", {}, workdir)
+    assert not first.error and not second.error
+    log = (workdir / "run.log").read_text()
+    assert log.count("=== edgeship run tiny, ") == 2 and "\x1b[" not in log
+    assert [s.status for s in second.steps] == ["SUCCESS"]  # this run's steps only
+    outputs = list((workdir / "pipeline_root").rglob("executor_output.json"))
+    assert outputs and all(str(workdir / "tmp") in o.read_text() for o in outputs)
+    assert not (workdir / "tmp").exists()  # scratch, removed after the run

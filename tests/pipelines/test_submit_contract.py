@@ -275,10 +275,15 @@ def test_bad_params_are_refused_before_anything_is_sent(fake_kfp, package, param
     assert state.requests == []
 
 
-def test_unreachable_host_is_one_readable_error(package, unused_port):
-    with pytest.raises(InputError, match=rf"cannot reach Kubeflow Pipelines at http://127.0.0.1:{unused_port}"):
+def test_unreachable_host_is_one_readable_error(package, unused_port, caplog):
+    """Once preceded by three urllib3 "Retrying ..." warnings."""
+    import logging
+
+    with caplog.at_level(logging.WARNING), pytest.raises(
+            InputError, match=rf"cannot reach Kubeflow Pipelines at http://127.0.0.1:{unused_port}"):
         _cli(["submit", "demo", "--host", f"http://127.0.0.1:{unused_port}",
               "--package", str(package), "--param", "data_path=x"])
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []
 
 
 def test_not_a_pipeline_package_names_the_file(tmp_path):

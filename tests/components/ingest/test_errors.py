@@ -173,6 +173,19 @@ def test_a_single_class_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_window_longer_than_every_recording_says_so(tmp_path: Path) -> None:
+    """Once a garbled list of every class with '(0 in eval)'."""
+    rows = [f"m{m},{t},{t * 0.1},{'ok' if m % 2 else 'bad'}" for m in range(6) for t in range(8)]
+    src = _csv(tmp_path, "machine,t,x,state\n" + "\n".join(rows) + "\n")
+    _fails(
+        tmp_path,
+        r"data\.csv: no recording has a run of one label at least window=20 rows long, so no "
+        r"window could be cut; lower window",
+        lambda out: run_ingest("sensor", src, out, label="state", group_column="machine",
+                               time_column="t", window=20, stride=1),
+    )
+
+
 def test_a_class_without_training_windows_is_named(tmp_path: Path) -> None:
     rows = [f"m{m},{t},{t * 0.1},ok" for m in range(6) for t in range(8)]
     rows += [f"m9,{t},0.5,rare" for t in range(3)]  # 3 rows: too short for one window of 4

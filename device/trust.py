@@ -1,0 +1,130 @@
+"""What the device's own TUF cache proves, read without a network.
+
+``edgeship device status`` must say whether the active model is the one that was signed, on a
+device that may have been offline for weeks. python-tuf's updater cannot answer offline (it
+refreshes first, and refuses expired metadata), so :class:`SignedCache` walks the cached files
+itself with python-tuf's Metadata API: the root chain from the firmware root, then timestamp,
+snapshot, targets and the hashed bins, each verified by the keys of the role that delegates
+it. Expiry is not checked: the question here is *what* was signed, not whether it is still
+current (a poll answers that). Versions may lag the snapshot (a bin the device has not needed
+since is kept at its older version) but never exceed it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from urllib import parse
+
+from tuf.api.metadata import (
+    Metadata,
+    Root,
+    Snapshot,
+    SuccinctRoles,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
+
+from edgeship.errors import OtaError
+
+#: How many newer roots the walk follows from the firmware root, as ngclient's default.
+MAX_ROOT_ROTATIONS = 256
+#: Cached files larger than this are not read (the agent's caps are smaller).
+MAX_FILE_BYTES = 8 << 20
+
+
+class Unverifiable(OtaError):
+    """The cache cannot prove anything: a file missing, damaged, or not signed as it must be."""
+
+
+class SignedCache:
+    """The verified contents of a state folder's ``tuf/`` cache, anchored at ``root_file``."""
+
+    def __init__(self, tuf_dir: str, root_file: str):
+        self.dir = tuf_dir
+        root = self._load(root_file, Root, "the trusted root")
+        for version in range(root.signed.version + 1, root.signed.version + MAX_ROOT_ROTATIONS):
+            path = os.path.join(tuf_dir, "root_history", f"{version}.root.json")
+            if not os.path.exists(path):
+                break
+            newer = self._load(path, Root)
+            self._verify(root, Root.type, newer, path)
+            self._verify(newer, Root.type, newer, path)
+            if newer.signed.version != version:
+                raise Unverifiable(f"{path} holds root version {newer.signed.version}")
+            root = newer
+        self.root = root
+        timestamp = self._load(self._path(Timestamp.type), Timestamp)
+        self._verify(root, Timestamp.type, timestamp, self._path(Timestamp.type))
+        snapshot = self._load(self._path(Snapshot.type), Snapshot)
+        self._verify(root, Snapshot.type, snapshot, self._path(Snapshot.type))
+        self._not_newer(snapshot, timestamp.signed.snapshot_meta.version, Snapshot.type)
+        targets = self._load(self._path(Targets.type), Targets)
+        self._verify(root, Targets.type, targets, self._path(Targets.type))
+        self.snapshot, self.targets = snapshot, targets
+
+    def target(self, path: str) -> TargetFile | None:
+        """The signed record of target ``path``, from the bin that holds it; None when the
+        cache does not hold that bin or the bin does not list the path."""
+        signed_bin = self._bin(self._succinct().get_role_for_target(path))
+        return signed_bin.signed.targets.get(path) if signed_bin else None
+
+    def cached_targets(self) -> Iterator[TargetFile]:
+        """Every target listed in the bins this device holds (those it has needed)."""
+        for role in self._succinct().get_roles():
+            signed_bin = self._bin(role)
+            if signed_bin is not None:
+                yield from signed_bin.signed.targets.values()
+
+    def _succinct(self) -> SuccinctRoles:
+        delegations = self.targets.signed.delegations
+        if delegations is None or delegations.succinct_roles is None:
+            raise Unverifiable("cached targets metadata delegates to no hashed bins")
+        return delegations.succinct_roles
+
+    def _bin(self, role: str) -> Metadata | None:
+        bin_path = self._path(role)
+        if not os.path.exists(bin_path):
+            return None
+        signed_bin = self._load(bin_path, Targets)
+        self._verify(self.targets, role, signed_bin, bin_path)
+        self._not_newer(signed_bin, self._listed_version(role), role)
+        return signed_bin
+
+    def _listed_version(self, role: str) -> int:
+        meta = self.snapshot.signed.meta.get(f"{role}.json")
+        if meta is None:
+            raise Unverifiable(f"the cached snapshot does not list {role}")
+        return meta.version
+
+    def _path(self, role: str) -> str:
+        return os.path.join(self.dir, f"{parse.quote(role, '')}.json")
+
+    @staticmethod
+    def _load(path: str, kind: type, what: str | None = None) -> Metadata:
+        try:
+            if os.path.getsize(path) > MAX_FILE_BYTES:
+                raise Unverifiable(f"{what or path}: larger than {MAX_FILE_BYTES} bytes")
+            with open(path, "rb") as f:
+                md = Metadata.from_bytes(f.read())
+        except OSError as e:
+            raise Unverifiable(f"{what or path}: {e.strerror or e}") from None
+        except Exception as e:  # noqa: BLE001 - python-tuf's many parse errors: one meaning
+            raise Unverifiable(f"{what or path}: not valid TUF metadata ({e})") from None
+        if not isinstance(md.signed, kind):
+            raise Unverifiable(f"{what or path}: not {kind.type} metadata")
+        return md
+
+    @staticmethod
+    def _verify(delegator: Metadata, role: str, md: Metadata, path: str) -> None:
+        try:
+            delegator.verify_delegate(role, md)
+        except Exception as e:  # noqa: BLE001 - an unsigned file is unverifiable, whatever broke
+            raise Unverifiable(f"{path}: not signed by the keys for {role} ({e})") from None
+
+    @staticmethod
+    def _not_newer(md: Metadata, listed: int, role: str) -> None:
+        if md.signed.version > listed:
+            raise Unverifiable(f"cached {role} is version {md.signed.version}, newer than the "
+                               f"{listed} its parent lists")
