@@ -84,4 +84,4 @@ compile: $(STAMP)
 	for p in sensor vision tabular; do $(VENV)/bin/edgeship compile $$p -o build/$$p.yaml; done
 
 clean:
-	rm -rf build .edgeship .pytest_cache
+	rm -rf build .edgeship .pytest_cache .hypothesis

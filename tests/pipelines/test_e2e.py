@@ -74,6 +74,21 @@ def test_sensor_pipeline_runs_every_step_and_publishes(sensor_run) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("doc", ["README.md", "docs/pipelines.md"])
+def test_the_sample_run_in_the_docs_is_what_a_run_prints(sensor_run, doc: str) -> None:
+    """The docs show `edgeship run sensor`'s table; its data-given parts must be the real ones
+    (times, accuracies and epochs may differ from machine to machine)."""
+    _, result = sensor_run
+    real = step_lines(result.stdout)
+    shown = step_lines((REPO / doc).read_text())
+    assert list(shown) == STEPS
+    for step in ("ingest", "validate"):
+        assert shown[step].split()[3:] == real[step].split()[3:], (doc, step)
+    parameters = re.search(r"\d+ parameters", real["train"])
+    assert parameters and parameters.group(0) in shown["train"], (doc, real["train"])
+
+
+@pytest.mark.slow
 def test_a_device_activates_what_the_sensor_pipeline_published(sensor_run, tmp_path: Path) -> None:
     workdir, result = sensor_run
     assert result.returncode == 0, result.stderr
