@@ -26,6 +26,7 @@ COPY components ./components
 COPY pipelines ./pipelines
 COPY edge_pusher ./edge_pusher
 COPY device ./device
+COPY tfx_components ./tfx_components
 # Non-editable: the image carries the package, not a link to /src. The check runs isolated (-I),
 # so it imports the installed edgeship, not the source folders beside it.
 RUN uv pip install --python /opt/venv/bin/python -c requirements.lock '.[pipelines]' \

@@ -4,9 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
+# TFX's components run in their own .venv-tfx/ on Python 3.10 (TFX 1.16 needs < 3.11, and its
+# protobuf 3 cannot share an environment with kfp's protobuf 4), pinned by requirements-tfx.lock.
+VENV_TFX := .venv-tfx
+TFX_STAMP := $(VENV_TFX)/.installed-stamp
+PYTHON310 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.10.*/bin/python3.10) \
+	$(shell command -v python3.10 2>/dev/null))
 
-.PHONY: install tools demo test test-fast lint lint-imports lint-manifests compile clean \
-	image kind-load kind-up kind-down kind-e2e
+.PHONY: install tools demo test test-fast test-tfx tfx lint lint-imports lint-manifests compile \
+	clean image kind-load kind-up kind-down kind-e2e
 
 # --compile-bytecode, as pip does by default: every pipeline step is a new process, and without
 # .pyc files each would compile TensorFlow's, TFDV's and TFMA's source again (tens of seconds
@@ -19,6 +25,20 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(TFX_STAMP): pyproject.toml requirements-tfx.lock
+	@test -n "$(PYTHON310)" || { echo "make tfx needs Python 3.10: make tfx PYTHON310=/path/to/python3.10"; exit 1; }
+	test -x $(VENV_TFX)/bin/python || $(PYTHON310) -m venv $(VENV_TFX)
+	$(VENV_TFX)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(VENV_TFX)/bin/uv pip install --quiet --compile-bytecode --python $(VENV_TFX)/bin/python \
+		-c requirements-tfx.lock -e '.[tfx,dev]'
+	touch $(TFX_STAMP)
+
+tfx: $(TFX_STAMP)
+
+# The TFX tests, in .venv-tfx (the main venv has no TFX, and leaves tests/tfx/ out).
+test-tfx: $(TFX_STAMP)
+	$(VENV_TFX)/bin/python -m pytest -n 2 --dist loadfile tests/tfx
 
 # The flagship pipeline on its bundled data, then a simulated device taking the signed model.
 DEMO := .edgeship/demo
@@ -34,7 +54,7 @@ demo: $(STAMP)
 tools: $(STAMP)
 	manifests/scripts/tools-venv.sh
 
-test: $(STAMP) tools lint-imports
+test: $(STAMP) tools lint-imports test-tfx
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile
 

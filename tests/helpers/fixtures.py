@@ -18,7 +18,6 @@ from edgeship.edge_pusher import keys
 from edgeship.edge_pusher.buckets import FileBucket, S3Bucket
 from edgeship.edge_pusher.repository import Repository
 from tests.helpers.ota import HERE, PY, release
-from tests.helpers.wheel import build_wheel
 
 
 @pytest.fixture(scope="session")
@@ -136,6 +135,8 @@ def s3_bucket(moto_endpoint, monkeypatch, request) -> S3Bucket:
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
+    from tests.helpers.wheel import build_wheel  # tomllib: Python 3.11+, not the TFX tests'
+
     return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from tests.helpers import REPO
 
@@ -20,6 +19,8 @@ UV = str(Path(sys.executable).parent / "uv")
 
 def package_dirs() -> dict[str, Path]:
     """pyproject.toml's package-dir mapping: import name -> source folder."""
+    import tomllib
+
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     return {name: REPO / folder for name, folder in config["tool"]["setuptools"]["package-dir"]
             .items()}
@@ -59,6 +60,8 @@ def uv_install(python: Path, *args: str) -> None:
 def device_pythons() -> list[str]:
     """Every Python the base install supports: the minor versions pyproject's requires-python
     (">=3.10,<3.14") admits."""
+    import tomllib
+
     spec = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     low, high = (int(part.split(".")[1]) for part in spec.replace(">=", "").split(",<"))
     return [f"3.{minor}" for minor in range(low, high)]

@@ -1,0 +1,110 @@
+"""How a step becomes a TFX component, once for all six.
+
+A step's parameters are its ``*Params`` dataclass (``edgeship.components._params``): the
+component's execution parameters are made from that dataclass, with its types and defaults,
+so nothing is spelled twice. The executor turns TFX's artifacts into folders and the
+execution properties back into the dataclass, and runs the step's own executor inside
+``step_errors``, so bad input ends a TFX run with the same one line as the KFP step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any
+
+from tfx import types
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.types import artifact_utils
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from edgeship.errors import step_errors
+
+#: (artifact type, optional) of an input; the artifact type of an output.
+Inputs = dict[str, tuple[type[types.Artifact], bool]]
+Outputs = dict[str, type[types.Artifact]]
+
+
+class StepExecutor(base_executor.BaseExecutor):
+    """Runs one step: subclasses (at module level, where TFX finds them by name) set
+    ``STEP`` (the name its errors start with), ``PARAMS`` (the step's dataclass) and
+    ``run(inputs, outputs, params)``, which gets one artifact, or None, per name."""
+
+    STEP: str
+    PARAMS: type
+
+    def run(self, inputs: dict[str, Any], outputs: dict[str, Any], params: Any) -> None:
+        raise NotImplementedError
+
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 - TFX's API
+        hints = typing.get_type_hints(self.PARAMS)
+        with step_errors(self.STEP):
+            params = self.PARAMS(**{name: _decode(value, hints[name])
+                                    for name, value in exec_properties.items() if name in hints})
+            self.run({name: _single(value) for name, value in input_dict.items()},
+                     {name: _single(value) for name, value in output_dict.items()}, params)
+
+
+def make_component(name: str, executor: type[StepExecutor], inputs: Inputs, outputs: Outputs,
+                   doc: str) -> type[base_component.BaseComponent]:
+    """A TFX component class ``name``: ``Component(input=channel, ..., param=value)``, its
+    execution parameters the executor's ``PARAMS`` (parameters left out take their
+    defaults)."""
+    hints = typing.get_type_hints(executor.PARAMS)
+    fields = {f.name: f for f in dataclasses.fields(executor.PARAMS)}
+    module = executor.__module__
+    # TFX takes ``dict[str, X]`` and ``list[X]`` as JSON-compatible parameter types.
+    spec = type(f"{name}Spec", (types.ComponentSpec,), {
+        "__module__": module,
+        "PARAMETERS": {key: ExecutionParameter(type=hints[key], optional=_has_default(f))
+                       for key, f in fields.items()},
+        "INPUTS": {key: ChannelParameter(type=kind, optional=optional)
+                   for key, (kind, optional) in inputs.items()},
+        "OUTPUTS": {key: ChannelParameter(type=kind) for key, kind in outputs.items()},
+    })
+
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(inputs) - set(fields))
+        if unknown:
+            raise TypeError(f"{name}: unknown argument(s) {', '.join(unknown)}")
+        values = {key: value for key, value in kwargs.items() if key in fields}
+        for key, f in fields.items():
+            if key not in values and _has_default(f):
+                values[key] = _default(f)
+        channels = {key: kwargs[key] for key in inputs if kwargs.get(key) is not None}
+        made = {key: types.Channel(type=kind) for key, kind in outputs.items()}
+        base_component.BaseComponent.__init__(self, spec=spec(**channels, **made, **values))
+
+    return type(name, (base_component.BaseComponent,), {
+        "__module__": module,
+        "__doc__": doc,
+        "SPEC_CLASS": spec,
+        "EXECUTOR_SPEC": executor_spec.ExecutorClassSpec(executor),
+        "__init__": __init__,
+    })
+
+
+def _has_default(f: dataclasses.Field) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _decode(value: Any, hint: Any) -> Any:
+    """TFX hands list and dict parameters to executors as JSON text."""
+    origin = typing.get_origin(hint)
+    if origin in (list, dict) and isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+def _single(artifacts: list | None) -> Any:
+    return artifact_utils.get_single_instance(artifacts) if artifacts else None
+
+
+def set_blessed(blessing: types.Artifact, blessed: bool) -> None:
+    """What TFX's Evaluator sets, so that TFX's Pusher and InfraValidator read it."""
+    blessing.set_int_custom_property("blessed", int(blessed))
