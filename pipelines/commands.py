@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from edgeship.errors import InputError, StepFailed
@@ -25,7 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any other pipeline parameter (repeatable)",
+        help="any other pipeline parameter (repeatable; with tfx: STEP__NAME=VALUE)",
+    )
+    run.add_argument(
+        "--orchestrator",
+        choices=("kfp", "tfx"),
+        default="kfp",
+        help="kfp.local (default), or TFX's LocalDagRunner (sensor only; in TFX's environment, "
+        "see docs/tfx.md)",
     )
     run.set_defaults(func=cmd_run)
 
@@ -48,6 +56,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.orchestrator == "tfx":
+        return _run_tfx(args)
     from google.protobuf import json_format
 
     from edgeship.pipelines.local import new_workdir, require_data, run_local
@@ -86,6 +96,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(format_run(result))
     if not result.ok:
         raise StepFailed(result.error)
+    return 0
+
+
+def _run_tfx(args: argparse.Namespace) -> int:
+    """The sensor chain under TFX (edgeship.tfx), in TFX's environment: no kfp imported."""
+    if args.pipeline != "sensor":
+        raise InputError(f"--orchestrator tfx runs the sensor pipeline, not {args.pipeline}")
+    if args.channel:
+        args.param.append(f"push__channel={args.channel}")
+    try:
+        from edgeship.tfx.run import parse_params, run_sensor
+    except ImportError as err:
+        raise InputError(f"--orchestrator tfx needs TFX ({err.name} is missing): "
+                         "pip install 'edgeship[tfx]' on Python 3.10, or make tfx") from None
+    params = parse_params(args.param)
+    workdir = (Path(args.workdir) if args.workdir else
+               Path(".edgeship/runs") / f"sensor-tfx-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    keys = _checked_keys(Path(args.keys).resolve()) if args.keys else _demo_keys(workdir)
+    bucket = args.bucket or (workdir / "bucket").as_uri()
+    data = str(Path(args.data).resolve()) if args.data else None
+    print(f"edgeship run sensor --orchestrator tfx: working in {workdir}", flush=True)
+    print(run_sensor(workdir, data, args.label, bucket, keys, params))
+    print(f"bucket: {bucket}")
     return 0
 
 

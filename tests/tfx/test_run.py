@@ -1,0 +1,59 @@
+"""``edgeship run sensor --orchestrator tfx``: TFX's LocalDagRunner from the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeship.errors import InputError
+from edgeship.tfx.run import parse_params
+from tests.helpers.ota import subprocess_env
+
+
+def _run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgeship", "run", "sensor", "--orchestrator",
+                           "tfx", "--workdir", str(workdir), *args], capture_output=True,
+                          text=True, env=subprocess_env(), timeout=1200)
+
+
+def _states(stdout: str) -> dict[str, str]:
+    return {line.split()[0]: line.split()[1] for line in stdout.splitlines()
+            if line.split()[:1] and line.split()[0] in
+            ("Ingest", "Validate", "Train", "Evaluate", "Quantize", "EdgePusher")}
+
+
+@pytest.mark.slow
+def test_a_run_publishes_and_a_second_one_comes_from_the_cache(tmp_path: Path) -> None:
+    from edgeship.device import Agent
+
+    first = _run(tmp_path, "--param", "train__epochs=3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert set(_states(first.stdout).values()) == {"COMPLETE"}, first.stdout
+    second = _run(tmp_path, "--param", "train__epochs=3")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert set(_states(second.stdout).values()) == {"CACHED"}, second.stdout
+    agent = Agent(str(tmp_path / "device"), str(tmp_path / "bucket"), device_id="d-1",
+                  trusted_root=str(tmp_path / "keys" / "root_history" / "1.root.json"))
+    assert agent.poll_once().action == "updated"
+    assert agent.status()["active"]["version"] == 1
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("train__epochz=3", "expected STEP__NAME=VALUE"),
+    ("epochs=3", "expected STEP__NAME=VALUE"),
+    ("train__epochs=many", "'many' is not a whole number"),
+    ("quantize__variants=int8", "is not a list"),
+])
+def test_a_bad_param_is_one_line(pair: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_params([pair])
+
+
+def test_params_take_their_steps_types() -> None:
+    assert parse_params(["train__epochs=3", "quantize__variants=[\"int8\"]",
+                         "validate__fail_on_anomalies=false", "evaluate__min_accuracy=0.5"]) == {
+        "train__epochs": 3, "quantize__variants": ["int8"],
+        "validate__fail_on_anomalies": False, "evaluate__min_accuracy": 0.5}

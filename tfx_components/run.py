@@ -1,0 +1,111 @@
+"""``edgeship run sensor --orchestrator tfx``: the sensor chain under TFX's LocalDagRunner.
+
+Everything the run writes lands under the work folder: ``pipeline_root/``, ML Metadata in
+``metadata.sqlite`` (so a second run into the same folder reuses TFX's cache) and, unless
+``--bucket``/``--keys`` are given, a demo bucket and keys as ``edgeship run`` makes them. The
+summary lists each step's status (``COMPLETE`` or ``CACHED``) and time, from ML Metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import typing
+from pathlib import Path
+from typing import Any
+
+from edgeship.components.evaluate.executor import EvaluateParams
+from edgeship.components.ingest.executor import IngestParams
+from edgeship.components.quantize.executor import QuantizeParams
+from edgeship.components.train.executor import TrainParams
+from edgeship.components.validate.executor import ValidateParams
+from edgeship.edge_pusher.push import PushParams
+from edgeship.errors import InputError
+
+STEP_PARAMS = {"ingest": IngestParams, "validate": ValidateParams, "train": TrainParams,
+               "evaluate": EvaluateParams, "quantize": QuantizeParams, "push": PushParams}
+COMPONENTS = ("Ingest", "Validate", "Train", "Evaluate", "Quantize", "EdgePusher")
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``STEP__NAME=VALUE`` pairs, each value read as its step's parameter type."""
+    parsed = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        step, _, name = key.partition("__")
+        params = STEP_PARAMS.get(step)
+        if not sep or params is None or name not in params.names():
+            raise InputError(f"--param {pair}: expected STEP__NAME=VALUE with STEP one of "
+                             f"{', '.join(STEP_PARAMS)} and NAME one of its parameters")
+        parsed[key] = _value(typing.get_type_hints(params)[name], text, pair)
+    return parsed
+
+
+def _value(hint: Any, text: str, pair: str) -> Any:
+    try:
+        if hint is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError(text)
+            return text.lower() == "true"
+        if hint in (int, float):
+            return hint(text)
+        if typing.get_origin(hint) in (list, dict):
+            value = json.loads(text)
+            if not isinstance(value, typing.get_origin(hint)):
+                raise ValueError(text)
+            return value
+    except ValueError:
+        raise InputError(f"--param {pair}: {text!r} is not a {_kind(hint)}")\
+            from None
+    return text
+
+
+def _kind(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    return {bool: "true or false", int: "whole number", float: "number", list: "list (JSON)",
+            dict: "object (JSON)"}.get(origin or hint, str(hint))
+
+
+def run_sensor(workdir: Path, data_path: str | None, label: str | None, bucket_url: str,
+               keys_dir: str, params: dict[str, Any]) -> str:
+    """Run the chain; return the summary table."""
+    from edgeship.tfx.pipeline import run_local, sensor_pipeline
+
+    data = {"data_path": data_path} if data_path else {}
+    if label:
+        params = {"ingest__label": label, **params}
+    started = time.monotonic()
+    run_local(sensor_pipeline(str(workdir / "pipeline_root"), str(workdir / "metadata.sqlite"),
+                              bucket_url=bucket_url, keys_dir=keys_dir, **data, **params))
+    return summary(workdir / "metadata.sqlite", time.monotonic() - started)
+
+
+def summary(metadata_path: Path, seconds: float) -> str:
+    """Each step's state and time in the newest run, from ML Metadata."""
+    from tfx.orchestration import metadata
+
+    config = metadata.sqlite_metadata_connection_config(str(metadata_path))
+    with metadata.Metadata(config) as store:
+        executions = store.store.get_executions()
+        types = {t.id: t.name for t in store.store.get_execution_types()}
+    newest: dict[str, Any] = {}
+    for execution in executions:
+        name = types[execution.type_id].rsplit(".", 1)[-1]
+        if name in COMPONENTS and (name not in newest or execution.id > newest[name].id):
+            newest[name] = execution
+    lines = [f"{'step':<11}{'state':<10}{'seconds':>8}"]
+    for name in COMPONENTS:
+        execution = newest.get(name)
+        if execution is None:
+            lines.append(f"{name:<11}{'-':<10}{'':>8}")
+            continue
+        state = _STATES.get(execution.last_known_state, str(execution.last_known_state))
+        took = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
+        lines.append(f"{name:<11}{state:<10}{took:>8.1f}")
+    lines.append(f"{'total':<21}{seconds:>8.1f}")
+    return "\n".join(lines)
+
+
+# ml_metadata's Execution.State values.
+_STATES = {0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED", 5: "CACHED",
+           6: "CANCELED"}
