@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import threading
 import time
 
@@ -11,6 +10,7 @@ from tuf.api import exceptions
 
 from edgeship.device.fetcher import DeadlineFetcher, HttpFetcher, TransferLimits
 from edgeship.errors import OtaError
+from tests.helpers.servers import ScriptedServer
 
 
 class _Pieces:
@@ -74,36 +74,12 @@ def test_limits_that_make_no_sense_are_refused(field: str, value: object) -> Non
 # --------------------------------------------------------------------------- over real HTTP
 
 
-class _Server:
-    """127.0.0.1 HTTP server whose every response is decided by ``respond(handler)``."""
-
-    def __init__(self, respond):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802 - http.server API
-                try:
-                    respond(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def serve():
-    servers: list[_Server] = []
+    servers: list[ScriptedServer] = []
 
-    def _serve(respond) -> _Server:
-        servers.append(_Server(respond))
+    def _serve(respond) -> ScriptedServer:
+        servers.append(ScriptedServer(respond))
         return servers[-1]
 
     yield _serve

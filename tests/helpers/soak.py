@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.server
 import json
 import os
 import random
@@ -31,6 +30,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests.helpers.servers import ScriptedServer
+
 FAULTS = ("drop", "error-503", "truncate", "drip", "stale-timestamp")
 FAULTS_OFF = "faults-off"  # created in the work folder when the soak's faults end
 
@@ -42,22 +43,8 @@ class FaultyBucket:
         self.rate, self.rng, self.lock = rate, random.Random(seed), threading.Lock()
         self.counts: Counter[str] = Counter()
         self.timestamps: list[bytes] = []
-        bucket = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802 - http.server API
-                try:
-                    bucket.answer(self, root)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = ScriptedServer(lambda handler: self.answer(handler, root))
+        self.url = self.server.url
 
     def answer(self, handler, root: str) -> None:
         path = os.path.join(root, handler.path.lstrip("/").split("?")[0])
@@ -103,8 +90,7 @@ class FaultyBucket:
             self.rate = 0.0
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 # --------------------------------------------------------------------------- device process
