@@ -16,11 +16,16 @@ has a deadline and a minimum average rate, and a whole poll has a deadline
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import urllib3
 from tuf.api import exceptions
@@ -30,6 +35,8 @@ from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 from edgeship.errors import OtaError
 
 _CHUNK = 64 * 1024
+#: The current poll's deadline (time.monotonic), for the fetcher DeadlineFetcher wraps.
+_poll_deadline: ContextVar[float] = ContextVar("edgeship_poll_deadline", default=float("inf"))
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,13 @@ class DeadlineFetcher(FetcherInterface):
         self.last_url = url
         start = self.clock()
         self._check(url, start, start, 0)
-        return self._limited(url, start, self.inner.fetch(url))
+        remaining = self.poll_deadline - start
+        token = _poll_deadline.set(time.monotonic() + remaining)  # for HttpFetcher's watch
+        try:
+            chunks = self.inner.fetch(url)
+        finally:
+            _poll_deadline.reset(token)
+        return self._limited(url, start, chunks)
 
     def _limited(self, url: str, start: float, chunks: Iterator[bytes]) -> Iterator[bytes]:
         received = 0
@@ -103,45 +116,158 @@ class DeadlineFetcher(FetcherInterface):
                 f"{limits.min_bytes_per_second:g} bytes/s")
 
 
+class _Watch:
+    """Shuts a download's socket down at its deadline. A socket timeout counts silence, not
+    slowness: a server that sends its status line and then a header byte every few seconds
+    keeps ``http.client`` reading inside one call, where no check of ours runs; shutting the
+    socket down from this timer is what ends that read."""
+
+    def __init__(self, seconds: float):
+        self.fired = False
+        self._sock: Any = None
+        self._lock = threading.Lock()
+        self._timer = self._start(seconds)
+
+    def _start(self, seconds: float) -> threading.Timer:
+        timer = threading.Timer(min(max(0.0, seconds), threading.TIMEOUT_MAX), self._fire)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def arm(self, sock: Any) -> None:
+        """Watch ``sock`` (each connection a redirect opens, in turn)."""
+        with self._lock:
+            self._sock = sock
+            if self.fired:
+                _shut(sock)
+
+    def extend(self, seconds: float) -> None:
+        """A new deadline, ``seconds`` from now (the body's, once the headers are in)."""
+        with self._lock:
+            if self.fired:
+                return
+            self._timer.cancel()
+            self._timer = self._start(seconds)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            _shut(self._sock)
+
+
+def _shut(sock: Any) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+_watching = threading.local()  # the _Watch of this thread's current request
+
+
+class _WatchedConnection:
+    """Hands its socket to the thread's :class:`_Watch` once the request is sent, before
+    ``http.client`` starts reading the answer."""
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        watch = getattr(_watching, "watch", None)
+        if watch is not None:
+            watch.arm(self.sock)  # type: ignore[attr-defined]
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_WatchedConnection, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class HttpFetcher(Urllib3Fetcher):
     """python-tuf's urllib3 fetcher (its proxy and User-Agent handling), reading each response
     as bytes arrive (``read1``) so that :class:`DeadlineFetcher` sees a trickle as it comes,
-    and turning every transport failure into a ``DownloadError`` that names the URL."""
+    turning every transport failure into a ``DownloadError`` that names the URL, and holding
+    each download to hard deadlines (:class:`_Watch`): its answer's headers within
+    ``grace_seconds + socket_seconds``, all of it within ``file_seconds`` (or the poll's
+    deadline, when :class:`DeadlineFetcher` runs it)."""
 
-    def __init__(self, socket_seconds: float = TransferLimits.socket_seconds):
-        super().__init__(socket_timeout=socket_seconds)  # type: ignore[arg-type]
+    def __init__(self, limits: TransferLimits | None = None):
+        self.limits = limits or TransferLimits()
+        super().__init__(socket_timeout=self.limits.socket_seconds)  # type: ignore[arg-type]
 
     #: Redirects are followed (a CDN may send one); nothing is retried within a poll: the
     #: agent's next poll, with backoff, is the retry.
     RETRIES = urllib3.Retry(total=5, connect=0, read=0, status=0, other=0, redirect=5)
 
     def _fetch(self, url: str) -> Iterator[bytes]:
+        deadline = min(time.monotonic() + self.limits.file_seconds, _poll_deadline.get())
+        headers_within = self.limits.grace_seconds + self.limits.socket_seconds
+        watch = _Watch(min(headers_within, deadline - time.monotonic()))
+        parsed = urllib3.util.parse_url(url)
+        manager = self._proxy_env.get_pool_manager(parsed.scheme, parsed.host)
+        manager.pool_classes_by_scheme = _WATCHED_POOLS
+        _watching.watch = watch
         try:
-            response = self._proxy_env.request(
+            response = manager.request(
                 "GET", url, preload_content=False, retries=self.RETRIES,
                 timeout=urllib3.Timeout(connect=self.socket_timeout, read=self.socket_timeout))
         except urllib3.exceptions.HTTPError as e:
-            raise self._failure(url, e, "cannot connect") from None
+            watch.stop()
+            raise self._failure(url, e, "cannot connect", watch,
+                                f"no complete answer within {headers_within:g} s") from None
+        finally:
+            _watching.watch = None
+        if watch.fired:  # a shut socket can look like the end of the headers
+            response.close()
+            raise exceptions.SlowRetrievalError(
+                f"{url}: no complete answer within {headers_within:g} s")
         if not 200 <= response.status < 300:
+            watch.stop()
             response.release_conn()
             raise exceptions.DownloadHTTPError(f"{url}: HTTP {response.status}",
                                                response.status)
-        return self._pieces(url, response)
+        watch.extend(deadline - time.monotonic())
+        return self._pieces(url, response, watch)
 
-    def _pieces(self, url: str, response) -> Iterator[bytes]:
+    def _pieces(self, url: str, response: Any, watch: _Watch) -> Iterator[bytes]:
         try:
             while piece := response.read1(_CHUNK):
                 yield piece
+            if watch.fired:  # the shutdown can look like the end of the body
+                raise exceptions.SlowRetrievalError(f"{url}: not complete by its deadline")
         except urllib3.exceptions.HTTPError as e:
-            raise self._failure(url, e, "transfer broken off") from None
+            raise self._failure(url, e, "transfer broken off", watch,
+                                "not complete by its deadline") from None
         finally:
-            response.release_conn()
+            watch.stop()
+            if watch.fired:
+                response.close()  # the socket is shut: never back into the pool
+            else:
+                response.release_conn()
 
-    def _failure(self, url: str, error: Exception, what: str) -> exceptions.DownloadError:
+    def _failure(self, url: str, error: Exception, what: str, watch: _Watch,
+                 late: str) -> exceptions.DownloadError:
         """A refused connection, a failed DNS lookup or a broken transfer is a download
-        error; only silence past the socket timeout is a slow retrieval. (urllib3 files a
-        refused connection under its timeouts, which is why python-tuf's own fetcher reports
-        an unreachable host as an empty ``SlowRetrievalError``.)"""
+        error; silence past the socket timeout, or a deadline the watch enforced, is a slow
+        retrieval. (urllib3 files a refused connection under its timeouts, which is why
+        python-tuf's own fetcher reports an unreachable host as an empty
+        ``SlowRetrievalError``.)"""
+        if watch.fired:
+            return exceptions.SlowRetrievalError(f"{url}: {late}")
         reason = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
         if isinstance(reason, urllib3.exceptions.NewConnectionError):
             return exceptions.DownloadError(f"{url}: {what}: {_why(reason)}")
@@ -210,7 +336,7 @@ def fetcher_for(url: str, limits: TransferLimits | None = None) -> FetcherInterf
     if scheme in ("", "file"):
         return FileFetcher()
     if scheme in ("http", "https"):
-        return HttpFetcher((limits or TransferLimits()).socket_seconds)
+        return HttpFetcher(limits)
     raise OtaError(f"devices poll http(s):// or file:// repositories, not {url}; give them the "
                    "bucket's public https:// URL")
 

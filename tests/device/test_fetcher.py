@@ -132,10 +132,37 @@ def test_a_dripping_http_server_ends_in_slow_retrieval(serve) -> None:
 def test_a_server_that_answers_nothing_ends_in_slow_retrieval(serve) -> None:
     stop = threading.Event()
     server = serve(lambda handler: stop.wait(60))
-    error = _download_in_thread(HttpFetcher(socket_seconds=0.3), f"{server.url}/timestamp.json")
+    error = _download_in_thread(HttpFetcher(TransferLimits(socket_seconds=0.3)),
+                                f"{server.url}/timestamp.json")
     stop.set()
     assert isinstance(error, exceptions.SlowRetrievalError)
     assert "timestamp.json: nothing received for 0.3 s" in str(error)
+
+
+@pytest.mark.parametrize("where", ["headers", "chunk sizes"])
+def test_a_drip_inside_one_read_is_cut_off_by_the_hard_deadline(serve, where: str) -> None:
+    """A status line and then a header byte (or a chunk-size digit) every 0.1 s: ``http.client``
+    reads on inside one call, no socket timeout fires, and only the watch ends it."""
+    stop = threading.Event()
+
+    def respond(handler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        if where == "chunk sizes":
+            handler.wfile.write(b"Transfer-Encoding: chunked\r\n\r\n")
+        handler.wfile.write(b"X-Drip: " if where == "headers" else b"")
+        while not stop.is_set():
+            handler.wfile.write(b"1")
+            handler.wfile.flush()
+            time.sleep(0.1)
+
+    server = serve(respond)
+    limits = TransferLimits(grace_seconds=0.5, socket_seconds=1, file_seconds=2,
+                            min_bytes_per_second=1)
+    error = _download_in_thread(DeadlineFetcher(HttpFetcher(limits), limits),
+                                f"{server.url}/timestamp.json")
+    stop.set()
+    assert isinstance(error, exceptions.SlowRetrievalError), repr(error)
+    assert "timestamp.json" in str(error)
 
 
 def test_an_unreachable_host_is_a_download_error_that_names_it() -> None:
