@@ -40,7 +40,7 @@ from edgeship.contract import (
     target_path,
 )
 from edgeship.device import selftest
-from edgeship.device.checked import Damaged, kind_of
+from edgeship.device.checked import Damaged, kind_of, read_bytes
 from edgeship.device.fetcher import (
     DeadlineFetcher,
     TransferLimits,
@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 _CONFIG = dict(timestamp_max_length=16 * 1024, snapshot_max_length=1 << 20,
                targets_max_length=4 << 20, root_max_length=256 * 1024)
 MAX_INDEX_BYTES = 1 << 20
+#: A slot's file larger than this is not hashed to find which signed build it is.
+MAX_MODEL_BYTES = 1 << 30
 #: Reasons that are faults of the way to the repository, not something the device refused.
 FAULTS = frozenset({"bucket-unreachable", "not-found"})
 
@@ -179,14 +181,15 @@ class Agent:
                 raise Refusal("no-trusted-root", f"{self._trusted_root_src}: no such file; "
                               "pass the root.json shipped with the firmware") from None
             with contextlib.suppress(OSError):  # the firmware's copy is the authority
-                with open(kept, "rb") as f:
-                    if f.read() == data:
-                        return data
+                if read_bytes(kept) == data:
+                    return data
             atomic_write(kept, data)
             return data
         try:
-            with open(kept, "rb") as f:
-                return f.read()
+            kept_data = read_bytes(kept)
+            if kept_data is None:
+                raise OSError(f"{kept} is larger than any root")
+            return kept_data
         except FileNotFoundError:
             raise Refusal("no-trusted-root", "no trusted root: pass the root.json shipped "
                           "with the firmware (--trusted-root)") from None
@@ -247,6 +250,7 @@ class Agent:
         except Exception:
             self._repair_offline()  # the repository is out of reach: what the cache proves
             raise
+        self._drop_unusable_roots()
         self._repair_slots(updater.get_targetinfo, lambda: self._index_builds(updater))
         chosen = self._choose(updater)
         if isinstance(chosen, PollResult):
@@ -265,30 +269,48 @@ class Agent:
         from the signed metadata when the file is still a signed build, else removed (the
         next steps of the poll then install a verified build). Each repair is reported.
 
-        ``signed(path)`` is a target's signed record; ``builds()`` the signed builds this
-        device may run, as (name, version, record): from the repository after a refresh, or
-        from the TUF cache alone when the repository is out of reach."""
+        ``signed(path)`` is a target's signed record, None when the signed metadata does not
+        list it, :class:`Unverifiable` when it cannot tell (the TUF cache, offline, may not
+        hold that bin: such a slot is kept but never made active); ``builds()`` the signed
+        builds this device may run, as (name, version, record)."""
+        proven, unknown = set(), set()
         for slot in SLOTS:
-            problem = self._slot_problem(signed, slot)
+            problem, known = self._slot_problem(signed, slot)
             if problem is None:
+                (proven if known else unknown).add(slot)
                 continue
             rebuilt = self._rebuild_meta(builds, slot)
             if rebuilt is None:
                 self.slots.empty(slot)
+            else:
+                proven.add(slot)
             self._repairs.append(f"{problem}; " + (
                 f"meta.json rebuilt from the signed metadata of {rebuilt}" if rebuilt
                 else "slot emptied"))
+        unknown = {s for s in unknown if self.slots.meta(s)}  # empty slots are not "unknown"
         pointer = self.slots.read_pointer()
-        holding = [s for s in SLOTS if self.slots.meta(s)]
-        if pointer in holding or (pointer is None and not holding):
+        if pointer in proven or pointer in unknown or (pointer is None and not proven):
             return
-        if holding:
-            best = max(holding, key=lambda s: self.slots.meta(s)["version"])  # type: ignore
+        if proven:  # only a slot proven against the signed metadata may become active
+            best = max(proven, key=lambda s: self.slots.meta(s)["version"])  # type: ignore
             self.slots.activate(best)
             self._repairs.append(f"active: {_what(pointer)}; now slot {best}")
         else:
             remove(self.slots.pointer)
-            self._repairs.append(f"active: {_what(pointer)}; removed (no slot holds a model)")
+            self._repairs.append(f"active: {_what(pointer)}; removed (no slot holds a "
+                                 "signed model)")
+
+    def _drop_unusable_roots(self) -> None:
+        """A cached root that does not verify (a power cut mid-write) was never trusted by
+        python-tuf, which fetched what it needed; left in place it would keep `device
+        status` from verifying anything offline."""
+        try:
+            cache = SignedCache(self.state.file("tuf"), self.state.file(TRUSTED_ROOT_FILE))
+        except Unverifiable:
+            return
+        for path, why in zip(cache.skipped_paths, cache.skipped, strict=True):
+            remove(path)
+            self._repairs.append(f"{why}: removed")
 
     def _repair_offline(self) -> None:
         """Repair the slots from the TUF cache when no refresh was possible, so that a device
@@ -322,32 +344,38 @@ class Agent:
                 if info is not None:
                     yield name, version, info
 
-    def _slot_problem(self, signed: Callable[[str], TargetFile | None], slot: str) -> str | None:
-        """What is wrong with a slot, None when it is empty or holds a signed build."""
+    def _slot_problem(self, signed: Callable[[str], TargetFile | None],
+                      slot: str) -> tuple[str | None, bool]:
+        """(what is wrong with a slot, whether it is proven to hold a signed build): (None,
+        True) for a signed build, (None, False) for an empty slot or one that cannot be
+        checked now."""
         meta = self.slots.read_meta(slot)
         model = self.slots.model_path(slot)
         if isinstance(meta, Damaged):
-            return str(meta)
+            return str(meta), False
         if meta is None:
-            return None if kind_of(model) is None else f"slots/{slot}: a model without meta.json"
-        info = signed(target_path(meta["name"], meta["channel"], meta["version"],
-                                  meta["hardware"]))
-        if info is None:  # not listed (or not cached): kept; `device status` says unverified
-            return None
+            empty = kind_of(model) is None
+            return (None if empty else f"slots/{slot}: a model without meta.json"), False
+        what = f"{meta['name']} v{meta['version']}"
+        try:
+            info = signed(target_path(meta["name"], meta["channel"], meta["version"],
+                                      meta["hardware"]))
+        except Unverifiable:
+            return None, False
+        if info is None:  # the publisher never removes a target: unlisted means never signed
+            return f"slots/{slot}: {what} is not in the signed metadata", False
         identity = (info.length, info.hashes.get("sha256"))
-        if file_identity(model) != identity:
-            return (f"slots/{slot}/model.tflite is not the signed {meta['name']} "
-                    f"v{meta['version']}")
+        if file_identity(model, info.length) != identity:
+            return f"slots/{slot}/model.tflite is not the signed {what}", False
         if (meta["length"], meta["sha256"]) != identity:
-            return f"slots/{slot}/meta.json does not match the signed {meta['name']} v" \
-                f"{meta['version']}"
-        return None
+            return f"slots/{slot}/meta.json does not match the signed {what}", False
+        return None, True
 
     def _rebuild_meta(self, builds: Callable[[], Iterable[tuple[str, int, TargetFile]]],
                       slot: str) -> str | None:
         """Find the slot's file among the signed builds (by length and sha256) and write its
         meta.json from their signed metadata; return the build found, or None."""
-        found = file_identity(self.slots.model_path(slot))
+        found = file_identity(self.slots.model_path(slot), max_bytes=MAX_MODEL_BYTES)
         for name, version, info in builds() if found else ():
             if (info.length, info.hashes.get("sha256")) != found:
                 continue

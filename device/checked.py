@@ -57,8 +57,17 @@ def read_checked(path: str, shape: Shape, shown: str | None = None) -> Any:
 
 
 def read_bytes(path: str, limit: int = MAX_STATE_BYTES) -> bytes | None:
-    """The file's bytes, None when it is larger than ``limit``; OSError as open() raises it."""
-    with open(path, "rb") as f:
+    """The regular file's bytes, None when it is larger than ``limit``; OSError as open()
+    raises it, and for anything that is not a regular file (a symlink, a FIFO, a device:
+    reading one could block or never end)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        raise OSError(f"{path} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
         data = f.read(limit + 1)
     return None if len(data) > limit else data
 
@@ -72,9 +81,10 @@ def describe(error: OSError) -> str:
 
 
 def kind_of(path: str) -> str | None:
-    """"dir", "file" (anything else, a symlink included: the agent makes none) or None."""
+    """"dir", "file" (a regular one), "other" (a symlink, a FIFO, a device: the agent makes
+    none) or None (nothing there)."""
     try:
         mode = os.lstat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return "dir" if stat.S_ISDIR(mode) else "file"
+    return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"

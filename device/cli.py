@@ -43,7 +43,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     if not os.path.isdir(args.state_dir):
         raise InputError(f"state directory {args.state_dir} does not exist")
-    print(json.dumps(device_status(args.state_dir), indent=2))
+    print(json.dumps(device_status(args.state_dir, trusted_root=args.trusted_root), indent=2))
     return 0
 
 
@@ -86,4 +86,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_poll)
     p = ds.add_parser("status", help="print the device state as JSON")
     p.add_argument("--state-dir", required=True)
+    p.add_argument("--trusted-root", help="the firmware's root.json, to check 'verified' "
+                   "against (default: the copy kept in the state folder)")
     p.set_defaults(func=_cmd_status)

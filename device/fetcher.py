@@ -195,6 +195,8 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 _WATCHED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+#: Signed lengths and hashes are of the bytes as stored: no compressed answers.
+_HEADERS = {"Accept-Encoding": "identity"}
 
 
 class HttpFetcher(Urllib3Fetcher):
@@ -224,6 +226,7 @@ class HttpFetcher(Urllib3Fetcher):
         try:
             response = manager.request(
                 "GET", url, preload_content=False, retries=self.RETRIES,
+                headers={**manager.headers, **_HEADERS},
                 timeout=urllib3.Timeout(connect=self.socket_timeout, read=self.socket_timeout))
         except urllib3.exceptions.HTTPError as e:
             watch.stop()
@@ -240,24 +243,42 @@ class HttpFetcher(Urllib3Fetcher):
             response.release_conn()
             raise exceptions.DownloadHTTPError(f"{url}: HTTP {response.status}",
                                                response.status)
-        watch.extend(deadline - time.monotonic())
+        encoding = response.headers.get("Content-Encoding", "identity").lower()
+        if encoding != "identity":  # signed lengths and hashes are of the bytes as stored
+            watch.stop()
+            response.close()
+            raise exceptions.DownloadError(f"{url}: answered with Content-Encoding {encoding}")
+        watch.extend(self._body_seconds(response, deadline))
         return self._pieces(url, response, watch)
 
+    def _body_seconds(self, response: Any, deadline: float) -> float:
+        """Seconds the body may take: to the download's deadline, and, when the answer says
+        its length, no longer than that length at the minimum rate (after the grace period):
+        a drip inside one read (a chunk-size line) is then cut as soon as the rate is."""
+        seconds = deadline - time.monotonic()
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and self.limits.min_bytes_per_second > 0:
+            seconds = min(seconds, self.limits.grace_seconds + self.limits.socket_seconds
+                          + int(length) / self.limits.min_bytes_per_second)
+        return seconds
+
     def _pieces(self, url: str, response: Any, watch: _Watch) -> Iterator[bytes]:
+        complete = False
         try:
-            while piece := response.read1(_CHUNK):
+            while piece := response.read1(_CHUNK, decode_content=False):
                 yield piece
             if watch.fired:  # the shutdown can look like the end of the body
                 raise exceptions.SlowRetrievalError(f"{url}: not complete by its deadline")
+            complete = True
         except urllib3.exceptions.HTTPError as e:
             raise self._failure(url, e, "transfer broken off", watch,
                                 "not complete by its deadline") from None
         finally:
             watch.stop()
-            if watch.fired:
-                response.close()  # the socket is shut: never back into the pool
-            else:
+            if complete:
                 response.release_conn()
+            else:  # cut off, or abandoned by the caller: never back into the pool half-read
+                response.close()
 
     def _failure(self, url: str, error: Exception, what: str, watch: _Watch,
                  late: str) -> exceptions.DownloadError:
@@ -269,8 +290,8 @@ class HttpFetcher(Urllib3Fetcher):
         if watch.fired:
             return exceptions.SlowRetrievalError(f"{url}: {late}")
         reason = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
-        if isinstance(reason, urllib3.exceptions.NewConnectionError):
-            return exceptions.DownloadError(f"{url}: {what}: {_why(reason)}")
+        if isinstance(reason, urllib3.exceptions.ConnectTimeoutError):  # NewConnectionError too
+            return exceptions.DownloadError(f"{url}: cannot connect: {_why(reason)}")
         if isinstance(reason, urllib3.exceptions.TimeoutError):
             return exceptions.SlowRetrievalError(
                 f"{url}: nothing received for {self.socket_timeout:g} s")
@@ -278,8 +299,9 @@ class HttpFetcher(Urllib3Fetcher):
 
 
 def _why(error: BaseException) -> str:
-    """urllib3's message without the object reprs it starts with."""
-    text = str(error)
+    """urllib3's message without the connection object it carries."""
+    last = error.args[-1] if error.args else ""
+    text = last if isinstance(last, str) else str(error)
     return text.split(": ", 1)[-1] if text.startswith("<") else (text or type(error).__name__)
 
 

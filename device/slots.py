@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import stat
 
 from edgeship.contract import check_name, check_version
 from edgeship.device.checked import Damaged, read_bytes, read_checked
@@ -78,12 +79,27 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def file_identity(path: str) -> tuple[int, str] | None:
-    """(length, sha256) of a file; None when there is no readable file there."""
+def file_identity(path: str, expected_length: int | None = None,
+                  max_bytes: int = 1 << 30) -> tuple[int, str] | None:
+    """(length, sha256) of the regular file at ``path``; None when there is none (a symlink, a
+    FIFO or a device is none: reading one could block or never end). A file whose length is
+    not ``expected_length`` (when given), or larger than ``max_bytes``, is not hashed: its
+    sha256 is given as ""."""
     try:
-        return os.path.getsize(path), sha256_file(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if info.st_size > max_bytes or expected_length not in (None, info.st_size):
+            return info.st_size, ""
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            digest.update(chunk)
+        return info.st_size, digest.hexdigest()
 
 
 def remove(path: str) -> None:
@@ -142,8 +158,8 @@ class SlotStore:
         install. (Whether those are the *signed* ones is for the agent and
         ``device_status`` to check against the TUF metadata.)"""
         meta = self.meta(slot)
-        if meta is None or file_identity(self.model_path(slot)) != (meta["length"],
-                                                                    meta["sha256"]):
+        identity = (meta["length"], meta["sha256"]) if meta else None
+        if identity is None or file_identity(self.model_path(slot), identity[0]) != identity:
             return None
         return meta
 

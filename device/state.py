@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from edgeship.contract import target_path
-from edgeship.device.checked import Damaged, describe, kind_of, object_shape, read_checked
+from edgeship.device.checked import Damaged, kind_of, object_shape, read_checked
 from edgeship.device.slots import SLOTS, SlotStore, atomic_write, file_identity, remove
 from edgeship.device.trust import SignedCache, Unverifiable
 
@@ -111,10 +111,14 @@ class StateDir:
         for parts, kind in expected:
             path = self.file(*parts)
             found = kind_of(path)
+            if found == "other" and parts == ("tuf", "root.json") and _points_inside(path):
+                continue  # python-tuf's own link to the newest root
             if found is not None and found != kind:
                 remove(path)
-                removed.append(Damaged("/".join(parts), describe(
-                    IsADirectoryError() if found == "dir" else NotADirectoryError())))
+                removed.append(Damaged("/".join(parts), _what_is_there(found)))
+            if kind == "file" and kind_of(path + ".tmp") is not None:
+                remove(path + ".tmp")  # an interrupted write's leftover blocks the next one
+                removed.append(Damaged("/".join(parts) + ".tmp", "left by an interrupted write"))
         return removed
 
     def read_json(self, name: str, shape) -> Any:
@@ -191,15 +195,28 @@ class StateDir:
             log.error("cannot write %s: %s", STATUS_FILE, e)
 
 
-def check_signed(state: StateDir, slot: str) -> str | None:
+def _what_is_there(found: str) -> str:
+    return {"dir": "a directory where a file belongs", "file": "a file where a directory "
+            "belongs"}.get(found, "a link, FIFO or device where the agent keeps a file")
+
+
+def _points_inside(link: str) -> bool:
+    """Whether ``link`` resolves to a regular file inside its own folder."""
+    target, base = os.path.realpath(link), os.path.realpath(os.path.dirname(link))
+    return os.path.isfile(target) and os.path.commonpath([target, base]) == base
+
+
+def check_signed(state: StateDir, slot: str, cache: SignedCache | Unverifiable) -> str | None:
     """Why the model in ``slot`` is not the one signed for the identity its meta.json
     records, or None when its length and sha256 match the signed target metadata in the
-    device's TUF cache (read offline, see ``edgeship.device.trust``)."""
+    device's TUF cache (``cache``, read offline: see ``edgeship.device.trust``; or why the
+    cache proves nothing)."""
     meta = state.slots.read_meta(slot)
     if not isinstance(meta, dict):
         return str(meta) if meta else f"slots/{slot} holds no model"
     try:
-        cache = SignedCache(state.file("tuf"), state.file(TRUSTED_ROOT_FILE))
+        if isinstance(cache, Unverifiable):
+            raise cache
         signed = cache.target(target_path(meta["name"], meta["channel"], meta["version"],
                                           meta["hardware"]))
     except Unverifiable as e:
@@ -207,19 +224,29 @@ def check_signed(state: StateDir, slot: str) -> str | None:
     if signed is None:
         return (f"{meta['name']} v{meta['version']} ({meta['hardware']}, {meta['channel']}) "
                 "is not in the signed metadata this device holds")
-    found = file_identity(state.slots.model_path(slot))
+    found = file_identity(state.slots.model_path(slot), signed.length)
     if found != (signed.length, signed.hashes.get("sha256")):
         return "the model file does not match its signed length and sha256"
     return None
 
 
-def device_status(state_dir: str, identity: dict[str, Any] | None = None) -> dict[str, Any]:
+def _signed_cache(state: StateDir, trusted_root: str | None) -> SignedCache | Unverifiable:
+    try:
+        return SignedCache(state.file("tuf"), trusted_root or state.file(TRUSTED_ROOT_FILE))
+    except Unverifiable as e:
+        return e
+
+
+def device_status(state_dir: str, identity: dict[str, Any] | None = None,
+                  trusted_root: str | None = None) -> dict[str, Any]:
     """The device's status: the active model and whether it is the signed one (checked
     against the TUF cache, not against the slot's own meta.json, which is as easy to change
     as the model), the previous one, the last check and error, the builds refused here, and
     whatever in the state folder is damaged. Never fails, whatever the folder holds.
 
     ``identity`` (device_id, hardware, channel) fills in what no poll has recorded yet.
+    ``trusted_root`` anchors the check on the firmware's root.json instead of the copy the
+    agent keeps in the state folder (which whoever can write the folder can replace).
     """
     state = StateDir(state_dir)
     raw = state.read_json(STATUS_FILE, _status_shape)
@@ -240,7 +267,10 @@ def device_status(state_dir: str, identity: dict[str, Any] | None = None) -> dic
         meta = metas[slot]
         active = {k: meta.get(k) for k in ("name", "version", "sha256", "hardware",
                                            "channel", "activated_at")} | {"slot": slot}
-        problem = check_signed(state, slot)
+        cache = _signed_cache(state, trusted_root)
+        if isinstance(cache, SignedCache):
+            damaged += [Damaged("tuf/root_history", why) for why in cache.skipped]
+        problem = check_signed(state, slot, cache)
         active["verified"] = problem is None
         if problem:
             active["not_verified"] = problem

@@ -26,6 +26,7 @@ from tuf.api.metadata import (
     Timestamp,
 )
 
+from edgeship.device.checked import read_bytes
 from edgeship.errors import OtaError
 
 #: How many newer roots the walk follows from the firmware root, as ngclient's default.
@@ -44,15 +45,24 @@ class SignedCache:
     def __init__(self, tuf_dir: str, root_file: str):
         self.dir = tuf_dir
         root = self._load(root_file, Root, "the trusted root")
-        for version in range(root.signed.version + 1, root.signed.version + MAX_ROOT_ROTATIONS):
+        #: Cached roots the walk could not use, and why (python-tuf never trusted them).
+        self.skipped: list[str] = []
+        self.skipped_paths: list[str] = []
+        first = root.signed.version + 1
+        for version in range(first, first + MAX_ROOT_ROTATIONS):
             path = os.path.join(tuf_dir, "root_history", f"{version}.root.json")
-            if not os.path.exists(path):
+            if not os.path.lexists(path):
                 break
-            newer = self._load(path, Root)
-            self._verify(root, Root.type, newer, path)
-            self._verify(newer, Root.type, newer, path)
-            if newer.signed.version != version:
-                raise Unverifiable(f"{path} holds root version {newer.signed.version}")
+            try:  # as python-tuf does: the chain ends at the first root that does not verify
+                newer = self._load(path, Root)
+                self._verify(root, Root.type, newer, path)
+                self._verify(newer, Root.type, newer, path)
+                if newer.signed.version != version:
+                    raise Unverifiable(f"{path} holds root version {newer.signed.version}")
+            except Unverifiable as e:
+                self.skipped.append(str(e))
+                self.skipped_paths.append(path)
+                break
             root = newer
         self.root = root
         timestamp = self._load(self._path(Timestamp.type), Timestamp)
@@ -63,12 +73,16 @@ class SignedCache:
         targets = self._load(self._path(Targets.type), Targets)
         self._verify(root, Targets.type, targets, self._path(Targets.type))
         self.snapshot, self.targets = snapshot, targets
+        self._not_newer(targets, self._listed_version(Targets.type), Targets.type)
 
     def target(self, path: str) -> TargetFile | None:
-        """The signed record of target ``path``, from the bin that holds it; None when the
-        cache does not hold that bin or the bin does not list the path."""
-        signed_bin = self._bin(self._succinct().get_role_for_target(path))
-        return signed_bin.signed.targets.get(path) if signed_bin else None
+        """The signed record of target ``path``, from the bin that holds it; None when that
+        bin does not list the path; :class:`Unverifiable` when the cache holds no such bin."""
+        role = self._succinct().get_role_for_target(path)
+        signed_bin = self._bin(role)
+        if signed_bin is None:
+            raise Unverifiable(f"the TUF cache holds no {role}, which would list {path}")
+        return signed_bin.signed.targets.get(path)
 
     def cached_targets(self) -> Iterator[TargetFile]:
         """Every target listed in the bins this device holds (those it has needed)."""
@@ -104,10 +118,12 @@ class SignedCache:
     @staticmethod
     def _load(path: str, kind: type, what: str | None = None) -> Metadata:
         try:
-            if os.path.getsize(path) > MAX_FILE_BYTES:
+            data = read_bytes(path, MAX_FILE_BYTES)  # a regular file only: no link, no FIFO
+            if data is None:
                 raise Unverifiable(f"{what or path}: larger than {MAX_FILE_BYTES} bytes")
-            with open(path, "rb") as f:
-                md = Metadata.from_bytes(f.read())
+            md = Metadata.from_bytes(data)
+        except Unverifiable:
+            raise
         except OSError as e:
             raise Unverifiable(f"{what or path}: {e.strerror or e}") from None
         except Exception as e:  # noqa: BLE001 - python-tuf's many parse errors: one meaning

@@ -209,3 +209,46 @@ def test_redirects_are_followed(serve) -> None:
 
     server = serve(respond)
     assert HttpFetcher().download_bytes(f"{server.url}/old", 100) == b"new"
+
+
+def test_a_connect_timeout_is_an_unreachable_bucket_not_an_attack(monkeypatch) -> None:
+    """Found in review: urllib3 files a connect timeout under its timeouts, so an offline
+    cellular device was told `slow-retrieval` (a refusal) instead of an unreachable bucket."""
+    import urllib3
+
+    def blackholed(self):
+        raise urllib3.exceptions.ConnectTimeoutError(self, "timed out")
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "_new_conn", blackholed)
+    error = _download_in_thread(HttpFetcher(), "http://192.0.2.1/metadata/timestamp.json")
+    assert type(error) is exceptions.DownloadError
+    assert "cannot connect: timed out" in str(error)
+
+
+def test_a_download_cut_off_never_goes_back_into_the_pool(serve) -> None:
+    """Found in review: a half-read answer went back into the pool, and the next request on
+    that connection failed."""
+    stop = threading.Event()
+
+    def respond(handler) -> None:
+        if handler.path == "/slow":
+            handler.send_response(200)
+            handler.send_header("Content-Length", "100000")
+            handler.end_headers()
+            while not stop.is_set():
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+                time.sleep(0.05)
+        else:
+            handler.send_response(200)
+            handler.send_header("Content-Length", "2")
+            handler.end_headers()
+            handler.wfile.write(b"ok")
+
+    server = serve(respond)
+    limits = TransferLimits(grace_seconds=0.3, min_bytes_per_second=1000, socket_seconds=2)
+    fetcher = DeadlineFetcher(HttpFetcher(limits), limits)
+    assert isinstance(_download_in_thread(fetcher, f"{server.url}/slow"),
+                      exceptions.SlowRetrievalError)
+    stop.set()
+    assert fetcher.download_bytes(f"{server.url}/fast", 10) == b"ok"

@@ -176,7 +176,8 @@ STATE_PATHS = {
     "cache/index-stable.json": "channel_index.json", "active": None,
     "slots/a/model.tflite": None, "slots/b/model.tflite": None, "slots/b": None,
     "tuf/timestamp.json": None, "tuf/snapshot.json": None, "tuf/targets.json": None,
-    "trusted_root.json": None, "tuf": None,
+    "trusted_root.json": None, "tuf": None, "status.json.tmp": None, "active.tmp": None,
+    "tuf/root_history/2.root.json": None,
 }
 
 
@@ -190,7 +191,7 @@ def damage(draw) -> dict[str, tuple[str, bytes]]:
         content = st.binary(max_size=32) | json_values.map(lambda v: json.dumps(v).encode())
         if corpus:
             content = content | mutated(corpus).map(lambda v: json.dumps(v).encode())
-        kind = draw(st.sampled_from(["delete", "dir", "bytes", "bytes"]))
+        kind = draw(st.sampled_from(["delete", "dir", "bytes", "bytes", "symlink", "fifo"]))
         done[path] = (kind, draw(content) if kind == "bytes" else b"")
     return done
 
@@ -198,6 +199,10 @@ def damage(draw) -> dict[str, tuple[str, bytes]]:
 def _apply(state: str, changes: dict[str, tuple[str, bytes]]) -> None:
     for rel, (kind, data) in changes.items():
         path = os.path.join(state, rel)
+        if kind == "edit":  # the file as it is, with some fields changed
+            Path(path).write_text(json.dumps(json.loads(Path(path).read_text())
+                                             | json.loads(data)))
+            continue
         if os.path.isdir(path):
             shutil.rmtree(path)
         elif os.path.lexists(path):
@@ -210,6 +215,10 @@ def _apply(state: str, changes: dict[str, tuple[str, bytes]]) -> None:
         os.makedirs(parent, exist_ok=True)
         if kind == "dir":
             os.makedirs(path)
+        elif kind == "symlink":
+            os.symlink("/dev/zero", path)  # reading it never ends
+        elif kind == "fifo":
+            os.mkfifo(path)  # opening it blocks
         else:
             Path(path).write_bytes(data)
 
@@ -218,6 +227,9 @@ def _apply(state: str, changes: dict[str, tuple[str, bytes]]) -> None:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
 @given(changes=damage())
+# Found in review: a meta.json naming a build the signed metadata does not list.
+@example(changes={"slots/a/meta.json": ("edit", b'{"version": 999}')})
+@example(changes={"slots/a/meta.json": ("edit", b'{"name": "x"}')})
 def test_any_state_folder_polls_and_reports(publish, make_agent, tiny_models, tmp_path,
                                             changes) -> None:
     """The property of the hardening issue: whatever the state folder holds, ``poll_once``

@@ -139,3 +139,99 @@ def test_a_device_out_of_reach_of_its_bucket_repairs_from_its_tuf_cache(v1, make
     assert offline.active_model_path() is not None
     _assert_runs_signed_v1(offline)
     assert "rebuilt from the signed metadata of sensor v1" in offline.status()["repairs"][-1]
+
+
+@pytest.mark.parametrize("changes", [{"version": 999}, {"name": "x"}, {"version": 2**63 - 1}])
+def test_an_unsigned_model_with_a_plausible_meta_is_neither_kept_nor_trusted(
+        v1, model_bytes, publish, changes):
+    """Found in review: a slot naming a build the signed metadata does not list was kept, and
+    its version then blocked every later update ("sensor v999 is current")."""
+    import hashlib
+
+    with open(_path(v1, "slots", "a", "model.tflite"), "wb") as f:
+        f.write(model_bytes["b"])
+    _edit_meta(v1, "a", sha256=hashlib.sha256(model_bytes["b"]).hexdigest(),
+               length=len(model_bytes["b"]), **changes)
+    publish(2, which="b")
+    assert v1.poll_once().version == 2
+    status = v1.status()
+    assert status["active"]["version"] == 2 and status["active"]["verified"] is True
+
+
+def test_a_fake_slot_is_never_made_active(v1, model_bytes):
+    import hashlib
+
+    os.makedirs(_path(v1, "slots", "b"), exist_ok=True)
+    with open(_path(v1, "slots", "b", "model.tflite"), "wb") as f:
+        f.write(model_bytes["b"])
+    meta = json.load(open(_path(v1, "slots", "a", "meta.json")))
+    meta.update(version=2**63 - 1, sha256=hashlib.sha256(model_bytes["b"]).hexdigest(),
+                length=len(model_bytes["b"]))
+    _write(_path(v1, "slots", "b", "meta.json"), json.dumps(meta))
+    _write(_path(v1, "active"), "x\n")
+    assert v1.poll_once().ok
+    _assert_runs_signed_v1(v1)
+    assert v1.status()["active"]["slot"] == "a"
+
+
+def _ends(call, seconds: float = 60) -> object:
+    """``call()``'s result; fails the test instead of hanging when it never returns."""
+    import threading
+
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert result, "it never returned"
+    return result[0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda path: os.symlink("/dev/zero", path),  # reading it never ends
+    lambda path: os.mkfifo(path),  # opening it blocks
+])
+@pytest.mark.parametrize("parts", [("slots", "a", "model.tflite"), ("status.json",),
+                                   ("slots", "a", "meta.json"), ("active",)])
+def test_a_link_or_fifo_in_the_state_folder_neither_hangs_nor_is_read(v1, make, parts):
+    path = _path(v1, *parts)
+    os.unlink(path)
+    make(path)
+    assert isinstance(_ends(lambda: device_status(v1.state_dir)), dict)
+    assert _ends(v1.poll_once).ok
+    _assert_runs_signed_v1(v1)
+
+
+@pytest.mark.parametrize("name", ["trusted_root.json", "status.json", "bad_versions.json"])
+def test_a_folder_left_where_a_write_puts_its_temporary_file_is_removed(v1, publish, name):
+    """Found in review: a directory at status.json.tmp silently stopped every status write."""
+    os.makedirs(_path(v1, name + ".tmp"))
+    publish(2, which="b")
+    assert v1.poll_once().version == 2
+    assert v1.status()["active"]["version"] == 2
+    assert v1.status()["last_result"]["version"] == 2
+    assert not os.path.exists(_path(v1, name + ".tmp"))
+
+
+def test_a_damaged_cached_root_is_reported_and_dropped(v1):
+    """Found in review: an empty root_history/2.root.json (a power cut; python-tuf writes
+    without fsync) kept `device status` from verifying anything, and was never reported."""
+    _write(_path(v1, "tuf", "root_history", "2.root.json"), "")
+    status = v1.status()
+    assert status["active"]["verified"] is True  # the chain ends before it, as python-tuf's
+    assert any(d.startswith("tuf/root_history: ") for d in status["damaged"])
+    assert v1.poll_once().ok
+    assert not os.path.exists(_path(v1, "tuf", "root_history", "2.root.json"))
+    _assert_runs_signed_v1(v1)
+
+
+def test_status_anchored_on_the_firmware_root(v1, keys_dir, tmp_path):
+    """The kept copy of the root can be replaced by whoever writes the state folder; the
+    firmware's own root.json is the anchor `device status --trusted-root` checks against."""
+    from edgeship.edge_pusher import keys
+
+    firmware_root = str(keys_dir / "root_history" / "1.root.json")
+    keys.init_keys(tmp_path / "other-keys")
+    shutil.copyfile(tmp_path / "other-keys" / "root_history" / "1.root.json",
+                    _path(v1, "trusted_root.json"))
+    assert device_status(v1.state_dir)["active"]["verified"] is False
+    assert device_status(v1.state_dir, trusted_root=firmware_root)["active"]["verified"] is True
