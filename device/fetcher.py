@@ -42,8 +42,8 @@ _poll_deadline: ContextVar[float] = ContextVar("edgeship_poll_deadline", default
 @dataclass(frozen=True)
 class TransferLimits:
     """How long a device waits for the repository. The defaults suit a slow cellular link
-    (a 10 MB model at 2G's ~10 KB/s takes ~17 min) while a server dripping bytes is cut
-    off within about a minute."""
+    (a 10 MB model at 2G's ~10 KB/s takes ~17 min) while a server dripping bytes is cut off
+    within about a minute (a chunked answer, which states no length, at ``file_seconds``)."""
 
     #: Seconds one file (metadata, channel index or model) may take from request to last byte.
     file_seconds: float = 1800.0

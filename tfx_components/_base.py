@@ -54,10 +54,10 @@ def make_component(name: str, executor: type[StepExecutor], inputs: Inputs, outp
     hints = typing.get_type_hints(executor.PARAMS)
     fields = {f.name: f for f in dataclasses.fields(executor.PARAMS)}
     module = executor.__module__
-    # TFX takes ``dict[str, X]`` and ``list[X]`` as JSON-compatible parameter types.
     spec = type(f"{name}Spec", (types.ComponentSpec,), {
         "__module__": module,
-        "PARAMETERS": {key: ExecutionParameter(type=hints[key], optional=_has_default(f))
+        "PARAMETERS": {key: ExecutionParameter(type=_tfx_type(hints[key]),
+                                               optional=_has_default(f))
                        for key, f in fields.items()},
         "INPUTS": {key: ChannelParameter(type=kind, optional=optional)
                    for key, (kind, optional) in inputs.items()},
@@ -72,6 +72,7 @@ def make_component(name: str, executor: type[StepExecutor], inputs: Inputs, outp
         for key, f in fields.items():
             if key not in values and _has_default(f):
                 values[key] = _default(f)
+        values = {key: _encode(value, hints[key]) for key, value in values.items()}
         channels = {key: kwargs[key] for key in inputs if kwargs.get(key) is not None}
         made = {key: types.Channel(type=kind) for key, kind in outputs.items()}
         base_component.BaseComponent.__init__(self, spec=spec(**channels, **made, **values))
@@ -93,6 +94,20 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
+def _tfx_type(hint: Any) -> Any:
+    """The execution parameter's type. A list or dict travels as JSON text: TFX gives all of
+    a dict's values one schema, so ``{"units": [256, 128], "dropout": 0.1}`` would not pass."""
+    return str if typing.get_origin(hint) in (list, dict) else hint
+
+
+def _encode(value: Any, hint: Any) -> Any:
+    if typing.get_origin(hint) in (list, dict) and not isinstance(value, str):
+        return json.dumps(value, sort_keys=True)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # min_accuracy=1 means 1.0
+    return value
+
+
 def _decode(value: Any, hint: Any) -> Any:
     """TFX hands list and dict parameters to executors as JSON text."""
     origin = typing.get_origin(hint)
@@ -105,6 +120,13 @@ def _single(artifacts: list | None) -> Any:
     return artifact_utils.get_single_instance(artifacts) if artifacts else None
 
 
-def set_blessed(blessing: types.Artifact, blessed: bool) -> None:
-    """What TFX's Evaluator sets, so that TFX's Pusher and InfraValidator read it."""
+def set_blessed(blessing: types.Artifact, blessed: bool, model: types.Artifact,
+                baseline: types.Artifact | None = None) -> None:
+    """What TFX's Evaluator sets: ``blessed`` for TFX's Pusher and InfraValidator, and the
+    blessed model's URI and id, which TFX's latest-blessed-model resolver matches on."""
     blessing.set_int_custom_property("blessed", int(blessed))
+    blessing.set_string_custom_property("current_model", model.uri)
+    blessing.set_int_custom_property("current_model_id", model.id)
+    if baseline is not None:
+        blessing.set_string_custom_property("baseline_model", baseline.uri)
+        blessing.set_int_custom_property("baseline_model_id", baseline.id)

@@ -57,7 +57,7 @@ class ValidateExecutor(StepExecutor):
         run_validate(inputs["examples"].uri, outputs["statistics"].uri, outputs["schema"].uri,
                      outputs["anomalies"].uri, p)
         for name in ("statistics", "anomalies"):
-            outputs[name].split_names = SPLITS
+            outputs[name].split_names = inputs["examples"].split_names
 
 
 class TrainExecutor(StepExecutor):
@@ -77,7 +77,7 @@ class EvaluateExecutor(StepExecutor):
             p = dataclasses.replace(p, baseline_model_path=baseline.uri)
         summary = run_evaluate(inputs["examples"].uri, inputs["model"].uri,
                                outputs["blessing"].uri, outputs["evaluation"].uri, p)
-        set_blessed(outputs["blessing"], summary["blessed"])
+        set_blessed(outputs["blessing"], summary["blessed"], inputs["model"], baseline)
 
 
 class QuantizeExecutor(StepExecutor):
@@ -89,7 +89,7 @@ class QuantizeExecutor(StepExecutor):
             summary = run_quantize(inputs["model"].uri, inputs["examples"].uri,
                                    outputs["quantized"].uri, outputs["blessing"].uri, report, p,
                                    model_blessing_dir=blessing.uri if blessing else "")
-        set_blessed(outputs["blessing"], summary["blessed"])
+        set_blessed(outputs["blessing"], summary["blessed"], inputs["model"])
 
 
 class PushExecutor(StepExecutor):

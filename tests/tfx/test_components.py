@@ -35,6 +35,22 @@ def test_a_components_parameters_are_its_steps(component, params) -> None:
     for f in dataclasses.fields(params):
         if f.default is not dataclasses.MISSING:
             assert made.exec_properties[f.name] == f.default, f.name
+        elif f.default_factory is not dataclasses.MISSING:  # lists and dicts travel as JSON
+            assert json.loads(made.exec_properties[f.name]) == f.default_factory(), f.name
+
+
+def test_mixed_dict_parameters_and_whole_numbers_for_floats_are_accepted() -> None:
+    """Found in review: TFX gives all of a dict's values one schema, so the train README's
+    own hyperparameters failed in TFX's launcher; min_accuracy=1 was a TypeError."""
+    from edgeship.tfx._base import _decode
+
+    examples = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples)
+    hp = {"units": [256, 128], "dropout": 0.1, "name": None}
+    train = Train(examples=examples, hyperparameters=hp)
+    assert _decode(train.exec_properties["hyperparameters"], dict[str, object]) == hp
+    model = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model)
+    assert Evaluate(examples=examples, model=model, min_accuracy=1).exec_properties[
+        "min_accuracy"] == 1.0
 
 
 def _required_inputs(component) -> dict:
@@ -72,6 +88,10 @@ def test_the_sensor_chain_runs_under_tfx_and_a_device_activates_its_model(sensor
     blessings = _artifacts(sensor_run / "metadata.sqlite", "ModelBlessing")
     assert len(blessings) == 2  # evaluate's and quantize's
     assert all(b.custom_properties["blessed"].int_value == 1 for b in blessings)
+    (model_id,) = {b.custom_properties["current_model_id"].int_value for b in blessings}
+    trained = [m for m in _artifacts(sensor_run / "metadata.sqlite", "Model")
+               if m.id == model_id]
+    assert trained and (Path(trained[0].uri) / "Format-Serving").is_dir()  # train's model
     for blessing in blessings:
         assert (Path(blessing.uri) / "BLESSED").is_file()
     (pushed,) = _artifacts(sensor_run / "metadata.sqlite", "PushedModel")
