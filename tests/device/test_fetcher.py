@@ -194,6 +194,13 @@ def test_http_errors_keep_their_status_and_name_the_url(serve) -> None:
     assert str(error) == f"{server.url}/metadata/timestamp.json: HTTP 404"
 
 
+def _answer(handler, body: bytes) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def test_redirects_are_followed(serve) -> None:
     def respond(handler) -> None:
         if handler.path == "/old":
@@ -202,10 +209,7 @@ def test_redirects_are_followed(serve) -> None:
             handler.send_header("Content-Length", "0")
             handler.end_headers()
         else:
-            handler.send_response(200)
-            handler.send_header("Content-Length", "3")
-            handler.end_headers()
-            handler.wfile.write(b"new")
+            _answer(handler, b"new")
 
     server = serve(respond)
     assert HttpFetcher().download_bytes(f"{server.url}/old", 100) == b"new"
@@ -240,10 +244,7 @@ def test_a_download_cut_off_never_goes_back_into_the_pool(serve) -> None:
                 handler.wfile.flush()
                 time.sleep(0.05)
         else:
-            handler.send_response(200)
-            handler.send_header("Content-Length", "2")
-            handler.end_headers()
-            handler.wfile.write(b"ok")
+            _answer(handler, b"ok")
 
     server = serve(respond)
     limits = TransferLimits(grace_seconds=0.3, min_bytes_per_second=1000, socket_seconds=2)
