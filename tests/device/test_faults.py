@@ -14,6 +14,7 @@ import pytest
 
 from edgeship.cli import main
 from tests.helpers.ota import PY, subprocess_env
+from tests.helpers.threads import ended
 
 
 @pytest.fixture
@@ -261,13 +262,8 @@ def test_slow_retrieval_ends_the_poll_and_is_recorded(v1_device, publish, keys_d
     url = http_serve(bucket.root, Drip)
     assert v1_device.status()["last_error"] is None
     limits = ["--rate-grace", "0.5", "--min-rate", "1000"]
-    outcome: list[int] = []
-    poll = threading.Thread(
-        target=lambda: outcome.append(main([*_poll_args(v1_device, keys_dir, url), *limits])),
-        daemon=True)
-    poll.start()
-    poll.join(120)
-    assert dripped.is_set() and outcome == [1], "the poll never ended"
+    assert ended(lambda: main([*_poll_args(v1_device, keys_dir, url), *limits])) == 1
+    assert dripped.is_set()
     status = v1_device.status()
     assert status["last_error"]["reason"] == "slow-retrieval"
     assert "timestamp.json" in status["last_error"]["message"]

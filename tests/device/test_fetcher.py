@@ -11,6 +11,7 @@ from tuf.api import exceptions
 from edgeship.device.fetcher import DeadlineFetcher, HttpFetcher, TransferLimits
 from edgeship.errors import OtaError
 from tests.helpers.servers import ScriptedServer
+from tests.helpers.threads import ended
 
 
 class _Pieces:
@@ -100,29 +101,16 @@ def _drip(stop: threading.Event, every: float = 0.05):
     return respond
 
 
-def _download_in_thread(fetcher, url: str) -> BaseException | None:
-    """The download's error; the test fails (instead of hanging) if it never ends."""
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            fetcher.download_bytes(url, 1 << 20)
-            outcome.append(None)
-        except BaseException as e:  # noqa: BLE001 - handed to the test
-            outcome.append(e)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(120)
-    assert outcome, "the download never ended"
-    return outcome[0]
+def _download(fetcher, url: str) -> object:
+    """The download's bytes, or its error; fails (instead of hanging) if it never ends."""
+    return ended(lambda: fetcher.download_bytes(url, 1 << 20))
 
 
 def test_a_dripping_http_server_ends_in_slow_retrieval(serve) -> None:
     stop = threading.Event()
     server = serve(_drip(stop))
     limits = TransferLimits(grace_seconds=0.5, min_bytes_per_second=1000)
-    error = _download_in_thread(DeadlineFetcher(HttpFetcher(), limits),
+    error = _download(DeadlineFetcher(HttpFetcher(), limits),
                                 f"{server.url}/metadata/timestamp.json")
     stop.set()
     assert isinstance(error, exceptions.SlowRetrievalError)
@@ -132,7 +120,7 @@ def test_a_dripping_http_server_ends_in_slow_retrieval(serve) -> None:
 def test_a_server_that_answers_nothing_ends_in_slow_retrieval(serve) -> None:
     stop = threading.Event()
     server = serve(lambda handler: stop.wait(60))
-    error = _download_in_thread(HttpFetcher(TransferLimits(socket_seconds=0.3)),
+    error = _download(HttpFetcher(TransferLimits(socket_seconds=0.3)),
                                 f"{server.url}/timestamp.json")
     stop.set()
     assert isinstance(error, exceptions.SlowRetrievalError)
@@ -158,7 +146,7 @@ def test_a_drip_inside_one_read_is_cut_off_by_the_hard_deadline(serve, where: st
     server = serve(respond)
     limits = TransferLimits(grace_seconds=0.5, socket_seconds=1, file_seconds=2,
                             min_bytes_per_second=1)
-    error = _download_in_thread(DeadlineFetcher(HttpFetcher(limits), limits),
+    error = _download(DeadlineFetcher(HttpFetcher(limits), limits),
                                 f"{server.url}/timestamp.json")
     stop.set()
     assert isinstance(error, exceptions.SlowRetrievalError), repr(error)
@@ -167,7 +155,7 @@ def test_a_drip_inside_one_read_is_cut_off_by_the_hard_deadline(serve, where: st
 
 def test_an_unreachable_host_is_a_download_error_that_names_it() -> None:
     """python-tuf's own fetcher reports this as an empty SlowRetrievalError."""
-    error = _download_in_thread(HttpFetcher(), "http://127.0.0.1:9/metadata/timestamp.json")
+    error = _download(HttpFetcher(), "http://127.0.0.1:9/metadata/timestamp.json")
     assert type(error) is exceptions.DownloadError
     assert str(error).startswith("http://127.0.0.1:9/metadata/timestamp.json: cannot connect: ")
     assert str(error).split("cannot connect: ")[1]
@@ -182,14 +170,14 @@ def test_a_body_cut_short_is_a_broken_transfer(serve) -> None:
         handler.close_connection = True
 
     server = serve(respond)
-    error = _download_in_thread(HttpFetcher(), f"{server.url}/timestamp.json")
+    error = _download(HttpFetcher(), f"{server.url}/timestamp.json")
     assert type(error) is exceptions.DownloadError
     assert "transfer broken off" in str(error)
 
 
 def test_http_errors_keep_their_status_and_name_the_url(serve) -> None:
     server = serve(lambda handler: handler.send_error(404))
-    error = _download_in_thread(HttpFetcher(), f"{server.url}/metadata/timestamp.json")
+    error = _download(HttpFetcher(), f"{server.url}/metadata/timestamp.json")
     assert isinstance(error, exceptions.DownloadHTTPError) and error.status_code == 404
     assert str(error) == f"{server.url}/metadata/timestamp.json: HTTP 404"
 
@@ -224,7 +212,7 @@ def test_a_connect_timeout_is_an_unreachable_bucket_not_an_attack(monkeypatch) -
         raise urllib3.exceptions.ConnectTimeoutError(self, "timed out")
 
     monkeypatch.setattr(urllib3.connection.HTTPConnection, "_new_conn", blackholed)
-    error = _download_in_thread(HttpFetcher(), "http://192.0.2.1/metadata/timestamp.json")
+    error = _download(HttpFetcher(), "http://192.0.2.1/metadata/timestamp.json")
     assert type(error) is exceptions.DownloadError
     assert "cannot connect: timed out" in str(error)
 
@@ -234,22 +222,18 @@ def test_a_download_cut_off_never_goes_back_into_the_pool(serve) -> None:
     that connection failed."""
     stop = threading.Event()
 
+    drip = _drip(stop)
+
     def respond(handler) -> None:
         if handler.path == "/slow":
-            handler.send_response(200)
-            handler.send_header("Content-Length", "100000")
-            handler.end_headers()
-            while not stop.is_set():
-                handler.wfile.write(b" ")
-                handler.wfile.flush()
-                time.sleep(0.05)
+            drip(handler)
         else:
             _answer(handler, b"ok")
 
     server = serve(respond)
     limits = TransferLimits(grace_seconds=0.3, min_bytes_per_second=1000, socket_seconds=2)
     fetcher = DeadlineFetcher(HttpFetcher(limits), limits)
-    assert isinstance(_download_in_thread(fetcher, f"{server.url}/slow"),
+    assert isinstance(_download(fetcher, f"{server.url}/slow"),
                       exceptions.SlowRetrievalError)
     stop.set()
     assert fetcher.download_bytes(f"{server.url}/fast", 10) == b"ok"

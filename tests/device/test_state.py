@@ -12,6 +12,7 @@ import pytest
 from edgeship.cli import main
 from edgeship.device.agent import Agent
 from edgeship.device.state import device_status
+from tests.helpers.threads import ended
 
 
 @pytest.fixture
@@ -174,18 +175,6 @@ def test_a_fake_slot_is_never_made_active(v1, model_bytes):
     assert v1.status()["active"]["slot"] == "a"
 
 
-def _ends(call, seconds: float = 60) -> object:
-    """``call()``'s result; fails the test instead of hanging when it never returns."""
-    import threading
-
-    result: list = []
-    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert result, "it never returned"
-    return result[0]
-
-
 @pytest.mark.parametrize("make", [
     lambda path: os.symlink("/dev/zero", path),  # reading it never ends
     lambda path: os.mkfifo(path),  # opening it blocks
@@ -196,8 +185,8 @@ def test_a_link_or_fifo_in_the_state_folder_neither_hangs_nor_is_read(v1, make, 
     path = _path(v1, *parts)
     os.unlink(path)
     make(path)
-    assert isinstance(_ends(lambda: device_status(v1.state_dir)), dict)
-    assert _ends(v1.poll_once).ok
+    assert isinstance(ended(lambda: device_status(v1.state_dir)), dict)
+    assert ended(v1.poll_once).ok
     _assert_runs_signed_v1(v1)
 
 
