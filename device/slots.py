@@ -71,14 +71,6 @@ def atomic_write(path: str, data: bytes) -> None:
     fsync_dir(os.path.dirname(path))
 
 
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 16), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def file_identity(path: str, expected_length: int | None = None,
                   max_bytes: int = 1 << 30) -> tuple[int, str] | None:
     """(length, sha256) of the regular file at ``path``; None when there is none (a symlink, a
