@@ -82,6 +82,7 @@ def run_sensor(workdir: Path, data_path: str | None, label: str | None, bucket_u
 
 def summary(metadata_path: Path, seconds: float) -> str:
     """Each step's state and time in the newest run, from ML Metadata."""
+    from ml_metadata.proto import metadata_store_pb2
     from tfx.orchestration import metadata
 
     config = metadata.sqlite_metadata_connection_config(str(metadata_path))
@@ -99,13 +100,9 @@ def summary(metadata_path: Path, seconds: float) -> str:
         if execution is None:
             lines.append(f"{name:<11}{'-':<10}{'':>8}")
             continue
-        state = _STATES.get(execution.last_known_state, str(execution.last_known_state))
+        state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
         took = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
         lines.append(f"{name:<11}{state:<10}{took:>8.1f}")
     lines.append(f"{'total':<21}{seconds:>8.1f}")
     return "\n".join(lines)
 
-
-# ml_metadata's Execution.State values.
-_STATES = {0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED", 5: "CACHED",
-           6: "CANCELED"}
