@@ -43,6 +43,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     if not os.path.isdir(args.state_dir):
         raise InputError(f"state directory {args.state_dir} does not exist")
+    if args.trusted_root and not os.path.isfile(args.trusted_root):
+        raise InputError(f"--trusted-root {args.trusted_root}: no such file")
     print(json.dumps(device_status(args.state_dir, trusted_root=args.trusted_root), indent=2))
     return 0
 

@@ -224,3 +224,10 @@ def test_status_anchored_on_the_firmware_root(v1, keys_dir, tmp_path):
                     _path(v1, "trusted_root.json"))
     assert device_status(v1.state_dir)["active"]["verified"] is False
     assert device_status(v1.state_dir, trusted_root=firmware_root)["active"]["verified"] is True
+
+
+def test_status_with_a_missing_firmware_root_is_one_line(v1, tmp_path, capsys):
+    assert main(["device", "status", "--state-dir", v1.state_dir,
+                 "--trusted-root", str(tmp_path / "nope.json")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"edgeship: error: --trusted-root {tmp_path / 'nope.json'}: no such file")
