@@ -14,3 +14,10 @@ try:
     import tfx  # noqa: F401
 except ImportError:
     collect_ignore = ["tfx"]
+
+
+def pytest_report_header() -> str | None:
+    """Say so when tests/tfx/ is left out, rather than leave it out silently."""
+    if "collect_ignore" in globals():
+        return "tests/tfx/ left out: no TFX in this environment (make test-tfx runs them)"
+    return None
