@@ -18,6 +18,11 @@ channels]. For images the one feature ``image`` holds H*W*C floats in 0..255, sh
 Tabular features have shape [1] and may be missing in a row. Numeric tabular columns are
 standardised with train-split mean and std and string columns one-hot encoded, so that every
 input column has a similar range when the input tensor is quantized to int8 with one scale.
+
+A model edgeship did not train (quantize's "user model" inputs) has the ``raw`` encoding: its
+named features, float or int, every one required, flattened and concatenated in order and
+reshaped to the model's input, with no other change (``{"kind": "raw", "columns": [...],
+"input_shape": [...]}``).
 """
 
 from __future__ import annotations
@@ -87,7 +92,9 @@ def feature_spec(meta: dict[str, Any]) -> dict[str, Any]:
     spec = {meta["label_feature"]: tf.io.FixedLenFeature([], tf.int64)}
     for feature in meta["features"]:
         size = int(np.prod(feature["shape"]))
-        if feature["dtype"] == "string":
+        if feature["dtype"] == "int":  # examples edgeship did not write (TFX's CsvExampleGen)
+            spec[feature["name"]] = tf.io.FixedLenFeature([size], tf.int64)
+        elif feature["dtype"] == "string":
             spec[feature["name"]] = tf.io.FixedLenFeature([], tf.string, default_value="")
         elif size == 1:
             spec[feature["name"]] = tf.io.FixedLenFeature([], tf.float32, default_value=math.nan)
@@ -141,6 +148,10 @@ def _columns(batch: dict[str, np.ndarray], meta: dict[str, Any]) -> Columns:
     return columns
 
 
+#: Which ``tf.train.Feature`` list holds a feature of each dtype.
+LIST_KIND = {"string": "bytes_list", "float": "float_list", "int": "int64_list"}
+
+
 def _diagnose(examples_dir: str | os.PathLike, split: str, meta: dict[str, Any]) -> None:
     """Find the first example TensorFlow could not parse and raise an InputError naming it."""
     features = meta["features"]
@@ -155,7 +166,7 @@ def _diagnose(examples_dir: str | os.PathLike, split: str, meta: dict[str, Any])
             )
         for feature in features:
             name, size = feature["name"], int(np.prod(feature["shape"]))
-            kind = "bytes_list" if feature["dtype"] == "string" else "float_list"
+            kind = LIST_KIND[feature["dtype"]]
             have = fmap[name].WhichOneof("kind") if name in fmap else None
             values = getattr(fmap[name], kind).value if have == kind else []
             if have not in (None, kind) or len(values) > size or (size > 1 and
@@ -184,16 +195,20 @@ def sample_split(
     size: int,
     seed: int,
     progress: Progress | None = None,
+    batches: Iterable[tuple[Columns, np.ndarray]] | None = None,
 ) -> Sample:
     """A uniform random sample of ``size`` examples of a split (all of them when it is smaller),
     streamed: every example draws a seeded random key and the ``size`` smallest keys are kept,
-    so memory holds the sample and one batch. ``progress`` hears how far the read has come."""
+    so memory holds the sample and one batch. ``progress`` hears how far the read has come.
+    ``batches`` replaces the split's TFRecord files as the source (a CSV, say)."""
     rng = np.random.default_rng(seed)
     keys: list[np.ndarray] = []
     positions: list[np.ndarray] = []
     kept: list[tuple[Columns, np.ndarray]] = []
     held = total = 0
-    for columns, labels in iter_batches(examples_dir, split, meta, batch_size=READ_BATCH):
+    if batches is None:
+        batches = iter_batches(examples_dir, split, meta, batch_size=READ_BATCH)
+    for columns, labels in batches:
         keys.append(rng.random(len(labels)))
         positions.append(total + np.arange(len(labels)))
         kept.append((columns, labels))
@@ -354,6 +369,12 @@ def encode(encoding: dict[str, Any], columns: Columns, where: str = "examples") 
             f"{where}: the model reads feature '{missing[0]}', which these examples do not "
             f"have (they have {sorted(columns)})"
         )
+    if encoding["kind"] == "raw":  # nothing fills a gap for a model edgeship did not train
+        for name in names:
+            gaps = int(np.isnan(np.asarray(columns[name], dtype=np.float32)).sum())
+            if gaps:
+                raise InputError(f"{where}: feature '{name}' is missing in {gaps} example(s); "
+                                 "the model's inputs are all required")
     try:
         return _encode(encoding, columns)
     except ValueError as err:
@@ -368,6 +389,10 @@ def encode_tf(encoding: dict[str, Any], features: dict[str, Any]) -> Any:
     import tensorflow as tf
 
     kind = encoding["kind"]
+    if kind == "raw":
+        flat = [tf.reshape(tf.cast(features[name], tf.float32), [tf.shape(features[name])[0], -1])
+                for name in encoding["columns"]]
+        return tf.reshape(tf.concat(flat, axis=1), [-1, *encoding["input_shape"]])
     if kind == "image":
         name = encoding["columns"][0]
         return tf.reshape(features[name], [-1, *encoding["input_shape"]])
@@ -391,6 +416,10 @@ def encode_tf(encoding: dict[str, Any], features: dict[str, Any]) -> Any:
 
 def _encode(encoding: dict[str, Any], columns: Columns) -> np.ndarray:
     kind = encoding["kind"]
+    if kind == "raw":
+        flat = [np.asarray(columns[name], dtype=np.float32).reshape(len(columns[name]), -1)
+                for name in encoding["columns"]]
+        return np.concatenate(flat, axis=1).reshape(-1, *encoding["input_shape"])
     if kind == "image":
         return np.asarray(columns[encoding["columns"][0]], dtype=np.float32)
     if kind == "sensor":

@@ -21,15 +21,22 @@ def quantize(
     num_threads: int = 1,
     latency_runs: int = 200,
     eval_examples: int = 20000,
+    signature: str = "serving_default",
+    label_key: str = "",
+    feature_keys: list = [],  # noqa: B006 - KFP reads the default from the signature
+    classes: list = [],  # noqa: B006 - KFP reads the default from the signature
 ) -> str:
     """Convert a trained model to TFLite variants, measure them with LiteRT, and bless the int8 one.
 
     Args:
-        model: the trained model folder (train's output): ``Format-Serving/`` (SavedModel whose
-            ``serving_default`` takes one float32 ``inputs`` [None, *input_shape] and returns
-            ``probabilities`` [None, classes]) and ``model_meta.json`` (classes, encoding).
+        model: the trained model folder: train's (``Format-Serving/`` SavedModel and
+            ``model_meta.json``), or any SavedModel (in ``Format-Serving/`` or the folder itself)
+            whose ``signature`` takes one float32 tensor [None, *input_shape] and returns one
+            tensor of class scores [None, classes].
         examples: an Examples folder (``Split-train/``, ``Split-eval/`` of gzipped TFRecord
-            ``tf.Example`` plus ``examples_meta.json``); train calibrates int8, eval measures.
+            ``tf.Example``, with ``examples_meta.json`` from ingest or without it from TFX or
+            your own step) or a CSV file; train calibrates int8, eval measures (a CSV's rows
+            serve both).
         model_blessing: evaluate's blessing folder (``BLESSED`` or ``NOT_BLESSED``). To use the
             step without evaluate, import a folder holding an empty ``BLESSED`` file.
         variants: which variants to make, from ``float32``, ``dynamic_range``, ``float16``,
@@ -43,6 +50,15 @@ def quantize(
         eval_examples: eval examples every variant is measured on: a seeded sample when the
             split is larger (each variant runs one example at a time, as a device does); 0
             measures the whole split. The report states both numbers. Example: ``20000``.
+        signature: the SavedModel signature to convert, e.g. ``serving_default``; a TFX model
+            that serves serialized ``tf.Example``s exports a float one too and names it here.
+        label_key: for a model edgeship did not train: the examples' label (an int class index,
+            or in a CSV a class name), e.g. ``species``. Empty: ingest's label.
+        feature_keys: for a model edgeship did not train: the features, in order, whose values
+            make the model's input, e.g. ``["culmen_length_mm", "body_mass_g"]``. Empty: the
+            model is edgeship's (it has ``model_meta.json``) or the examples are ingest's.
+        classes: class names in the order of the model's scores, e.g. ``["low", "high"]``.
+            Optional: without them classes are numbered and devices get none.
 
     Returns:
         quantized: folder with ``model_<variant>.tflite`` per variant, ``model_meta.json`` (the

@@ -27,17 +27,24 @@ SIGNATURE = "serving_default"
 
 @dataclass(frozen=True)
 class ServingSpec:
-    """What the serving signature takes and returns (batch dimension excluded)."""
+    """What the chosen signature takes and returns (batch dimension excluded)."""
 
     input_name: str
     input_shape: tuple[int, ...]
     output_name: str
+    output_width: int = 0  # classes the output scores, when its last dimension is static
+    signature: str = SIGNATURE
 
 
 def load_serving(
-    serving_dir: str | os.PathLike, input_name: str, output_name: str
+    serving_dir: str | os.PathLike,
+    input_name: str | None,
+    output_name: str | None,
+    signature: str = SIGNATURE,
 ) -> tuple[Any, ServingSpec]:
-    """Load the SavedModel and check its serving signature suits a TFLite model.
+    """Load the SavedModel and check that ``signature`` suits a TFLite model: one float32
+    tensor in, static apart from the batch, and ``output_name`` out (``None``: the names are
+    the signature's own, and it must have exactly one input and one output).
 
     Returns the loaded object (kept alive: the signature function refers to its variables) and
     the spec. Every problem found here affects all variants, so the message says so.
@@ -51,24 +58,31 @@ def load_serving(
         loaded = tf.saved_model.load(str(serving_dir))
     except Exception as err:  # a corrupt SavedModel surfaces as many TF error types
         raise InputError(f"{serving_dir}: cannot load SavedModel for any variant ({err})") from None
-    if SIGNATURE not in loaded.signatures:
+    if signature not in loaded.signatures:
         found = ", ".join(sorted(loaded.signatures)) or "none"
         raise InputError(
-            f"{serving_dir}: no '{SIGNATURE}' signature (found: {found}); "
-            "no variant can be converted"
+            f"{serving_dir}: no '{signature}' signature (found: {found}); no variant can be "
+            "converted: export one that takes a single float32 tensor and returns class scores "
+            "(see the quantize README, 'Models edgeship did not train')"
         )
-    fn = loaded.signatures[SIGNATURE]
+    fn = loaded.signatures[signature]
     _, kwargs = fn.structured_input_signature
     if len(kwargs) != 1:
         raise InputError(
-            f"{serving_dir}: '{SIGNATURE}' takes {len(kwargs)} inputs "
+            f"{serving_dir}: '{signature}' takes {len(kwargs)} inputs "
             f"({', '.join(sorted(kwargs))}); every variant needs exactly one float32 tensor"
         )
     name, spec = next(iter(kwargs.items()))
-    if name != input_name:
+    if input_name is not None and name != input_name:
         raise InputError(
-            f"{serving_dir}: '{SIGNATURE}' input is '{name}' but model_meta.json says "
+            f"{serving_dir}: '{signature}' input is '{name}' but model_meta.json says "
             f"'{input_name}'; no variant can be converted"
+        )
+    if spec.dtype == tf.string:
+        raise InputError(
+            f"{serving_dir}: '{signature}' takes strings ('{name}', serialized tf.Example as TFX "
+            "exports); TFLite needs one float32 tensor: export a float signature too and name it "
+            "with signature=... (see the quantize README, 'Models edgeship did not train')"
         )
     if spec.dtype != tf.float32:
         raise InputError(
@@ -82,12 +96,23 @@ def load_serving(
             "dimension; no variant can be converted (TFLite and the Edge TPU need fixed shapes)"
         )
     outputs = fn.structured_outputs
+    if output_name is None:
+        if len(outputs) != 1:
+            raise InputError(
+                f"{serving_dir}: '{signature}' has {len(outputs)} outputs "
+                f"({', '.join(sorted(outputs))}); the serving contract is one output of class "
+                "scores"
+            )
+        output_name = next(iter(outputs))
     if output_name not in outputs:
         raise InputError(
-            f"{serving_dir}: '{SIGNATURE}' has no output '{output_name}' "
+            f"{serving_dir}: '{signature}' has no output '{output_name}' "
             f"(found: {', '.join(sorted(outputs))}); no variant can be converted"
         )
-    return loaded, ServingSpec(name, tuple(int(d) for d in dims[1:]), output_name)
+    out_dims = outputs[output_name].shape.as_list() if outputs[output_name].shape.rank else []
+    width = out_dims[-1] if len(out_dims) == 2 and out_dims[-1] is not None else 0
+    return loaded, ServingSpec(name, tuple(int(d) for d in dims[1:]), output_name, int(width),
+                               signature)
 
 
 def predict_saved_model(
@@ -96,7 +121,7 @@ def predict_saved_model(
     """The float SavedModel's outputs on ``x``: the reference every variant is compared with."""
     import tensorflow as tf
 
-    fn = loaded.signatures[SIGNATURE]
+    fn = loaded.signatures[spec.signature]
     parts = [
         fn(**{spec.input_name: tf.constant(x[i : i + batch])})[spec.output_name].numpy()
         for i in range(0, len(x), batch)
@@ -105,10 +130,11 @@ def predict_saved_model(
 
 
 def save_single_example_model(loaded: Any, spec: ServingSpec, target: str | os.PathLike) -> str:
-    """Re-export the serving signature with a static batch of one, for the converter."""
+    """Re-export the chosen signature as ``serving_default`` with a static batch of one, for
+    the converter."""
     import tensorflow as tf
 
-    fn = loaded.signatures[SIGNATURE]
+    fn = loaded.signatures[spec.signature]
     module = tf.Module()
     module.model = loaded  # tracks the variables the signature function reads
 

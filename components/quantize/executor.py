@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,17 +22,14 @@ from edgeship import litert
 from edgeship.components import _progress
 from edgeship.components._artifacts import (
     MODEL_META,
-    SERVING_DIR,
     atomic_output_dir,
     is_blessed,
-    read_examples_meta,
-    read_model_meta,
     write_blessing,
     write_json,
 )
 from edgeship.components._dataset import check_labels, encode, sample_split
 from edgeship.components._params import StepParams, is_int, is_number, require
-from edgeship.components.quantize import edgetpu, inputs, int8, measure
+from edgeship.components.quantize import edgetpu, inputs, int8, measure, sources
 from edgeship.components.quantize.convert import VARIANTS
 from edgeship.components.quantize.report import (
     REPORT_JSON,
@@ -42,6 +38,7 @@ from edgeship.components.quantize.report import (
     format_table,
     markdown,
 )
+from edgeship.components.quantize.sources import Sources
 from edgeship.contract import self_test_tolerance
 from edgeship.errors import InputError
 
@@ -69,6 +66,10 @@ class QuantizeParams(StepParams):
     num_threads: int = 1
     latency_runs: int = 200
     eval_examples: int = 20_000
+    signature: str = "serving_default"
+    label_key: str = ""
+    feature_keys: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
 
     def check(self) -> None:
         require(isinstance(self.variants, list | tuple), "variants", self.variants,
@@ -87,6 +88,16 @@ class QuantizeParams(StepParams):
                 self.latency_runs, ">= 1")
         require(is_int(self.eval_examples) and self.eval_examples >= 0, "eval_examples",
                 self.eval_examples, ">= 0 (0: the whole eval split)")
+        require(isinstance(self.signature, str) and bool(self.signature), "signature",
+                self.signature, "the name of a SavedModel signature")
+        require(isinstance(self.label_key, str), "label_key", self.label_key, "a feature name")
+        for name in ("feature_keys", "classes"):
+            value = getattr(self, name)
+            require(isinstance(value, list | tuple) and all(isinstance(v, str) and v
+                                                             for v in value),
+                    name, value, "a list of names")
+        if len(set(self.classes)) != len(self.classes):
+            raise InputError(f"classes: {list(self.classes)} names a class twice")
 
     def chosen_variants(self) -> tuple[list[str], bool]:
         """The variants to make, in canonical order, and whether the caller named them."""
@@ -99,25 +110,24 @@ def variant_file(variant: str) -> str:
     return f"model_{variant}.tflite"
 
 
-def _calibration_set(examples_dir: str, examples_meta: dict, encoding: dict, n: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _calibration_set(src: Sources, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """N train examples to calibrate int8 with, and up to ``int8.HELD_BACK_EXAMPLES`` others
     (with their labels) to choose a remedy on: one seeded uniform sample (streamed), split in
     two, so that the two sets never share an example and every class is likely represented."""
     sample = sample_split(
-        examples_dir,
+        src.examples_dir,
         CALIBRATION_SPLIT,
-        examples_meta,
+        src.examples_meta,
         n + int8.HELD_BACK_EXAMPLES,
         CALIBRATION_SEED,
         _progress.of("quantize"),
+        src.batches(CALIBRATION_SPLIT),
     )
     columns, labels = sample.columns, sample.labels
     if len(labels) == 0:
-        raise InputError(
-            f"int8: calibration split '{CALIBRATION_SPLIT}' of {examples_dir} has no examples"
-        )
-    x = encode(encoding, columns, f"{examples_dir} split '{CALIBRATION_SPLIT}'")
+        raise InputError(f"int8: {src.where(CALIBRATION_SPLIT)} has no examples to calibrate "
+                         "with")
+    x = encode(src.model_meta["encoding"], columns, src.where(CALIBRATION_SPLIT))
     order = np.random.default_rng(CALIBRATION_SEED).permutation(len(x))
     calibration, held = np.sort(order[:n]), np.sort(order[n:])
     return x[calibration], x[held], labels[held]
@@ -342,40 +352,33 @@ def run_quantize(
     (``report.md``), each only if the whole step succeeds.
     """
     from edgeship.components.quantize.convert import (
-        load_serving,
         predict_saved_model,
         save_single_example_model,
     )
 
     p = QuantizeParams.build(params, **overrides)
     chosen, named = p.chosen_variants()
-    model_path = Path(model_dir)
-    examples_meta = read_examples_meta(examples_dir)
-    model_meta = read_model_meta(
-        model_path, ("classes", "encoding", "input_name", "output_name"), examples_meta["classes"]
-    )
-
+    src, loaded, spec = sources.resolve(model_dir, examples_dir, p)
+    model_meta = src.model_meta
     sample = sample_split(
         examples_dir,
         EVAL_SPLIT,
-        examples_meta,
+        src.examples_meta,
         p.eval_examples or 2**62,
         EVAL_SEED,
         _progress.of("quantize"),
+        src.batches(EVAL_SPLIT),
     )
     columns, labels, eval_split_examples = sample.columns, sample.labels, sample.total
+    where = src.where(EVAL_SPLIT)
     if len(labels) == 0:
-        raise InputError(f"{examples_dir}: eval split has no examples to measure variants on")
-    where = f"{examples_dir} split '{EVAL_SPLIT}'"
-    check_labels(where, labels, model_meta["classes"], sample.positions)
+        raise InputError(f"{where}: no examples to measure variants on")
+    check_labels(where, labels, src.examples_meta["classes"], sample.positions)
     x_eval = encode(model_meta["encoding"], columns, where)
-    loaded, spec = load_serving(
-        model_path / SERVING_DIR, model_meta["input_name"], model_meta["output_name"]
-    )
     if tuple(x_eval.shape[1:]) != spec.input_shape:
         raise InputError(
-            f"{model_path / MODEL_META}: encoding gives inputs of shape {list(x_eval.shape[1:])} "
-            f"but the model takes {list(spec.input_shape)}"
+            f"{Path(model_dir) / MODEL_META}: encoding gives inputs of shape "
+            f"{list(x_eval.shape[1:])} but the model takes {list(spec.input_shape)}"
         )
     float_probs = predict_saved_model(loaded, spec, x_eval)
     float_pred = float_probs.argmax(axis=1)
@@ -384,9 +387,7 @@ def run_quantize(
 
     calibration = held_back = held_back_labels = None
     if "int8" in chosen:
-        calibration, held_back, held_back_labels = _calibration_set(
-            examples_dir, examples_meta, model_meta["encoding"], p.calibration_examples
-        )
+        calibration, held_back, held_back_labels = _calibration_set(src, p.calibration_examples)
     report: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "float_accuracy": float_accuracy,
@@ -436,7 +437,7 @@ def run_quantize(
         blessed, reasons = _blessing(report, model_blessing_dir, p.max_accuracy_drop)
         report["blessed"] = blessed
         report["reasons"] = reasons
-        shutil.copyfile(model_path / MODEL_META, out / MODEL_META)
+        write_json(out / MODEL_META, model_meta)
         write_json(out / REPORT_JSON, report)
         write_blessing(bless, blessed, reasons)
         (rep / REPORT_MD).write_text(markdown(report))

@@ -63,13 +63,18 @@ print(json.dumps(failed))
 """
 
 COMPILE_PIPELINES = """
-import json, os, sys
+import importlib.util, json, os, sys
 from kfp import compiler
 compiled = []
-for name, code in json.load(open(sys.argv[1])).items():
-    space = {}
-    exec(compile(code, name, "exec"), space)
-    for value in list(space.values()):
+for i, (name, code) in enumerate(json.load(open(sys.argv[1])).items()):
+    # a module file, as a user has it: KFP reads a lightweight component's source with inspect
+    path = os.path.join(os.path.dirname(sys.argv[1]), f"snippet_{i}.py")
+    with open(path, "w") as out:
+        out.write(code)
+    spec = importlib.util.spec_from_file_location(f"snippet_{i}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for value in list(vars(module).values()):
         if type(value).__name__ == "GraphComponent":
             compiler.Compiler().compile(value, os.path.join(os.path.dirname(sys.argv[1]), "p.yaml"))
             compiled.append(name)

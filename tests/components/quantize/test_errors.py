@@ -109,7 +109,7 @@ def test_model_with_string_input(examples, tmp_path) -> None:
         tf.TensorSpec([None, 5], tf.string, name="inputs"),
         lambda m, s: dense(m, tf.strings.to_number(s)),
     )
-    with pytest.raises(InputError, match="input 'inputs' is string, not float32; no variant"):
+    with pytest.raises(InputError, match=r"'serving_default' takes strings \('inputs', serial"):
         quantize(model, folder, tmp_path)
     assert_nothing_written(tmp_path)
 
@@ -163,7 +163,7 @@ def test_empty_calibration_split(examples, tmp_path) -> None:
         {"train": [], "eval": rows},
     )
     model = save_module(tmp_path / "model", encoding, float_spec([None, 5]), dense)
-    with pytest.raises(InputError, match="int8: calibration split 'train' .* has no examples"):
+    with pytest.raises(InputError, match="int8: .* split 'train' has no examples to calibrate"):
         quantize(model, empty, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["examples", "model"]
 
@@ -199,7 +199,7 @@ def test_model_reading_a_feature_the_examples_lack(examples, tmp_path) -> None:
 def test_missing_model_meta(examples, tmp_path) -> None:
     folder, _ = examples
     (tmp_path / "model").mkdir()
-    with pytest.raises(InputError, match=f"{MODEL_META}: model metadata not found"):
+    with pytest.raises(InputError, match=f"{MODEL_META}: model metadata not found: .*feature_k"):
         quantize(tmp_path / "model", folder, tmp_path)
     assert_nothing_written(tmp_path)
 
