@@ -31,6 +31,7 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from edgeship.contract import (
+    IndexEntry,
     channel_index,
     check_name,
     index_entry,
@@ -337,12 +338,12 @@ class Agent:
                 if entry.get("hardware") != self.hardware:
                     continue
                 try:
-                    version, _, path = index_entry(name, entry)
+                    checked = index_entry(name, entry)
                 except OtaError:
                     continue
-                info = updater.get_targetinfo(path)
+                info = updater.get_targetinfo(checked.path)
                 if info is not None:
-                    yield name, version, info
+                    yield name, checked.version, info
 
     def _slot_problem(self, signed: Callable[[str], TargetFile | None],
                       slot: str) -> tuple[str | None, bool]:
@@ -407,6 +408,9 @@ class Agent:
         models = self._load_index(updater)
         if models is None:
             return PollResult(True, "no-model", None, f"no models on channel {self.channel}")
+        kept_revoked = self._leave_revoked(models)
+        if isinstance(kept_revoked, PollResult):
+            return kept_revoked
         active = self.slots.verified(self.slots.active_slot())
         name = self.model or (active or {}).get("name")
         if name is None:
@@ -423,20 +427,26 @@ class Agent:
             active.get("name"), active.get("channel"), active.get("hardware")) == (
             name, self.channel, self.hardware)
         bad = self.state.bad_versions()
-        for version, path in entries:
+        for entry in entries:
+            version = entry.version
             # Rollback at the model level: never replace the active model with an older one.
             if same_model and version <= int(active["version"]):
                 break
-            if f"{name}/{version}/{self.hardware}" in bad:
+            # Halted and revoked builds reach no further device; the signed index, not the
+            # build, carries the rollout, so an operator changes it without a new build.
+            if entry.state != "active" or f"{name}/{version}/{self.hardware}" in bad:
                 continue
-            info = updater.get_targetinfo(path)
+            info = updater.get_targetinfo(entry.path)
             if info is None:
-                raise Refusal("invalid-metadata", f"index names {path}, which no "
+                raise Refusal("invalid-metadata", f"index names {entry.path}, which no "
                               "signed targets metadata lists")
             custom = self._check_custom(info.custom, name, version)
-            if not rollout_covers(custom["rollout"], self.device_id, name, version):
+            if not rollout_covers(entry.rollout, self.device_id, name, version):
                 continue
             return info, custom
+        if kept_revoked:
+            return PollResult(True, "kept-revoked", "revoked-no-fallback", kept_revoked,
+                              int(active["version"]) if active else None)
         if same_model:
             return PollResult(True, "up-to-date", None,
                               f"{active['name']} v{active['version']} is current",
@@ -444,20 +454,60 @@ class Agent:
         return PollResult(True, "no-model", None,
                           f"no {self.hardware} build on channel {self.channel} covers this device")
 
-    def _entries(self, entries: list[dict], name: str) -> list[tuple[int, str]]:
-        """(version, path) of this model's builds for this hardware, newest first. Each entry
-        is checked: a version beyond 2**63 - 1 would leave the model stuck forever."""
+    def _entries(self, entries: list[dict], name: str) -> list[IndexEntry]:
+        """This model's builds for this hardware, newest first. Each entry is checked: a
+        version beyond 2**63 - 1 would leave the model stuck forever."""
         found = []
         for entry in entries:
             if entry.get("hardware") != self.hardware:
                 continue
             try:
-                version, _, path = index_entry(name, entry)
+                found.append(index_entry(name, entry))
             except OtaError as e:
                 raise Refusal("invalid-metadata", f"signed channel index: {name}: {e}") \
                     from None
-            found.append((version, path))
-        return sorted(found, reverse=True)
+        return sorted(found, key=lambda e: e.version, reverse=True)
+
+    def _revoked(self, models: dict, name: str, version: int) -> bool:
+        """The signed index revokes this build for this device's hardware."""
+        for entry in models.get(name, []):
+            with contextlib.suppress(OtaError):
+                checked = index_entry(name, entry)
+                if (checked.version, checked.hardware, checked.state) == (
+                        version, self.hardware, "revoked"):
+                    return True
+        return False
+
+    def _leave_revoked(self, models: dict) -> PollResult | str | None:
+        """If the active build is revoked, go back to the other slot when it holds a signed
+        build of this channel and hardware that is not revoked (a PollResult "reverted"), and
+        never take the revoked one again. With no such slot the device keeps the revoked
+        build, since some model beats none, and the message saying so is returned for the
+        poll's outcome (``revoked-no-fallback``) unless a newer build replaces it."""
+        active_slot = self.slots.active_slot()
+        active = self.slots.verified(active_slot)
+        if not active or (active.get("channel"), active.get("hardware")) != (
+                self.channel, self.hardware):
+            return None
+        name, version = active["name"], int(active["version"])
+        if not self._revoked(models, name, version):
+            return None
+        self.state.mark_bad(name, version, self.hardware, "revoked")
+        other = self.slots.inactive_slot()
+        previous = self.slots.verified(other)
+        bad = self.state.bad_versions()
+        if previous and (previous.get("channel"), previous.get("hardware")) == (
+                self.channel, self.hardware) and not self._revoked(
+                models, previous["name"], int(previous["version"])) and (
+                f"{previous['name']}/{previous['version']}/{self.hardware}" not in bad):
+            self.slots.activate(other)
+            log.warning("%s v%s is revoked: back to %s v%s", name, version, previous["name"],
+                        previous["version"])
+            return PollResult(True, "reverted", "revoked",
+                              f"{name} v{version} is revoked; back to {previous['name']} "
+                              f"v{previous['version']}", int(previous["version"]))
+        return (f"{name} v{version} is revoked, and no other verified build is here to go "
+                "back to: kept")
 
     def _check_custom(self, custom: object, name: str, version: int) -> dict:
         """The signed target metadata, not the index, decides. A build for other hardware would

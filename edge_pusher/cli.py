@@ -1,4 +1,4 @@
-"""The publisher's subcommands of ``edgeship``: keys, publish, repo.
+"""The publisher's subcommands of ``edgeship``: keys, publish, repo, rollout.
 
 ``register(subparsers)`` adds them to the one command line (``edgeship.cli``); each sets
 ``func=handler`` with ``handler(args) -> int``. User errors raise
@@ -124,6 +124,27 @@ def _cmd_repo_refresh(args) -> int:
     return 0
 
 
+def _cmd_rollout_change(args) -> int:
+    """``rollout set|halt|revoke``: one signed change to the channel index."""
+    state = {"set": "active", "halt": "halted", "revoke": "revoked"}[args.rollout_command]
+    percent = getattr(args, "percent", None)
+    changed = _repository(args).change_rollout(args.name, args.version, args.channel,
+                                               args.hardware, percent=percent, state=state)
+    for entry in changed:
+        print(f"{args.name} v{entry['version']} ({entry['hardware']}) on {args.channel}: "
+              f"{entry['state']} at {entry['rollout']}%")
+    return 0
+
+
+def _percent(value: str) -> int:
+    from edgeship.contract import check_rollout
+
+    try:
+        return check_rollout(value)
+    except OtaError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _publisher_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bucket", required=True, help="file://DIR, s3://bucket/prefix")
     p.add_argument("--keys", required=True, help="keys directory from 'keys init'")
@@ -173,3 +194,19 @@ def register(subparsers) -> None:
     p = rs.add_parser("create", help="create an empty repository (publish also creates one)")
     _publisher_flags(p)
     p.set_defaults(func=_cmd_repo_create)
+
+    rollout = subparsers.add_parser(
+        "rollout", help="widen, narrow, halt or revoke a published build (signed index)")
+    ro = rollout.add_subparsers(dest="rollout_command", required=True)
+    for command, text in (("set", "set the share of devices a build reaches (resumes a halt)"),
+                          ("halt", "stop a build reaching more devices; those on it stay"),
+                          ("revoke", "send devices on a build back to their previous one")):
+        p = ro.add_parser(command, help=text)
+        p.add_argument("name")
+        p.add_argument("version", type=_version)
+        _publisher_flags(p)
+        p.add_argument("--channel", default="stable")
+        p.add_argument("--hardware", help="only this hardware's build (default: every one)")
+        if command == "set":
+            p.add_argument("--percent", type=_percent, required=True, metavar="P")
+        p.set_defaults(func=_cmd_rollout_change)

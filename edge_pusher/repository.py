@@ -44,6 +44,8 @@ from tuf.api.metadata import (
 )
 
 from edgeship.contract import (
+    ENTRY_STATES,
+    INDEX_SCHEMA_VERSION,
     canonical_safe,
     check_name,
     check_rollout,
@@ -173,9 +175,10 @@ class Repository:
                         rel.version = _next_version(rel.name, channel, max(known, default=0))
                 for rel in rels:
                     self._check_newer(index, rel)
+                since = self._clock().isoformat().replace("+00:00", "Z")
                 for rel in rels:
                     self._add_target(st, rel)
-                    _index_add(index, rel)
+                    _index_add(index, rel, since)
                 self._write_index(st, channel, index)
 
         return self._transaction(change)
@@ -209,6 +212,52 @@ class Repository:
                 raise OtaError(f"{self.bucket.url} already holds a repository")
 
         return self._transaction(change)
+
+    def change_rollout(self, name: str, version: int, channel: str = "stable",
+                       hardware: str | None = None, *, percent: int | None = None,
+                       state: str = "active") -> list[dict]:
+        """Widen, narrow, halt or revoke a published build in the signed channel index, so
+        devices act on it at their next poll with no new build. Returns the changed entries.
+
+        ``percent`` (set) resumes a halted build; ``state="halted"`` keeps the percentage and
+        stops it reaching more devices; ``state="revoked"`` is final (a version revoked stays
+        revoked: publish a new version instead). ``hardware`` limits the change to one build
+        of the version. Because the index is a signed target, an attacker who replays an older
+        index, or older metadata, is refused by every device (hash and version checks)."""
+        check_name("model name", name)
+        check_version(version)
+        check_name("channel", channel)
+        if hardware is not None:
+            check_name("hardware", hardware)
+        if percent is not None:
+            check_rollout(percent)
+        if state not in ENTRY_STATES:
+            raise OtaError(f"unknown rollout state {state!r}")
+        changed: list[dict] = []
+
+        def change(st: _State) -> None:
+            index = self._read_index(st, channel)
+            entries = [e for e in index["models"].get(name, []) if e["version"] == version
+                       and hardware in (None, e["hardware"])]
+            if not entries:
+                listed = sorted({e["version"] for e in index["models"].get(name, [])})
+                raise OtaError(
+                    f"{name} v{version}{f' ({hardware})' if hardware else ''} is not in channel "
+                    f"{channel}'s index (it lists "
+                    f"{', '.join(f'v{v}' for v in listed) or 'no version of it'})")
+            for entry in entries:
+                if entry.get("state", "active") == "revoked" and state != "revoked":
+                    raise OtaError(f"{name} v{version} ({entry['hardware']}) is revoked, and "
+                                   "stays revoked: publish a new version instead")
+                entry["state"] = state
+                if percent is not None:
+                    entry["rollout"] = percent
+                entry["since"] = self._clock().isoformat().replace("+00:00", "Z")
+            changed.extend(dict(e) for e in entries)
+            self._write_index(st, channel, index)
+
+        self._transaction(change)
+        return changed
 
     def read_index(self, channel: str) -> dict:
         st = self._load()
@@ -417,7 +466,10 @@ class Repository:
         return json.loads(data)
 
     def _write_index(self, st: _State, channel: str, index: dict) -> None:
+        index["schema_version"] = INDEX_SCHEMA_VERSION
         for name, entries in index["models"].items():
+            for entry in entries:
+                entry.setdefault("state", "active")
             index["models"][name] = _prune(entries)
         self._put_target(st, index_path(channel), _canonical(index), {"kind": "index"})
 
@@ -532,23 +584,33 @@ def _next_version(name: str, channel: str, newest: int) -> int:
                        "it; publish under another name") from None
 
 
-def _index_add(index: dict, rel: Release) -> None:
+def _index_add(index: dict, rel: Release, since: str) -> None:
     index["models"].setdefault(rel.name, []).append(
         {"version": rel.version, "hardware": rel.hardware, "rollout": rel.rollout,
-         "path": rel.path})
+         "path": rel.path, "state": "active", "since": since})
+
+
+#: Active full (100%) rollouts kept per hardware: the newest, which every device can take,
+#: and the one before it, which devices that have no model yet take if the newest is halted
+#: or revoked.
+KEPT_FULL_ROLLOUTS = 2
 
 
 def _prune(entries: list[dict]) -> list[dict]:
-    """Keep, per hardware, every entry down to and including the newest full (100%) rollout.
+    """Keep, per hardware, every entry down to and including the second newest active full
+    (100%) rollout, and every revoked entry.
 
-    Older builds can never be chosen again (a device takes the newest build that covers it, and a
-    100% build covers everyone), so the index stays as small as the live rollouts."""
+    Builds older than that can never be chosen again while the newer full rollouts stand, so the
+    index stays as small as the live rollouts. A revocation is never dropped: it is what keeps
+    devices from taking that build again."""
     keep = []
     for hw in sorted({e["hardware"] for e in entries}):
-        for e in sorted((e for e in entries if e["hardware"] == hw),
-                        key=lambda e: e["version"], reverse=True):
-            keep.append(e)
-            if e["rollout"] >= 100:
-                break
+        newest_first = sorted((e for e in entries if e["hardware"] == hw),
+                              key=lambda e: e["version"], reverse=True)
+        full = 0
+        for e in newest_first:
+            if full < KEPT_FULL_ROLLOUTS or e.get("state") == "revoked":
+                keep.append(e)
+            full += e["rollout"] >= 100 and e.get("state", "active") == "active"
     return sorted(keep, key=lambda e: (e["version"], e["hardware"]))
 

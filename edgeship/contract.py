@@ -25,9 +25,17 @@ import numpy as np
 
 from edgeship.errors import OtaError
 
-#: Version of the layout of a target's signed custom metadata and of the channel index. A device
-#: refuses a layout newer than it knows rather than guess at its meaning.
+#: Version of the layout of a target's signed custom metadata. A device refuses a layout newer
+#: than it knows rather than guess at its meaning.
 SCHEMA_VERSION = 1
+#: Version of the channel index's layout. 2 gave each entry its own rollout and state (halted,
+#: revoked): a device that knows only 1 refuses a 2 index and keeps its model rather than take a
+#: build it cannot see is revoked. Devices read both.
+INDEX_SCHEMA_VERSION = 2
+#: An index entry's state: ``active`` builds roll out to their percentage; ``halted`` ones reach
+#: no further device (devices on them stay); ``revoked`` ones are left by every device that has
+#: a verified build to go back to, and are never taken again.
+ENTRY_STATES = ("active", "halted", "revoked")
 #: Versions are 1 .. 2**63 - 1: what a signed 64-bit integer holds, so a C client on a device
 #: can compare them, and a huge version cannot block every later release.
 MAX_VERSION = 2**63 - 1
@@ -159,6 +167,18 @@ def target_custom(custom: object) -> TargetCustom:
     return parsed
 
 
+@dataclass(frozen=True)
+class IndexEntry:
+    """One build in a channel index, checked. ``rollout`` and ``state`` are the index's, not
+    the target's: they change (``edgeship rollout set|halt|revoke``) without a new build."""
+
+    version: int
+    hardware: str
+    path: str
+    rollout: int
+    state: str
+
+
 def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
     """Check a channel index's shape; return its ``models``: name -> [entry]. Raise
     :class:`OtaError` naming what is malformed. Entries are checked one by one with
@@ -167,9 +187,9 @@ def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
     if not isinstance(index, dict) or not isinstance(index.get("models"), dict):
         raise OtaError("channel index has no 'models' object")
     schema = index.get("schema_version", 1)
-    if schema != SCHEMA_VERSION:
+    if schema not in (1, INDEX_SCHEMA_VERSION) or isinstance(schema, bool):
         raise OtaError(f"channel index has schema_version {schema!r}; this edgeship reads "
-                       f"{SCHEMA_VERSION}")
+                       f"1 and {INDEX_SCHEMA_VERSION}")
     models = index["models"]
     for name, entries in models.items():
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -177,12 +197,21 @@ def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
     return models
 
 
-def index_entry(name: str, entry: dict[str, Any]) -> tuple[int, str, str]:
-    """(version, hardware, path) of one channel index entry, checked; OtaError otherwise."""
+def index_entry(name: str, entry: dict[str, Any]) -> IndexEntry:
+    """One channel index entry, checked; OtaError otherwise. An entry without a ``state`` (a
+    version 1 index) is active."""
     if not isinstance(entry.get("path"), str):
         raise OtaError(f"channel index entry of {name!r} has no path")
-    return (check_version(entry.get("version")), check_name("hardware", entry.get("hardware")),
-            entry["path"])
+    rollout = entry.get("rollout")
+    if not isinstance(rollout, int) or isinstance(rollout, bool):
+        raise OtaError(f"channel index entry of {name!r}: rollout {rollout!r} is not an integer")
+    state = entry.get("state", "active")
+    if state not in ENTRY_STATES:
+        raise OtaError(f"channel index entry of {name!r}: state {state!r} is not one of "
+                       f"{', '.join(ENTRY_STATES)}")
+    return IndexEntry(check_version(entry.get("version")),
+                      check_name("hardware", entry.get("hardware")), entry["path"],
+                      check_rollout(rollout), state)
 
 
 def canonical_safe(obj: Any) -> Any:

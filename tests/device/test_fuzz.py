@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edgeship.contract import (
+    ENTRY_STATES,
     SelfTest,
     TargetCustom,
     channel_index,
@@ -106,10 +107,11 @@ def test_channel_index(value: Any) -> None:
     for name, entries in models.items():
         for entry in entries:
             try:
-                version, hardware, path = index_entry(name, entry)
+                checked = index_entry(name, entry)
             except OtaError:
                 continue
-            assert 1 <= version <= 2**63 - 1 and isinstance(path, str)
+            assert 1 <= checked.version <= 2**63 - 1 and isinstance(checked.path, str)
+            assert 0 <= checked.rollout <= 100 and checked.state in ENTRY_STATES
 
 
 @FUZZ
@@ -210,8 +212,8 @@ def _apply(state: str, changes: dict[str, tuple[str, bytes]]) -> None:
         if kind == "delete":
             continue
         parent = os.path.dirname(path)
-        if os.path.isfile(parent):
-            continue  # an earlier change made the parent a file
+        if os.path.islink(parent) or (os.path.lexists(parent) and not os.path.isdir(parent)):
+            continue  # an earlier change made the parent a file, a link or a FIFO
         os.makedirs(parent, exist_ok=True)
         if kind == "dir":
             os.makedirs(path)
@@ -230,6 +232,9 @@ def _apply(state: str, changes: dict[str, tuple[str, bytes]]) -> None:
 # Found in review: a meta.json naming a build the signed metadata does not list.
 @example(changes={"slots/a/meta.json": ("edit", b'{"version": 999}')})
 @example(changes={"slots/a/meta.json": ("edit", b'{"name": "x"}')})
+# Found by hypothesis: a change below a folder an earlier change made a symlink.
+@example(changes={"slots/b/meta.json": ("delete", b""), "slots/b": ("symlink", b""),
+                  "slots/b/model.tflite": ("dir", b"")})
 def test_any_state_folder_polls_and_reports(publish, make_agent, tiny_models, tmp_path,
                                             changes) -> None:
     """The property of the hardening issue: whatever the state folder holds, ``poll_once``

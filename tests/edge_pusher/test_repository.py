@@ -100,16 +100,19 @@ def test_versions_only_go_up_within_name_and_channel(repo, publish, tiny_models)
     result = repo.publish([release(tiny_models, 0)])  # 0 = next version
     assert result.paths == ["models/sensor/stable/5/cpu/model.tflite"]
     idx = repo.read_index("stable")["models"]["sensor"]
-    assert [(e["version"], e["hardware"]) for e in idx] == [(3, "edgetpu"), (5, "cpu")]
+    # per hardware down to the second newest full rollout (the fallback if the newest stops)
+    assert [(e["version"], e["hardware"]) for e in idx] == [(3, "edgetpu"), (4, "cpu"),
+                                                            (5, "cpu")]
 
 
-def test_index_keeps_partial_rollouts_above_newest_full_one(repo, publish):
+def test_index_keeps_partial_rollouts_above_the_two_newest_full_ones(repo, publish):
     publish(1)
     publish(2, rollout=100)
-    publish(3, rollout=20)
-    publish(4, rollout=50)
+    publish(3, rollout=100)
+    publish(4, rollout=20)
+    publish(5, rollout=50)
     versions = [e["version"] for e in repo.read_index("stable")["models"]["sensor"]]
-    assert versions == [2, 3, 4]
+    assert versions == [2, 3, 4, 5]
 
 
 def test_refresh_resigns_timestamp_only(repo, bucket, publish):

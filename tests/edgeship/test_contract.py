@@ -57,9 +57,14 @@ def test_channel_index_shape_and_entries_are_checked() -> None:
                   {"models": {}, "schema_version": 9}):
         with pytest.raises(OtaError):
             contract.channel_index(index)
-    assert contract.index_entry("m", entry) == (1, "cpu", "models/x")
+    assert contract.index_entry("m", entry) == contract.IndexEntry(1, "cpu", "models/x", 100,
+                                                                   "active")
+    assert contract.index_entry("m", entry | {"state": "revoked"}).state == "revoked"
+    assert contract.channel_index({"models": {}, "schema_version": 2}) == {}
     for bad in ({"version": 1, "hardware": "cpu"}, entry | {"version": 0},
-                entry | {"version": 2**63}, entry | {"hardware": "../x"}):
+                entry | {"version": 2**63}, entry | {"hardware": "../x"},
+                entry | {"rollout": 101}, entry | {"rollout": "5"}, entry | {"rollout": True},
+                entry | {"state": "paused"}):
         with pytest.raises(OtaError):
             contract.index_entry("m", bad)
 
