@@ -11,8 +11,13 @@ TFX_STAMP := $(VENV_TFX)/.installed-stamp
 PYTHON310 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.10.*/bin/python3.10) \
 	$(shell command -v python3.10 2>/dev/null))
 
-.PHONY: install tools demo test test-fast test-tfx tfx lint lint-imports lint-manifests compile \
-	clean image kind-load kind-up kind-down kind-e2e
+.PHONY: install system tools demo test test-fast test-tfx tfx lint lint-imports lint-manifests \
+	compile clean image kind-load kind-up kind-down kind-e2e
+
+# Debian packages the tests run: Mosquitto (the MQTT broker devices report to; the fleet tests
+# start their own instances on 127.0.0.1) and Chromium (renders the fleet report, headless).
+SYSTEM_PACKAGES := mosquitto chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # --compile-bytecode, as pip does by default: every pipeline step is a new process, and without
 # .pyc files each would compile TensorFlow's, TFDV's and TFMA's source again (tens of seconds
@@ -21,10 +26,18 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(UV) pip install --quiet --compile-bytecode --python $(PY) -c requirements.lock \
-		-e '.[pipelines,dev]'
+		-e '.[pipelines,fleet,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+system:
+	@missing="$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 $(TFX_STAMP): pyproject.toml requirements-tfx.lock
 	@test -n "$(PYTHON310)" || { echo "make tfx needs Python 3.10: make tfx PYTHON310=/path/to/python3.10"; exit 1; }
@@ -54,7 +67,7 @@ demo: $(STAMP)
 tools: $(STAMP)
 	manifests/scripts/tools-venv.sh
 
-test: $(STAMP) tools lint-imports test-tfx
+test: $(STAMP) system tools lint-imports test-tfx
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile
 

@@ -149,7 +149,8 @@ class Agent:
 
     def __init__(self, state_dir: str, repo_url: str, trusted_root: str | None = None,
                  device_id: str = "", hardware: str = "cpu", channel: str = "stable",
-                 model: str | None = None, fetcher=None, limits: TransferLimits | None = None):
+                 model: str | None = None, fetcher=None, limits: TransferLimits | None = None,
+                 reporter=None):
         self.state = StateDir(state_dir)
         self.state_dir = self.state.path
         self.slots = self.state.slots
@@ -164,6 +165,9 @@ class Agent:
             self.limits)
         self._trusted_root_src = trusted_root
         self._repairs: list[str] = []  # what the current poll repaired in the state folder
+        #: Where reports go after each poll (an ``edgeship.device.report.MqttReporter``, or
+        #: anything with ``publish(report)``); None: the device does not report.
+        self.reporter = reporter
         os.makedirs(self.state_dir, exist_ok=True)
 
     @property
@@ -238,7 +242,20 @@ class Agent:
         for repair in self._repairs:
             log.warning("state repaired: %s", repair)
         self.state.record(self.identity, result.as_dict(), self._repairs)
+        self.report()
         return result
+
+    def report(self) -> None:
+        """Send the device's report to ``reporter``; never raises (reporting must not fail a
+        poll or the application that calls it)."""
+        if self.reporter is None:
+            return
+        from edgeship.device.report import build_report
+
+        try:
+            self.reporter.publish(build_report(self.state_dir, self.identity))
+        except Exception as e:  # noqa: BLE001 - a report is never worth a failed poll
+            log.warning("report not sent: %s", e)
 
     def _poll(self) -> PollResult:
         self._repairs += [f"{d}: removed" for d in self.state.repair_layout()]

@@ -1,4 +1,5 @@
-"""``edgeship device poll|status``: the agent from the command line, on a base install.
+"""``edgeship device poll|status|report-health``: the agent from the command line, on a base
+install.
 
 Imports nothing beyond the device package, the contract and LiteRT, so a firmware image without
 the pipelines extra runs these commands.
@@ -20,12 +21,14 @@ def _cmd_poll(args: argparse.Namespace) -> int:
     limits = TransferLimits(file_seconds=args.file_timeout, poll_seconds=args.poll_timeout,
                             min_bytes_per_second=args.min_rate, grace_seconds=args.rate_grace,
                             socket_seconds=args.socket_timeout)
+    reporter = _reporter(args, args.device_id)
     agent = Agent(args.state_dir, args.repo, trusted_root=args.trusted_root,
                   device_id=args.device_id, hardware=args.hardware, channel=args.channel,
-                  model=args.model, limits=limits)
+                  model=args.model, limits=limits, reporter=reporter)
     if args.interval is None:
         result = agent.poll_once()
         print(json.dumps(result.as_dict()))
+        _flush(reporter, args.report_timeout)
         return 0 if result.ok else 1
 
     def report(result) -> None:
@@ -36,6 +39,71 @@ def _cmd_poll(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _reporter(args: argparse.Namespace, device_id: str):
+    """The MQTT reporter ``--report-to`` asks for, or None."""
+    if not args.report_to:
+        return None
+    from edgeship.device.report import MqttReporter
+    from edgeship.mqtt import BrokerLogin, read_password
+
+    login = BrokerLogin(args.report_to, args.mqtt_username or device_id,
+                        read_password(args.mqtt_password_file), args.mqtt_ca,
+                        args.report_prefix)
+    login.endpoint()  # a malformed URL is one line now, not a warning per poll
+    return MqttReporter(login, device_id)
+
+
+def _flush(reporter, timeout: float) -> None:
+    """Before a one-shot command exits: give the broker ``timeout`` seconds to take the
+    report. Not reaching it is a warning, never a failure (the next poll reports again)."""
+    if reporter is None:
+        return
+    import sys
+
+    if not reporter.flush(timeout):
+        print(f"edgeship: warning: report not delivered to the broker within {timeout:g} s",
+              file=sys.stderr)
+    reporter.close()
+
+
+def _cmd_report_health(args: argparse.Namespace) -> int:
+    from edgeship.device.state import StateDir, device_status
+
+    if not os.path.isdir(args.state_dir):
+        raise InputError(f"state directory {args.state_dir} does not exist")
+    try:
+        health = StateDir(args.state_dir).set_health(args.state, args.reason)
+    except FileNotFoundError as e:
+        raise InputError(str(e)) from None
+    print(json.dumps(health))
+    if args.report_to:
+        from edgeship.device.report import build_report
+
+        device_id = device_status(args.state_dir)["device_id"]
+        if not device_id:
+            raise InputError(f"{args.state_dir}: no poll has recorded a device id to report as")
+        reporter = _reporter(args, device_id)
+        reporter.publish(build_report(args.state_dir))
+        _flush(reporter, args.report_timeout)
+    return 0
+
+
+def _add_reporting(parser: argparse.ArgumentParser) -> None:
+    """Where the device reports its state (docs/fleet.md); reporting never fails a poll."""
+    from edgeship.contract import DEFAULT_TOPIC_PREFIX
+
+    g = parser.add_argument_group("reports to the fleet (MQTT; optional)")
+    g.add_argument("--report-to", metavar="URL", help="mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    g.add_argument("--mqtt-username", help="default: the device id (what the broker's ACL "
+                   "expects)")
+    g.add_argument("--mqtt-password-file", metavar="FILE", help="file holding the password")
+    g.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate of an mqtts:// broker")
+    g.add_argument("--report-prefix", default=DEFAULT_TOPIC_PREFIX,
+                   help=f"topic prefix (default {DEFAULT_TOPIC_PREFIX})")
+    g.add_argument("--report-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="how long a one-shot command waits for the broker (default 5)")
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -70,7 +138,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``device poll`` and ``device status``."""
+    """Add ``device poll``, ``device status`` and ``device report-health``."""
     device = subparsers.add_parser("device", help="the device agent")
     ds = device.add_subparsers(dest="device_command", required=True)
     p = ds.add_parser("poll", help="check for, verify, self-test and activate a new model")
@@ -82,6 +150,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channel", default="stable")
     p.add_argument("--model", help="model name (default: the active one, or the only one)")
     _add_limits(p)
+    _add_reporting(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--once", action="store_true", help="poll once (default)")
     g.add_argument("--interval", type=float, metavar="SECONDS", help="poll forever")
@@ -91,3 +160,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trusted-root", help="the firmware's root.json, to check 'verified' "
                    "against (default: the copy kept in the state folder)")
     p.set_defaults(func=_cmd_status)
+    p = ds.add_parser("report-health", help="record (and report) what the application says "
+                      "of the active model")
+    p.add_argument("state", choices=["healthy", "unhealthy"])
+    p.add_argument("--reason", default="", help="why, in a few words (kept to 200 characters)")
+    p.add_argument("--state-dir", required=True)
+    _add_reporting(p)
+    p.set_defaults(func=_cmd_report_health)

@@ -6,7 +6,8 @@
     slots/{a,b}/        A/B model slots (see ``edgeship.device.slots``)
     active              the active slot pointer
     status.json         the last outcome, as shown by ``edgeship device status``
-    bad_versions.json   builds that failed to load or self-test here; never retried
+    bad_versions.json   builds that failed to load or self-test here, or were revoked; never retried
+    health.json         what the application said of the model it runs (``report-health``)
 
 Reading the status needs no repository and no network: ``edgeship device status`` and the
 firmware's health checks use :func:`device_status` on the folder alone.
@@ -31,13 +32,16 @@ log = logging.getLogger(__name__)
 STATUS_FILE = "status.json"
 BAD_VERSIONS_FILE = "bad_versions.json"
 TRUSTED_ROOT_FILE = "trusted_root.json"
+HEALTH_FILE = "health.json"
+HEALTH_STATES = ("healthy", "unhealthy")
+MAX_HEALTH_REASON = 200
 #: What the agent creates, and whether each is a "dir" or a "file" (parents first).
 LAYOUT: tuple[tuple[tuple[str, ...], str], ...] = (
     (("tuf",), "dir"), (("cache",), "dir"), (("slots",), "dir"),
     *((("slots", s), "dir") for s in SLOTS),
     *((("slots", s, name), "file") for s in SLOTS for name in ("meta.json", "model.tflite")),
     (("active",), "file"), (("status.json",), "file"), (("bad_versions.json",), "file"),
-    (("trusted_root.json",), "file"),
+    (("trusted_root.json",), "file"), (("health.json",), "file"),
 )
 #: Folders whose every entry is a file, except python-tuf's root_history folder.
 CACHES = (("tuf",), ("tuf", "root_history"), ("cache",))
@@ -83,6 +87,16 @@ def _bad_entry_shape(key: object, value: object) -> str | None:
         return f"{key!r} is not name/version/hardware"
     if not (isinstance(value, dict) and isinstance(value.get("reason"), str)):
         return f"{key}: no reason"
+    return None
+
+
+def _health_shape(value: object) -> str | None:
+    if not isinstance(value, dict) or value.get("state") not in HEALTH_STATES:
+        return f"state is not one of {', '.join(HEALTH_STATES)}"
+    if not all(isinstance(value.get(k), str) for k in ("reason", "at", "name")):
+        return "reason, at or name is not text"
+    if not isinstance(value.get("version"), int) or isinstance(value.get("version"), bool):
+        return "version is not an integer"
     return None
 
 
@@ -144,6 +158,10 @@ class StateDir:
             problem = bad if isinstance(bad, Damaged) else f"{BAD_VERSIONS_FILE}: " \
                 f"{len(bad) - len(kept)} malformed entries"
             done.append(f"{problem}; {len(kept)} well-formed entries kept")
+        health = self.read_json(HEALTH_FILE, _health_shape)
+        if isinstance(health, Damaged):
+            remove(self.file(HEALTH_FILE))
+            done.append(f"{health}; removed (the application reports again)")
         return done
 
     def _rewrite(self, name: str, data: Any) -> None:
@@ -151,6 +169,25 @@ class StateDir:
             self._write_json(name, data)
         except OSError as e:  # the next poll tries again
             log.error("cannot rewrite %s: %s", name, e)
+
+    def health(self) -> dict[str, Any] | None:
+        """What the application last said of the model (``report-health``), or None. A
+        damaged file counts as nothing said."""
+        data = self.read_json(HEALTH_FILE, _health_shape)
+        return data if isinstance(data, dict) else None
+
+    def set_health(self, state: str, reason: str = "") -> dict[str, Any]:
+        """Record the application's verdict on the **active** model: it applies to that
+        name and version only, so a report never carries it over to the next model."""
+        if state not in HEALTH_STATES:
+            raise ValueError(f"health must be one of {', '.join(HEALTH_STATES)}, not {state!r}")
+        active = self.slots.meta(self.slots.active_slot())
+        if not active:
+            raise FileNotFoundError(f"{self.path}: no active model to report the health of")
+        health = {"state": state, "reason": " ".join(reason.split())[:MAX_HEALTH_REASON],
+                  "name": active["name"], "version": int(active["version"]), "at": now_iso()}
+        self._write_json(HEALTH_FILE, health)
+        return health
 
     def bad_versions(self) -> dict[str, Any]:
         """Builds refused here. Entries of the wrong shape are dropped (the build is simply
@@ -289,6 +326,7 @@ def device_status(state_dir: str, identity: dict[str, Any] | None = None,
         "last_result": st.get("last_result"),
         "last_error": st.get("last_error"),
         "bad_versions": sorted(state.bad_versions()),
+        "health": state.health(),
         "damaged": [str(d) for d in damaged],
         "repairs": st.get("repairs", []),
     }

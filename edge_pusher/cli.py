@@ -156,7 +156,8 @@ def _publisher_flags(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    """Add keys, publish and repo subcommands to an argparse subparsers object."""
+    """Add keys, publish, repo, rollout and fleet subcommands to an argparse subparsers
+    object."""
     keys = subparsers.add_parser("keys", help="create and rotate repository keys")
     ks = keys.add_subparsers(dest="keys_command", required=True)
     p = ks.add_parser("init", help="create root/targets/snapshot/timestamp keys and root v1")
@@ -210,3 +211,7 @@ def register(subparsers) -> None:
         if command == "set":
             p.add_argument("--percent", type=_percent, required=True, metavar="P")
         p.set_defaults(func=_cmd_rollout_change)
+
+    from edgeship.edge_pusher.fleet.cli import register as register_fleet
+
+    register_fleet(subparsers, ro)

@@ -5,7 +5,8 @@
 - who a rollout covers (a stable per-device hash);
 - the signed custom metadata of a target, with its ``schema_version``;
 - the signed self-test and its array encoding;
-- canonical JSON (TUF's signed metadata has no floats).
+- canonical JSON (TUF's signed metadata has no floats);
+- where a device reports its state (its MQTT topic) and the layout of that report.
 
 Both sides must compute exactly the same strings, hashes and checks, so they live here and only
 here. Imports numpy and ``edgeship.errors`` only: the device carries this module.
@@ -332,3 +333,31 @@ def self_test_tolerance(output_scale: float | None) -> tuple[float, float]:
     if output_scale:
         return 1.5 * float(output_scale), 0.0
     return 1e-3, 1e-3
+
+
+# ---------------------------------------------------------------------- device reports
+
+#: Layout of a device's report (``edgeship.device.report``); the fleet side skips a report of a
+#: layout it does not read rather than guess at it.
+REPORT_SCHEMA_VERSION = 1
+#: Topics are ``<prefix>/devices/<device-id>/state``; the broker's ACL lets a device write only
+#: its own (its MQTT user name is its device id).
+DEFAULT_TOPIC_PREFIX = "edgeship"
+
+
+def device_topic(device_id: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    """The retained topic a device reports on: its twin. A device id is a name (no ``/``, ``+``
+    or ``#``), so it is one topic level and cannot reach another device's topic."""
+    return f"{prefix}/devices/{check_name('device id', device_id)}/state"
+
+
+def devices_filter(prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    """The subscription that reads every device's report."""
+    return f"{prefix}/devices/+/state"
+
+
+def topic_device_id(topic: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str | None:
+    """The device id a report topic names, or None for any other topic."""
+    head, _, rest = topic.partition(f"{prefix}/devices/")
+    device_id, _, tail = rest.partition("/")
+    return device_id if not head and tail == "state" and _NAME_RE.match(device_id) else None

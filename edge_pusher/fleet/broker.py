@@ -1,0 +1,159 @@
+"""Mosquitto configuration and per-device credentials (``edgeship fleet broker-config`` and
+``edgeship fleet add-device``).
+
+The broker folder::
+
+    mosquitto.conf     listener, no anonymous access, the files below, persistence
+    acl                a device writes only its own report topic and reads nothing; the fleet
+                       reader reads every device's report and writes nothing
+    passwords          Mosquitto's password file (PBKDF2-SHA512 hashes, never the passwords)
+    fleet.password     the fleet reader's password (for fleet status, report, rollout watch)
+    devices/<id>.password   each device's password, to put on that device and delete here
+    data/              retained reports, kept across broker restarts
+
+A device's MQTT user name is its device id, and the ACL's ``pattern`` grants ``%u``'s topic
+only, so a device with stolen credentials can lie about itself, never about another device.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeship.contract import DEFAULT_TOPIC_PREFIX, check_name, devices_filter
+from edgeship.errors import OtaError
+
+#: The fleet side's MQTT user: reads every report, writes nothing. No device may take its name.
+FLEET_READER = "fleet"
+#: Mosquitto's own PBKDF2 parameters (``mosquitto_passwd``); the passwords are random 32-byte
+#: tokens, so the iteration count is not what protects them.
+PBKDF2_ITERATIONS = 101
+SALT_BYTES = 12
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """A Mosquitto 2 password-file hash (``$7$``: PBKDF2-SHA512)."""
+    salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS)
+    return (f"$7${PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}$"
+            f"{base64.b64encode(digest).decode()}")
+
+
+@dataclass(frozen=True)
+class Tls:
+    """The broker's certificate, key and the CA that signed it (devices verify against it)."""
+
+    cert: str
+    key: str
+    ca: str
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` readable by its owner only (a password, or the hashes of them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _users(passwords: Path) -> dict[str, str]:
+    if not passwords.is_file():
+        return {}
+    users = {}
+    for line in passwords.read_text().splitlines():
+        name, sep, hashed = line.partition(":")
+        if sep:
+            users[name] = hashed
+    return users
+
+
+def add_user(folder: str | os.PathLike, user: str) -> str:
+    """Give ``user`` a new random password in ``folder``'s password file; return it. Adding
+    a user that exists replaces its password (how a device's credentials are rotated)."""
+    passwords = Path(folder) / "passwords"
+    password = secrets.token_urlsafe(32)
+    users = _users(passwords)
+    users[user] = password_hash(password)
+    _write_private(passwords, "".join(f"{name}:{hashed}\n" for name, hashed in users.items()))
+    return password
+
+
+def add_device(folder: str | os.PathLike, device_id: str) -> Path:
+    """Create (or rotate) a device's credentials; return the file holding its password, which
+    goes onto the device (``device poll --mqtt-password-file``) and should then be deleted
+    here. A running broker reads the password file again on SIGHUP."""
+    check_name("device id", device_id)
+    if device_id == FLEET_READER:
+        raise OtaError(f"device id {FLEET_READER!r} is the fleet reader's MQTT user; choose "
+                       "another")
+    if not (Path(folder) / "mosquitto.conf").is_file():
+        raise OtaError(f"{folder}: no broker configuration; run 'edgeship fleet broker-config' "
+                       "first")
+    password = add_user(folder, device_id)
+    path = Path(folder) / "devices" / f"{device_id}.password"
+    _write_private(path, password + "\n")
+    return path
+
+
+def acl(prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    check_name("topic prefix", prefix)
+    return (
+        "# Written by edgeship fleet broker-config. Anything not granted here is refused.\n"
+        f"# The fleet reader reads every device's report and writes nothing.\n"
+        f"user {FLEET_READER}\n"
+        f"topic read {devices_filter(prefix)}\n"
+        "\n"
+        "# A device (its user name is its device id) writes its own report and reads nothing.\n"
+        f"pattern write {prefix}/devices/%u/state\n"
+    )
+
+
+def config(folder: Path, listen: str, tls: Tls | None, user: str | None = None) -> str:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise OtaError(f"--listen {listen!r}: give HOST:PORT, e.g. 0.0.0.0:1883")
+    lines = [
+        "# Written by edgeship fleet broker-config (docs/fleet.md).",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {folder / 'passwords'}",
+        f"acl_file {folder / 'acl'}",
+        "# retained reports (each device's twin) survive a restart",
+        "persistence true",
+        f"persistence_location {folder / 'data'}/",
+        "autosave_interval 60",
+        f"listener {port} {host}",
+    ]
+    if user:  # started as root, Mosquitto becomes this user ("mosquitto" by default)
+        lines.insert(1, f"user {user}")
+    if tls:
+        lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}",
+                  "tls_version tlsv1.2"]
+    return "\n".join(lines) + "\n"
+
+
+def broker_config(folder: str | os.PathLike, listen: str = "0.0.0.0:1883",
+                  tls: Tls | None = None, prefix: str = DEFAULT_TOPIC_PREFIX,
+                  user: str | None = None) -> Path:
+    """Write the broker folder (see the module docstring); keep any users already in it. The
+    fleet reader gets a password (``fleet.password``) the first time. Returns the config."""
+    folder = Path(folder).absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data").mkdir(exist_ok=True)
+    if tls:
+        for what in (tls.cert, tls.key, tls.ca):
+            if not Path(what).is_file():
+                raise OtaError(f"{what}: no such file (TLS needs the broker's certificate, "
+                               "key and CA)")
+    conf = folder / "mosquitto.conf"
+    conf.write_text(config(folder, listen, tls, user))
+    (folder / "acl").write_text(acl(prefix))
+    if FLEET_READER not in _users(folder / "passwords"):
+        _write_private(folder / "fleet.password", add_user(folder, FLEET_READER) + "\n")
+    return conf

@@ -1,0 +1,153 @@
+"""``edgeship fleet report --html``: one self-contained page (no script, no network) with the
+status table and three plots drawn by matplotlib as inline SVG: devices per version over time,
+each rollout's stage against the share of the fleet running it, and refusal reasons.
+
+Time series come from the fleet history (``--history``, one JSON line per status, report or
+watch cycle); without one, the plots show the present alone.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import os
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from edgeship.edge_pusher.fleet.status import BuildRow
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 2em; }
+th, td { border: 1px solid #bbb; padding: 4px 10px; text-align: right; }
+th { background: #eee; } td.text { text-align: left; }
+figure { display: inline-block; margin: 0 2em 2em 0; } figcaption { font-weight: bold; }
+"""
+
+
+def read_history(path: str | None) -> list[dict[str, Any]]:
+    """The fleet history's snapshots, oldest first; lines that are not snapshots are skipped."""
+    if not path or not os.path.isfile(path):
+        return []
+    found = []
+    with open(path) as f:
+        for line in f:
+            try:
+                snapshot = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(snapshot, dict) and isinstance(snapshot.get("builds"), list):
+                found.append(snapshot)
+    return found
+
+
+def _svg(fig) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _times(history: list[dict[str, Any]]) -> list[datetime]:
+    return [datetime.fromisoformat(s["time"].replace("Z", "+00:00")) for s in history]
+
+
+def plots(history: list[dict[str, Any]]) -> dict[str, str]:
+    """The three figures as SVG text, keyed by caption."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
+    times = _times(history)
+    figures = {}
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    running: dict[str, list[int]] = defaultdict(lambda: [0] * len(history))
+    for i, snapshot in enumerate(history):
+        for b in snapshot["builds"]:
+            running[f"{b['name']} v{b['version']}"][i] += b["running"]
+    for label, counts in sorted(running.items()):
+        ax.plot(times, counts, marker="o", markersize=3, label=label)
+    ax.set_ylabel("devices running it")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    figures["Devices per version over time"] = _svg(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for label in sorted({(b["name"], b["version"], b["hardware"]) for s in history
+                         for b in s["builds"] if b.get("rollout") is not None}):
+        stage, share = [], []
+        for snapshot in history:
+            found = [b for b in snapshot["builds"]
+                     if (b["name"], b["version"], b["hardware"]) == label]
+            devices = snapshot["devices"] or 1
+            stage.append(found[0]["rollout"] if found and found[0]["rollout"] is not None
+                         else float("nan"))
+            share.append(100.0 * found[0]["running"] / devices if found else float("nan"))
+        name = f"{label[0]} v{label[1]} ({label[2]})"
+        line = ax.step(times, stage, where="post", label=f"{name} stage")[0]
+        ax.plot(times, share, linestyle="--", color=line.get_color(),
+                label=f"{name} share running")
+    ax.set_ylabel("% of devices")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    figures["Rollout stage and share of the fleet running it"] = _svg(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    reasons: dict[str, int] = defaultdict(int)
+    for b in history[-1]["builds"] if history else []:
+        for reason, count in b["refused"].items():
+            reasons[f"{b['name']} v{b['version']} {reason}"] += count
+        if b.get("reverted"):
+            reasons[f"{b['name']} v{b['version']} reverted"] += b["reverted"]
+    labels = sorted(reasons) or ["none"]
+    ax.barh(labels, [reasons.get(label, 0) for label in labels], color="#c0504d")
+    ax.set_xlabel("devices")
+    figures["Refusal reasons (now)"] = _svg(fig)
+    plt.close(fig)
+    return figures
+
+
+def table(rows: list[BuildRow]) -> str:
+    head = ("channel", "model", "version", "hardware", "rollout", "running", "unhealthy",
+            "pending", "refused", "reverted")
+    out = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    for r in rows:
+        rollout = "-" if r.rollout is None else f"{r.rollout}% {r.state}"
+        refused = ", ".join(f"{k} {v}" for k, v in sorted(r.refused.items())) or "0"
+        cells = [(r.channel, True), (r.name, True), (r.version, False), (r.hardware, True),
+                 (rollout, True), (r.running, False), (r.unhealthy, False), (r.pending, False),
+                 (refused, True), (r.reverted, False)]
+        out.append("<tr>" + "".join(
+            ('<td class="text">' if text else "<td>") + f"{html.escape(str(v))}</td>"
+            for v, text in cells) + "</tr>")
+    return "\n".join([*out, "</table>"])
+
+
+def write_report(path: str, rows: list[BuildRow], reports, history_path: str | None) -> None:
+    """Write the page to ``path`` (atomically: a half-written page is never left)."""
+    history = read_history(history_path)
+    if not history:
+        history = [{"time": datetime.fromtimestamp(reports.read_at).astimezone()
+                    .isoformat(timespec="seconds"), "devices": len(reports.reports),
+                    "builds": [r.as_dict() for r in rows]}]
+    figures = "\n".join(f"<figure><figcaption>{html.escape(caption)}</figcaption>{svg}"
+                        "</figure>" for caption, svg in plots(history).items())
+    skipped = (f"<p>{len(reports.skipped)} reports skipped, e.g. "
+               f"{html.escape(reports.skipped[0])}</p>" if reports.skipped else "")
+    page = (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>edgeship fleet</title>"
+        f"<style>{STYLE}</style></head><body>\n<h1>Fleet</h1>\n"
+        f"<p>{len(reports.reports)} devices reporting; {len(history)} snapshots.</p>{skipped}\n"
+        f"{table(rows)}\n{figures}\n</body></html>\n")
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(page)
+    os.replace(tmp, path)

@@ -1,0 +1,145 @@
+"""Reading the devices' retained reports from the broker: the fleet's twins.
+
+A report is what one device says of itself, so each is checked before it counts: its topic must
+name the device id it carries (the broker's ACL already keeps a device to its own topic), and
+its fields must have their declared shapes. A report that fails is skipped and said, never
+guessed at; a device can lie about itself, never about another.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeship.contract import REPORT_SCHEMA_VERSION, check_name, devices_filter, topic_device_id
+from edgeship.errors import OtaError
+from edgeship.mqtt import BrokerLogin
+
+#: How long to wait for the broker's answer to connect and subscribe.
+CONNECT_SECONDS = 10.0
+#: Retained reports arrive right after the subscription; once none came for this long, all have.
+QUIET_SECONDS = 0.5
+
+
+@dataclass
+class FleetReports:
+    """Every device's last report (device id -> report) and what was skipped, and why."""
+
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    messages: int = 0
+    read_at: float = 0.0
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def report_problem(report: object, device_id: str) -> str | None:
+    """What is wrong with a device's report, or None when it has the declared shape."""
+    if not isinstance(report, dict):
+        return "not a JSON object"
+    if report.get("schema_version") != REPORT_SCHEMA_VERSION:
+        return f"schema_version {report.get('schema_version')!r}, not {REPORT_SCHEMA_VERSION}"
+    if report.get("device_id") != device_id:
+        return f"says it is device {report.get('device_id')!r}"
+    for key in ("hardware", "channel"):
+        try:
+            check_name(key, report.get(key))
+        except OtaError as e:
+            return str(e)
+    active = report.get("active")
+    if active is not None and not (isinstance(active, dict) and isinstance(active.get("name"), str)
+                                   and _is_int(active.get("version"))):
+        return "active is not a model name and version"
+    refused = report.get("refused", {})
+    if not (isinstance(refused, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in refused.items())):
+        return "refused is not build -> reason"
+    health = report.get("health")
+    if health is not None and not (isinstance(health, dict) and health.get("state") in (
+            "healthy", "unhealthy") and _is_int(health.get("version"))):
+        return "health is not a state and version"
+    if not isinstance(report.get("last_result", {}), dict):
+        return "last_result is not an object"
+    return None
+
+
+def parse(topic: str, payload: bytes, prefix: str) -> tuple[str, dict[str, Any]] | str:
+    """(device id, report), or why the message is skipped."""
+    device_id = topic_device_id(topic, prefix)
+    if device_id is None:
+        return f"{topic}: not a device report topic"
+    if not payload:  # a cleared retained message: the device was removed
+        return f"{topic}: empty"
+    try:
+        report = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return f"{topic}: not JSON"
+    problem = report_problem(report, device_id)
+    return f"{topic}: {problem}" if problem else (device_id, report)
+
+
+def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
+                 wait: float = 60.0) -> FleetReports:
+    """Connect as the fleet reader, take every retained report, and disconnect. The broker
+    out of reach, or refusing the reader, is an :class:`OtaError`: a watcher must see that
+    it has no data, not an empty fleet."""
+
+    host, port, _ = login.endpoint()
+    client = login.client(f"edgeship-fleet-{uuid.uuid4().hex[:8]}")
+    got = FleetReports()
+    state: dict[str, Any] = {"subscribed": False, "refused": None, "last": time.monotonic()}
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            state["refused"] = str(reason_code)
+            return
+        client.subscribe(devices_filter(login.prefix), qos=1)
+
+    def on_subscribe(client, userdata, mid, reason_codes, properties):
+        if any(rc.is_failure for rc in reason_codes):
+            state["refused"] = f"subscription refused ({reason_codes[0]})"
+        state["subscribed"] = True
+        state["last"] = time.monotonic()
+
+    def on_message(client, userdata, message):
+        got.messages += 1
+        state["last"] = time.monotonic()
+        parsed = parse(message.topic, message.payload, login.prefix)
+        if isinstance(parsed, str):
+            got.skipped.append(parsed)
+        else:
+            got.reports[parsed[0]] = parsed[1]
+
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, \
+        on_message
+    try:
+        client.connect(host, port, keepalive=30)
+    except ssl.SSLError as e:  # before OSError, which it is
+        raise OtaError(f"TLS with the broker at {login.url} failed: {e.reason or e}") from None
+    except OSError as e:
+        raise OtaError(f"cannot reach the broker at {login.url}: {e.strerror or e}") from None
+    started = time.monotonic()
+    try:
+        while True:
+            client.loop(timeout=0.05)
+            now = time.monotonic()
+            if state["refused"]:
+                raise OtaError(f"the broker at {login.url} refused the fleet reader "
+                               f"{login.username!r}: {state['refused']}")
+            if state["subscribed"] and now - state["last"] >= quiet:
+                break
+            if not state["subscribed"] and now - started > CONNECT_SECONDS:
+                raise OtaError(f"the broker at {login.url} did not answer within "
+                               f"{CONNECT_SECONDS:g} s")
+            if now - started > wait:
+                break
+    finally:
+        client.disconnect()
+    got.read_at = time.time()
+    return got

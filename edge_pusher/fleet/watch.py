@@ -1,0 +1,171 @@
+"""The automatic rollout policy (``edgeship rollout watch``): hawkBit-style stages driven by the
+devices' reports.
+
+Each cycle reads every retained report, and for the newest active build of each model and
+hardware on the channel decides one of:
+
+- ``halt`` or ``revoke`` (the policy's ``on_failure``) when the share of failures among the
+  devices that tried the build is above ``max_failure_share``. A failure is a device that
+  refused the build at its self-test or load, or runs it and its application reported it
+  ``unhealthy``; "tried" is those plus every device running it;
+- ``advance`` to the next stage when the build has been at its stage for ``soak_seconds`` and at
+  least ``min_healthy`` devices run it without an unhealthy report;
+- ``hold`` otherwise (and ``done`` at 100 %).
+
+The policy keeps no state of its own: a build's stage and when it began (``since``) are in the
+signed channel index, so a watcher can restart, or run as a CronJob, and decide the same. Every
+decision is logged with the counts that drove it. With the broker out of reach nothing is
+decided (no data is not good data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from edgeship.contract import check_rollout, index_entry
+from edgeship.edge_pusher.fleet.status import BuildRow, fleet_status
+from edgeship.errors import OtaError
+
+log = logging.getLogger(__name__)
+
+ON_FAILURE = ("halt", "revoke")
+
+
+@dataclass(frozen=True)
+class Policy:
+    stages: tuple[int, ...] = (5, 25, 100)
+    min_healthy: int = 3
+    soak_seconds: float = 3600.0
+    max_failure_share: float = 0.2
+    on_failure: str = "halt"
+
+    def __post_init__(self) -> None:
+        stages = tuple(check_rollout(s) for s in self.stages)
+        if not stages or any(b <= a for a, b in zip(stages, stages[1:], strict=False)) \
+                or stages[0] < 1:
+            raise OtaError(f"stages {list(self.stages)}: give increasing percentages from 1 to "
+                           "100, e.g. 5,25,100")
+        if self.min_healthy < 0 or self.soak_seconds < 0:
+            raise OtaError("min_healthy and soak_seconds must be >= 0")
+        if not 0 <= self.max_failure_share < 1:
+            raise OtaError(f"max_failure_share {self.max_failure_share}: must be in [0, 1)")
+        if self.on_failure not in ON_FAILURE:
+            raise OtaError(f"on_failure {self.on_failure!r}: one of {', '.join(ON_FAILURE)}")
+
+    def next_stage(self, rollout: int) -> int | None:
+        return next((s for s in self.stages if s > rollout), None)
+
+
+@dataclass
+class Decision:
+    channel: str
+    name: str
+    version: int
+    hardware: str
+    action: str  # advance, halt, revoke, hold, done
+    rollout: int
+    to: int | None
+    why: str
+    counts: dict[str, Any] = field(default_factory=dict)
+    time: str = ""
+
+    def line(self) -> str:
+        to = f" -> {self.to}%" if self.to is not None else ""
+        return (f"{self.name} v{self.version} ({self.hardware}) on {self.channel}: "
+                f"{self.action} at {self.rollout}%{to}: {self.why}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"time": self.time, "channel": self.channel, "name": self.name,
+                "version": self.version, "hardware": self.hardware, "action": self.action,
+                "rollout": self.rollout, "to": self.to, "why": self.why, "counts": self.counts}
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def decide(row: BuildRow, policy: Policy, now: datetime) -> Decision:
+    """What the policy does with one build, and why, in numbers."""
+    counts = {"running": row.running, "healthy": row.healthy, "unhealthy": row.unhealthy,
+              "failures": row.failures, "tried": row.tried, "pending": row.pending,
+              "refused": dict(row.refused)}
+    rollout = row.rollout or 0
+
+    def made(action: str, why: str, to: int | None = None) -> Decision:
+        return Decision(row.channel, row.name, row.version, row.hardware, action, rollout, to,
+                        why, counts)
+
+    share = row.failures / row.tried if row.tried else 0.0
+    if row.failures and share > policy.max_failure_share:
+        return made(policy.on_failure, f"{row.failures} of {row.tried} devices that tried it "
+                    f"failed ({share:.0%} > {policy.max_failure_share:.0%})")
+    target = policy.next_stage(rollout)
+    if target is None:
+        return made("done", f"at its last stage; {row.healthy} healthy, {row.failures} failed")
+    if rollout < policy.stages[0]:
+        return made("hold", f"below the first stage ({policy.stages[0]}%): not started")
+    since = _parse_time(row.since)
+    soaked = (now - since).total_seconds() if since else 0.0
+    if soaked < policy.soak_seconds:
+        return made("hold", f"{soaked:.0f} s of {policy.soak_seconds:.0f} s soak at this stage; "
+                    f"{row.healthy} healthy")
+    if row.healthy < policy.min_healthy:
+        return made("hold", f"{row.healthy} healthy devices, {policy.min_healthy} needed")
+    return made("advance", f"{row.healthy} healthy (>= {policy.min_healthy}), "
+                f"{row.failures} of {row.tried} failed, {soaked:.0f} s at {rollout}%", target)
+
+
+def watched(models: dict[str, list[dict]]) -> set[tuple[str, int, str]]:
+    """(name, version, hardware) of the newest active build of each model and hardware."""
+    newest: dict[tuple[str, str], int] = {}
+    for name, entries in models.items():
+        for raw in entries:
+            try:
+                entry = index_entry(name, raw)
+            except OtaError:
+                continue
+            if entry.state == "active":
+                key = (name, entry.hardware)
+                newest[key] = max(newest.get(key, 0), entry.version)
+    return {(name, version, hardware) for (name, hardware), version in newest.items()}
+
+
+def watch_once(repo, reports: dict[str, dict[str, Any]], channel: str, policy: Policy,
+               now: datetime | None = None) -> list[Decision]:
+    """One cycle on ``reports`` (device id -> report, from ``read_reports``): decide for every
+    watched build and carry out what is decided as a signed index change."""
+    now = now or datetime.now(timezone.utc)
+    models = repo.read_index(channel)["models"]
+    keep = watched(models)
+    decisions = []
+    for row in fleet_status(reports, {channel: models}):
+        if (row.name, row.version, row.hardware) not in keep or row.channel != channel:
+            continue
+        decision = decide(row, policy, now)
+        decision.time = now.isoformat().replace("+00:00", "Z")
+        if decision.action == "advance":
+            repo.change_rollout(row.name, row.version, channel, row.hardware,
+                                percent=decision.to)
+        elif decision.action in ON_FAILURE:
+            repo.change_rollout(row.name, row.version, channel, row.hardware,
+                                state="halted" if decision.action == "halt" else "revoked")
+        decisions.append(decision)
+    return decisions
+
+
+def append_jsonl(path: str | None, records: list[dict[str, Any]]) -> None:
+    """Append records to a JSON-lines log (the decision log, the fleet history)."""
+    if not path or not records:
+        return
+    with open(path, "a") as f:
+        for record in records:
+            f.write(json.dumps(record, sort_keys=True) + "\n")

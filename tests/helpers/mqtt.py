@@ -1,0 +1,81 @@
+"""A real Mosquitto for the fleet tests: its own configuration (``edgeship fleet
+broker-config``), on a free 127.0.0.1 port, started and stopped by the test."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeship.edge_pusher.fleet.broker import Tls, add_device, broker_config
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need_mosquitto() -> None:
+    """Skip with the reason when Mosquitto is missing; on CI (`make test` installs it) fail."""
+    if os.path.exists(MOSQUITTO):
+        return
+    message = "mosquitto is not installed (make system installs Debian's package)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class Broker:
+    """One Mosquitto with edgeship's configuration in ``folder``."""
+
+    def __init__(self, folder: Path, tls: Tls | None = None):
+        need_mosquitto()
+        self.folder = folder
+        self.port = free_port()
+        self.tls = tls
+        broker_config(folder, f"127.0.0.1:{self.port}", tls, user=getpass.getuser())
+        self.url = f"{'mqtts' if tls else 'mqtt'}://{'localhost' if tls else '127.0.0.1'}:" \
+                   f"{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.log = folder / "mosquitto.log"
+
+    def add_device(self, device_id: str) -> str:
+        """The device's password file; a running broker reads the password file again."""
+        path = add_device(self.folder, device_id)
+        if self.process:
+            self.process.send_signal(1)  # SIGHUP: reload passwords and ACL
+            time.sleep(0.2)
+        return str(path)
+
+    @property
+    def reader_password(self) -> str:
+        return (self.folder / "fleet.password").read_text().strip()
+
+    def start(self) -> Broker:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.folder / "mosquitto.conf")],
+                                            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start listening")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # saves the retained messages (persistence)
+            self.process.wait(timeout=10)
+        self.process = None
