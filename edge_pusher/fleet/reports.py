@@ -21,7 +21,8 @@ from edgeship.mqtt import BrokerLogin
 
 #: How long to wait for the broker's answer to connect and subscribe.
 CONNECT_SECONDS = 10.0
-#: Retained reports arrive right after the subscription; once none came for this long, all have.
+#: Retained reports arrive right after the subscription (flagged retained; live ones are not);
+#: once none came for this long, all have.
 QUIET_SECONDS = 0.5
 
 
@@ -109,7 +110,8 @@ def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
 
     def on_message(client, userdata, message):
         got.messages += 1
-        state["last"] = time.monotonic()
+        if message.retain:  # what the subscription delivers; live reports do not delay the end
+            state["last"] = time.monotonic()
         parsed = parse(message.topic, message.payload, login.prefix)
         if isinstance(parsed, str):
             got.skipped.append(parsed)

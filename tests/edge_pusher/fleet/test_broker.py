@@ -167,7 +167,7 @@ def test_tls_with_a_self_signed_ca(tmp_path) -> None:
         client.loop_stop()
         assert set(read_reports(reader(broker, ca_file=tls.ca)).reports) == {"pump-1"}
         other = self_signed(tmp_path / "other-pki")  # a broker this CA did not sign
-        with pytest.raises(OtaError, match="TLS with the broker at .* failed: CERTIFICATE_VERIFY_FAILED"):
+        with pytest.raises(OtaError, match="TLS with the broker .* CERTIFICATE_VERIFY_FAILED"):
             read_reports(reader(broker, ca_file=other.ca))
     finally:
         broker.stop()

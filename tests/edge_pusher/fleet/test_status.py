@@ -1,0 +1,63 @@
+"""The fleet's status from reports and the signed index: running, pending (as devices choose),
+refused by reason, reverted, unhealthy."""
+
+from __future__ import annotations
+
+from edgeship.contract import rollout_bucket
+from edgeship.edge_pusher.fleet.status import fleet_status, format_table
+
+
+def report(device_id: str, version: int | None, hardware: str = "cpu", refused=None,
+           health: str | None = None) -> dict:
+    active = None if version is None else {"name": "sensor", "version": version, "sha256": "x"}
+    return {"device_id": device_id, "hardware": hardware, "channel": "stable", "active": active,
+            "refused": refused or {}, "last_result": {},
+            "health": None if health is None else {"state": health, "name": "sensor",
+                                                   "version": version, "reason": "", "at": ""}}
+
+
+def entry(version: int, rollout: int, state: str = "active", hardware: str = "cpu") -> dict:
+    return {"version": version, "hardware": hardware, "rollout": rollout, "state": state,
+            "path": f"models/sensor/stable/{version}/{hardware}/model.tflite",
+            "since": "2026-11-30T00:00:00Z"}
+
+
+def test_counts_per_build() -> None:
+    ids = [f"d{i}" for i in range(40)]
+    covered = [d for d in ids if rollout_bucket(d, "sensor", 2) < 50]
+    reports = {d: report(d, 1) for d in ids}
+    reports[covered[0]] = report(covered[0], 2, health="unhealthy")
+    reports[covered[1]] = report(covered[1], 2, health="healthy")
+    reports[covered[2]] = report(covered[2], 1, refused={"sensor/2/cpu": "self-test-failed"})
+    reports[covered[3]] = report(covered[3], 1, refused={"sensor/2/cpu": "revoked"})
+    reports["tpu"] = report("tpu", None, hardware="edgetpu")
+    rows = {(r.version, r.hardware): r for r in fleet_status(
+        reports, {"stable": {"sensor": [entry(1, 100), entry(2, 50)]}})}
+    v2 = rows[(2, "cpu")]
+    assert (v2.rollout, v2.state, v2.running, v2.unhealthy, v2.healthy) == (50, "active", 2, 1, 1)
+    assert v2.refused == {"self-test-failed": 1} and v2.reverted == 1
+    assert v2.pending == len(covered) - 4  # covered, not on it, not refused
+    assert (v2.failures, v2.tried) == (2, 3)
+    assert rows[(1, "cpu")].running == 38 and rows[(1, "cpu")].pending == 0
+    assert (1, "edgetpu") not in rows  # no build for it: nothing pending
+    table = format_table(list(rows.values()))
+    assert table.splitlines()[0].split() == ["channel", "model", "version", "hardware",
+                                             "rollout", "running", "unhealthy", "pending",
+                                             "refused", "reverted"]
+    assert "self-test-failed 1" in table and "50% active" in table
+
+
+def test_halted_and_revoked_builds_have_nobody_pending() -> None:
+    reports = {f"d{i}": report(f"d{i}", 1) for i in range(30)}
+    for state in ("halted", "revoked"):
+        rows = {r.version: r for r in fleet_status(
+            reports, {"stable": {"sensor": [entry(1, 100), entry(2, 100, state)]}})}
+        assert rows[2].pending == 0 and rows[2].state == state
+
+
+def test_health_of_an_earlier_model_does_not_count() -> None:
+    stale = report("d1", 2)
+    stale["health"] = {"state": "unhealthy", "name": "sensor", "version": 1, "reason": "",
+                       "at": ""}
+    (row,) = fleet_status({"d1": stale}, {})
+    assert (row.running, row.unhealthy, row.rollout) == (1, 0, None)
