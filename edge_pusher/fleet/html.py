@@ -12,6 +12,7 @@ import html
 import io
 import json
 import os
+import re
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -47,7 +48,8 @@ def _svg(fig) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    # matplotlib's RDF metadata names web addresses; nothing on the page should
+    return re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg"):], flags=re.S)
 
 
 def _times(history: list[dict[str, Any]]) -> list[datetime]:
@@ -60,6 +62,7 @@ def plots(history: list[dict[str, Any]]) -> dict[str, str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 - matplotlib.ticker.MaxNLocator below
 
     matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
     times = _times(history)
@@ -110,6 +113,7 @@ def plots(history: list[dict[str, Any]]) -> dict[str, str]:
     labels = sorted(reasons) or ["none"]
     ax.barh(labels, [reasons.get(label, 0) for label in labels], color="#c0504d")
     ax.set_xlabel("devices")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     figures["Refusal reasons (now)"] = _svg(fig)
     plt.close(fig)
     return figures

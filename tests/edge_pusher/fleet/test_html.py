@@ -1,0 +1,80 @@
+"""`edgeship fleet report --html`: a self-contained page with the status table and three plots,
+rendered by headless Chromium (Debian's `chromium`) with every network request sent to a dead
+proxy. The screenshot is kept in build/test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgeship.edge_pusher.fleet.html import write_report
+from edgeship.edge_pusher.fleet.reports import FleetReports
+from edgeship.edge_pusher.fleet.status import fleet_status
+from tests.edge_pusher.fleet.test_status import entry, report
+from tests.helpers import REPO
+
+CHROMIUM = shutil.which("chromium")
+ARTIFACTS = REPO / "build" / "test-artifacts"
+
+
+def chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    if CHROMIUM is None:
+        message = "chromium is not installed (make system installs Debian's package)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--proxy-server=127.0.0.1:9",
+         f"--user-data-dir={cwd / 'profile'}", *args],
+        capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def fleet_history(path: Path) -> list:
+    """Three snapshots of a rollout of v2 going from 5 % to 25 % while one device refuses it."""
+    snapshots = []
+    for minute, (rollout, on_v2) in enumerate([(5, 1), (25, 3), (25, 6)]):
+        reports = {f"d{i}": report(f"d{i}", 2 if i < on_v2 else 1) for i in range(20)}
+        reports["d19"] = report("d19", 1, refused={"sensor/2/cpu": "self-test-failed"})
+        rows = fleet_status(reports, {"stable": {"sensor": [entry(1, 100), entry(2, rollout)]}})
+        snapshots.append({"time": f"2026-11-30T10:0{minute}:00Z", "devices": len(reports),
+                          "builds": [r.as_dict() for r in rows]})
+    path.write_text("".join(json.dumps(s) + "\n" for s in snapshots))
+    return rows
+
+
+def test_the_page_renders_its_table_and_plots_without_network(tmp_path) -> None:
+    rows = fleet_history(tmp_path / "history.jsonl")
+    page = tmp_path / "fleet.html"
+    reports = FleetReports(reports={f"d{i}": {} for i in range(20)}, read_at=0.0)
+    write_report(str(page), rows, reports, str(tmp_path / "history.jsonl"))
+    text = page.read_text()
+    # nothing to fetch: no script, stylesheet, image or url() other than the SVGs' own #ids
+    assert not re.search(r"<script|<link|<img|src=|url\((?!#)", text)
+    assert set(re.findall(r"https?://[^\"' )]+", text)) <= {  # XML namespaces, never fetched
+        "http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
+
+    dom = chromium("--dump-dom", page.as_uri(), cwd=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("<svg") == 3 and "<table>" in dom.stdout
+    assert "self-test-failed 1" in dom.stdout and "25% active" in dom.stdout
+    for caption in ("Devices per version over time", "Rollout stage and share of the fleet",
+                    "Refusal reasons"):
+        assert caption in dom.stdout
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "fleet_report.png"
+    shot.unlink(missing_ok=True)
+    done = chromium(f"--screenshot={shot}", "--window-size=1400,1600", page.as_uri(),
+                    cwd=tmp_path)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(shot) as image:  # drawn, not blank: plots bring many colours
+        assert len(image.convert("RGB").getcolors(1 << 20) or []) > 20
