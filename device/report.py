@@ -78,6 +78,9 @@ class MqttReporter:
         self._latest: bytes | None = None
         self._sent: Any = None  # paho's MQTTMessageInfo of the newest publish
         self._connected = False
+        #: Reports handed over and their bytes (payloads), to meter a device's link.
+        self.reports = 0
+        self.bytes = 0
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         host, port, _ = login.endpoint()
@@ -89,6 +92,8 @@ class MqttReporter:
         payload = json.dumps(report, sort_keys=True, separators=(",", ":")).encode()
         with self._lock:
             self._latest = payload
+            self.reports += 1
+            self.bytes += len(payload)
             if self._connected:
                 self._send()
 

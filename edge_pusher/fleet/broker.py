@@ -73,32 +73,41 @@ def _users(passwords: Path) -> dict[str, str]:
     return users
 
 
-def add_user(folder: str | os.PathLike, user: str) -> str:
-    """Give ``user`` a new random password in ``folder``'s password file; return it. Adding
-    a user that exists replaces its password (how a device's credentials are rotated)."""
+def add_users(folder: str | os.PathLike, users: list[str]) -> dict[str, str]:
+    """Give each user a new random password in ``folder``'s password file; return them.
+    Adding a user that exists replaces its password (how a device's credentials are rotated).
+    The file is rewritten once, however many users are added."""
     passwords = Path(folder) / "passwords"
-    password = secrets.token_urlsafe(32)
-    users = _users(passwords)
-    users[user] = password_hash(password)
-    _write_private(passwords, "".join(f"{name}:{hashed}\n" for name, hashed in users.items()))
-    return password
+    existing = _users(passwords)
+    made = {user: secrets.token_urlsafe(32) for user in users}
+    existing.update({user: password_hash(password) for user, password in made.items()})
+    _write_private(passwords, "".join(f"{name}:{hashed}\n" for name, hashed in existing.items()))
+    return made
 
 
-def add_device(folder: str | os.PathLike, device_id: str) -> Path:
-    """Create (or rotate) a device's credentials; return the file holding its password, which
-    goes onto the device (``device poll --mqtt-password-file``) and should then be deleted
-    here. A running broker reads the password file again on SIGHUP."""
-    check_name("device id", device_id)
-    if device_id == FLEET_READER:
-        raise OtaError(f"device id {FLEET_READER!r} is the fleet reader's MQTT user; choose "
-                       "another")
+def add_devices(folder: str | os.PathLike, device_ids: list[str]) -> list[Path]:
+    """Create (or rotate) devices' credentials; return the files holding their passwords, each
+    of which goes onto its device (``device poll --mqtt-password-file``) and should then be
+    deleted here. A running broker reads the password file again on SIGHUP."""
+    for device_id in device_ids:
+        check_name("device id", device_id)
+        if device_id == FLEET_READER:
+            raise OtaError(f"device id {FLEET_READER!r} is the fleet reader's MQTT user; "
+                           "choose another")
     if not (Path(folder) / "mosquitto.conf").is_file():
         raise OtaError(f"{folder}: no broker configuration; run 'edgeship fleet broker-config' "
                        "first")
-    password = add_user(folder, device_id)
-    path = Path(folder) / "devices" / f"{device_id}.password"
-    _write_private(path, password + "\n")
-    return path
+    paths = []
+    for device_id, password in add_users(folder, device_ids).items():
+        path = Path(folder) / "devices" / f"{device_id}.password"
+        _write_private(path, password + "\n")
+        paths.append(path)
+    return paths
+
+
+def add_device(folder: str | os.PathLike, device_id: str) -> Path:
+    """:func:`add_devices` for one device."""
+    return add_devices(folder, [device_id])[0]
 
 
 def acl(prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
@@ -155,5 +164,6 @@ def broker_config(folder: str | os.PathLike, listen: str = "0.0.0.0:1883",
     conf.write_text(config(folder, listen, tls, user))
     (folder / "acl").write_text(acl(prefix))
     if FLEET_READER not in _users(folder / "passwords"):
-        _write_private(folder / "fleet.password", add_user(folder, FLEET_READER) + "\n")
+        password = add_users(folder, [FLEET_READER])[FLEET_READER]
+        _write_private(folder / "fleet.password", password + "\n")
     return conf

@@ -58,12 +58,13 @@ def _cmd_broker_config(args) -> int:
 
 
 def _cmd_add_device(args) -> int:
-    from edgeship.edge_pusher.fleet.broker import add_device
+    from edgeship.edge_pusher.fleet.broker import add_devices
 
-    path = add_device(args.dir, args.device_id)
-    print(f"{args.device_id}: password in {path}; put it on the device "
-          "(device poll --mqtt-password-file) and delete it here. A running broker takes the "
-          "new password after SIGHUP")
+    for device_id, path in zip(args.device_id, add_devices(args.dir, args.device_id),
+                               strict=True):
+        print(f"{device_id}: password in {path}")
+    print("put each on its device (device poll --mqtt-password-file) and delete it here; a "
+          "running broker takes new passwords after SIGHUP")
     return 0
 
 
@@ -173,8 +174,8 @@ def register(subparsers, rollout_subparsers) -> None:
     p.add_argument("--prefix", default=DEFAULT_TOPIC_PREFIX)
     p.add_argument("--user", help="the user Mosquitto runs as when started as root")
     p.set_defaults(func=_cmd_broker_config)
-    p = fs.add_parser("add-device", help="create (or rotate) a device's MQTT credentials")
-    p.add_argument("device_id")
+    p = fs.add_parser("add-device", help="create (or rotate) devices' MQTT credentials")
+    p.add_argument("device_id", nargs="+")
     p.add_argument("--dir", required=True, help="the broker folder from broker-config")
     p.set_defaults(func=_cmd_add_device)
     for name, text, func in (("status", "devices per model and version", _cmd_status),

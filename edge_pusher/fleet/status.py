@@ -30,6 +30,7 @@ class BuildRow:
     rollout: int | None = None  # None: not (or no longer) in the channel index
     state: str | None = None
     since: str | None = None
+    covered: int = 0  # reporting devices of its channel and hardware its rollout covers
     running: int = 0
     unhealthy: int = 0
     pending: int = 0
@@ -57,7 +58,8 @@ class BuildRow:
     def as_dict(self) -> dict[str, Any]:
         return {"channel": self.channel, "name": self.name, "version": self.version,
                 "hardware": self.hardware, "rollout": self.rollout, "state": self.state,
-                "since": self.since, "running": self.running, "healthy": self.healthy,
+                "since": self.since, "covered": self.covered, "running": self.running,
+                "healthy": self.healthy,
                 "unhealthy": self.unhealthy, "pending": self.pending,
                 "reverted": self.reverted, "refused": dict(self.refused)}
 
@@ -107,6 +109,10 @@ def fleet_status(reports: dict[str, dict[str, Any]],
                     refused.reverted += 1
             else:
                 refused.refused[reason] += 1
+        for entry, _ in entries.get((channel, active["name"] if active else ""), []):
+            if entry.hardware == hardware and rollout_covers(entry.rollout, device_id,
+                                                             active["name"], entry.version):
+                row(channel, active["name"], entry.version, hardware).covered += 1
         target = _next_build(device_id, report, entries)
         if target is not None:
             row(channel, target[0], target[1].version, hardware).pending += 1

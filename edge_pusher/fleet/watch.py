@@ -9,7 +9,8 @@ hardware on the channel decides one of:
   refused the build at its self-test or load, or runs it and its application reported it
   ``unhealthy``; "tried" is those plus every device running it;
 - ``advance`` to the next stage when the build has been at its stage for ``soak_seconds`` and at
-  least ``min_healthy`` devices run it without an unhealthy report;
+  least ``min_healthy`` devices run it without an unhealthy report (or every reporting device
+  the stage covers, when it covers fewer);
 - ``hold`` otherwise (and ``done`` at 100 %).
 
 The policy keeps no state of its own: a build's stage and when it began (``since``) are in the
@@ -95,7 +96,8 @@ def _parse_time(text: str | None) -> datetime | None:
 
 def decide(row: BuildRow, policy: Policy, now: datetime) -> Decision:
     """What the policy does with one build, and why, in numbers."""
-    counts = {"running": row.running, "healthy": row.healthy, "unhealthy": row.unhealthy,
+    counts = {"covered": row.covered, "running": row.running, "healthy": row.healthy,
+              "unhealthy": row.unhealthy,
               "failures": row.failures, "tried": row.tried, "pending": row.pending,
               "refused": dict(row.refused)}
     rollout = row.rollout or 0
@@ -118,9 +120,13 @@ def decide(row: BuildRow, policy: Policy, now: datetime) -> Decision:
     if soaked < policy.soak_seconds:
         return made("hold", f"{soaked:.0f} s of {policy.soak_seconds:.0f} s soak at this stage; "
                     f"{row.healthy} healthy")
-    if row.healthy < policy.min_healthy:
-        return made("hold", f"{row.healthy} healthy devices, {policy.min_healthy} needed")
-    return made("advance", f"{row.healthy} healthy (>= {policy.min_healthy}), "
+    # A stage that covers fewer reporting devices than min_healthy needs all it covers (as a
+    # hawkBit group of that size would); one that covers none holds no evidence to wait for.
+    needed = min(policy.min_healthy, row.covered)
+    if row.healthy < needed:
+        return made("hold", f"{row.healthy} healthy devices, {needed} needed (the stage covers "
+                    f"{row.covered})")
+    return made("advance", f"{row.healthy} healthy of {row.covered} covered ({needed} needed), "
                 f"{row.failures} of {row.tried} failed, {soaked:.0f} s at {rollout}%", target)
 
 

@@ -40,8 +40,9 @@ for attempt in 1 2 3; do
   sleep 15
 done
 
-# 3. Our objects: NodePorts for KFP, the OTA bucket, its policies and the refresh CronJob.
-log "applying manifests/local (OTA bucket, NodePorts, CronJob)"
+# 3. Our objects: NodePorts for KFP, the OTA bucket, the fleet broker, their policies and the
+# refresh and rollout-watch CronJobs.
+log "applying manifests/local (OTA bucket, fleet broker, NodePorts, CronJobs)"
 kc apply -k "${ROOT}/manifests/local"
 
 # 4. Secrets, generated here and never committed.
@@ -72,8 +73,9 @@ if ! wait_http "${KFP_URL}/apis/v2beta1/healthz" "${half}"; then
 fi
 kc -n kubeflow wait --for=condition=Available --timeout=600s deploy --all
 
-# 7. The bucket.
+# 7. The bucket and the broker.
 kc -n edgeship-ota rollout status deploy/ota-bucket --timeout=300s
+kc -n edgeship-ota rollout status deploy/fleet-broker --timeout=300s
 wait_http "${BUCKET_URL}/status" 120 || die "OTA bucket did not answer at ${BUCKET_URL}"
 
 cat <<MSG
@@ -83,6 +85,7 @@ edgeship on kind is up (KFP ${KFP_VERSION}, cluster ${CLUSTER}, context ${CTX})
   KFP API direct:   ${KFP_API_URL}
   OTA bucket (S3):  ${BUCKET_URL}/ota   (anonymous read-only; devices poll this)
   signing keys:     ${KEYS}   (ship ${KEYS}/root.json with device firmware)
+  fleet broker:     fleet-broker.edgeship-ota.svc:1883   (in-cluster only; users in ${STATE_DIR}/fleet-broker)
 Submit a run:
   .venv/bin/edgeship submit sensor --host ${KFP_URL} --wait \\
       --param bucket_url=s3://ota --param keys_dir=/opt/edgeship/keys

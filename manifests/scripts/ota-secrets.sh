@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Create (or update) the Secrets and ConfigMaps the OTA bucket, the push step and the refresh
-# CronJob read, from a keys folder (`edgeship keys init`) and generated S3 credentials.
+# Create (or update) the Secrets and ConfigMaps the OTA bucket, the push step, the refresh and
+# rollout-watch CronJobs and the fleet broker read, from a keys folder (`edgeship keys init`),
+# generated S3 credentials and the broker folder STATE_DIR/fleet-broker.
 # Nothing here is committed: credentials live in STATE_DIR (mode 0600) so re-runs reuse them.
 #
 #   ota-secrets.sh KEYS_DIR
-# Names must match pipelines/cluster.py and manifests/local/ota (a test checks).
+# Names must match pipelines/cluster.py and manifests/local/{ota,fleet} (a test checks).
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 KEYS="${1:?usage: ota-secrets.sh KEYS_DIR}"
 CREDS="${STATE_DIR}/ota-writer.env"
+BROKER="${STATE_DIR}/fleet-broker"
 ENDPOINT="http://ota-bucket.edgeship-ota.svc.cluster.local:8333"
 
 need kubectl openssl
@@ -76,5 +78,17 @@ kc -n kubeflow create secret generic edgeship-ota-writer \
   --from-literal=AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY}" \
   --from-literal=AWS_ENDPOINT_URL="${ENDPOINT}" \
   --dry-run=client -o yaml | apply
+# The broker's password file (hashes) and the fleet reader's password. broker-config keeps the
+# users already in BROKER (devices from `edgeship fleet add-device ID --dir BROKER`), so a re-run
+# rotates nothing. Its mosquitto.conf and acl stay unused: manifests/local/fleet has their
+# in-cluster equivalents.
+log "creating fleet broker secrets in namespace edgeship-ota"
+"${VENV_BIN}/edgeship" fleet broker-config "${BROKER}" >/dev/null
+kc -n edgeship-ota create secret generic fleet-broker-passwords \
+  --from-file=passwords="${BROKER}/passwords" --dry-run=client -o yaml | apply
+kc -n edgeship-ota create secret generic fleet-reader-password \
+  --from-file=fleet.password="${BROKER}/fleet.password" --dry-run=client -o yaml | apply
 # SeaweedFS reads s3.json at start: restart it so rotated credentials take effect.
 kc -n edgeship-ota rollout restart deploy/ota-bucket >/dev/null
+# Mosquitto reads its password file at start too (retained reports return as devices report).
+kc -n edgeship-ota rollout restart deploy/fleet-broker >/dev/null

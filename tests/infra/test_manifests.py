@@ -6,6 +6,7 @@ The checkers come from manifests/tools/requirements.txt (manifests/scripts/tools
 .venv-tools/); a test whose tool is missing skips and says so.
 """
 
+import base64
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from edgeship._version import VERSION
+from edgeship.edge_pusher.fleet.broker import FLEET_READER, acl, config, password_hash
 from edgeship.pipelines import cluster
 from tests.helpers import REPO
 from tests.helpers.tools import tool
@@ -53,6 +55,27 @@ def _by(objs: list[dict], kind: str, name: str) -> dict:
     return obj
 
 
+def _pod(obj: dict) -> dict:
+    spec = obj["spec"]
+    return (spec["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else spec)["template"]["spec"]
+
+
+def _mounted(pod: dict, container: dict, path: str) -> tuple[dict, str]:
+    """The volume under which ``path`` lies in ``container``, and path's rest inside it."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    path = path.rstrip("/")
+    for m in container["volumeMounts"]:
+        root = m["mountPath"].rstrip("/")
+        if path == root or path.startswith(root + "/"):
+            return volumes[m["name"]], path[len(root) + 1:]
+    raise AssertionError(f"{path} is on no volume of {container['name']}")
+
+
+def _directives(conf: str) -> list[tuple[str, str]]:
+    lines = [line.split(None, 1) for line in conf.splitlines() if line and line[0] != "#"]
+    return [(key, value) for key, value in lines]
+
+
 def test_local_overlay_renders_offline_with_our_objects(rendered):
     _, objs = rendered
     names = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs}
@@ -62,6 +85,11 @@ def test_local_overlay_renders_offline_with_our_objects(rendered):
         ("Service", "edgeship-ota", "ota-bucket"),
         ("NetworkPolicy", "edgeship-ota", "ota-bucket-s3-only"),
         ("CronJob", "edgeship-ota", "ota-timestamp-refresh"),
+        ("Deployment", "edgeship-ota", "fleet-broker"),
+        ("Service", "edgeship-ota", "fleet-broker"),
+        ("NetworkPolicy", "edgeship-ota", "fleet-broker-mqtt-only"),
+        ("NetworkPolicy", "edgeship-ota", "rollout-watch-egress"),
+        ("CronJob", "edgeship-ota", "rollout-watch"),
         ("Service", "kubeflow", "ml-pipeline-ui-nodeport"),
         ("Service", "kubeflow", "ml-pipeline-api-nodeport"),
     } <= names
@@ -124,6 +152,89 @@ def test_refresh_cronjob_runs_our_image_with_keys_from_secrets(rendered):
     env = {e["name"]: e for e in container["env"]}
     assert "AWS_SECRET_ACCESS_KEY" not in env, "credentials come from a mounted file"
     assert env["AWS_ENDPOINT_URL"]["value"] == cluster.CLUSTER_S3_ENDPOINT
+
+
+def test_fleet_broker_refuses_anonymous_clients_and_runs_broker_configs_acl(rendered):
+    _, objs = rendered
+    pod = _pod(_by(objs, "Deployment", "fleet-broker"))
+    (container,) = pod["containers"]
+    assert re.fullmatch(r"eclipse-mosquitto:\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", container["image"])
+    conf_path = container["command"][container["command"].index("-c") + 1]
+    volume, key = _mounted(pod, container, conf_path)
+    configmap = _by(objs, "ConfigMap", volume["configMap"]["name"])["data"]
+    ours = _directives(configmap[key])
+    # The same directives, in the same order, as `edgeship fleet broker-config` writes; only
+    # the paths differ, and each one lies on the volume that holds that file.
+    theirs = _directives(config(Path("/broker"), "0.0.0.0:1883", None))
+    assert [k for k, _ in ours] == [k for k, _ in theirs]
+    paths = {"password_file", "acl_file", "persistence_location"}
+    assert [d for d in ours if d[0] not in paths] == [d for d in theirs if d[0] not in paths]
+    assert ("allow_anonymous", "false") in ours
+    ours = dict(ours)
+    passwords, name = _mounted(pod, container, ours["password_file"])
+    assert (passwords["secret"]["secretName"], name) == ("fleet-broker-passwords", "passwords")
+    acl_volume, name = _mounted(pod, container, ours["acl_file"])
+    assert acl_volume == volume and configmap[name] == acl("edgeship")
+    data, name = _mounted(pod, container, ours["persistence_location"])
+    assert "emptyDir" in data and name == ""
+    for v in (volume["configMap"], passwords["secret"]):  # Mosquitto warns on world-readable
+        assert v["defaultMode"] & 0o007 == 0
+    assert [p["containerPort"] for p in container["ports"]] == [1883]
+    assert ours["listener"] == "1883 0.0.0.0"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_fleet_broker_network_policy_admits_mqtt_only_and_denies_egress(rendered):
+    _, objs = rendered
+    policy = _by(objs, "NetworkPolicy", "fleet-broker-mqtt-only")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app": "fleet-broker"}
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": 1883, "protocol": "TCP"}]
+    assert "from" not in rule  # devices come from wherever they are, as for the bucket
+    assert policy["egress"] == []
+    service = _by(objs, "Service", "fleet-broker")["spec"]
+    assert service["selector"] == {"app": "fleet-broker"}
+    assert [p["port"] for p in service["ports"]] == [1883]
+    assert service.get("type", "ClusterIP") == "ClusterIP"  # kind publishes no port for it
+
+
+def test_rollout_watch_cronjob_reads_the_broker_and_publishes_like_the_refresh(rendered):
+    _, objs = rendered
+    cronjob = _by(objs, "CronJob", "rollout-watch")
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob["spec"]["schedule"] == "*/10 * * * *"
+    pod = _pod(cronjob)
+    (container,) = pod["containers"]
+    assert container["image"] == f"edgeship:{VERSION}", "CronJob image drifted from the package"
+    command = container["command"]
+    assert command[:4] == ["edgeship", "rollout", "watch", "--once"]
+    flag = {k: command[command.index(k) + 1] for k in
+            ("--broker", "--password-file", "--bucket", "--keys", "--channel")}
+    service = _by(objs, "Service", "fleet-broker")["metadata"]
+    assert flag["--broker"] == f"mqtt://fleet-broker.{service['namespace']}.svc.cluster.local:1883"
+    secret, key = _mounted(pod, container, flag["--password-file"])
+    assert (secret["secret"]["secretName"], key) == ("fleet-reader-password", "fleet.password")
+    assert (flag["--bucket"], flag["--keys"]) == (cluster.CLUSTER_BUCKET_URL, cluster.KEYS_DIR)
+    # Same keys, root and S3 credentials as the refresh CronJob.
+    refresh = _pod(_by(objs, "CronJob", "ota-timestamp-refresh"))
+    (refresh_container,) = refresh["containers"]
+    assert container["env"] == refresh_container["env"]
+    for mount in refresh_container["volumeMounts"]:
+        path = mount["mountPath"]
+        assert _mounted(pod, container, path) == _mounted(refresh, refresh_container, path)
+    # Its egress reaches exactly the broker's and the bucket's ports (and DNS).
+    policy = _by(objs, "NetworkPolicy", "rollout-watch-egress")["spec"]
+    labels = cronjob["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["ingress"] == []
+    reached = {
+        (to["podSelector"]["matchLabels"]["app"], p["port"])
+        for rule in policy["egress"] for to in rule["to"] if "podSelector" in to
+        for p in rule["ports"]
+    }
+    assert reached == {("fleet-broker", 1883), ("ota-bucket", 8333)}
 
 
 def test_objects_validate_against_the_pinned_kubernetes_schemas(rendered):
@@ -232,7 +343,7 @@ def test_ota_secrets_script_creates_what_manifests_and_push_step_read(rendered, 
     root = created[(cluster.NAMESPACE, "configmap", cluster.ROOT_CONFIGMAP)]["files"]
     assert root["root.json"] == (keys / "root.json").read_text()
     assert "1.root.json" in root
-    # What our manifests mount exists in the bucket's namespace.
+    # What our manifests mount exists in the bucket's namespace, or is one of our objects.
     referenced = {
         ("secret", v["secret"]["secretName"]) if "secret" in v
         else ("configmap", v["configMap"]["name"])
@@ -241,7 +352,8 @@ def test_ota_secrets_script_creates_what_manifests_and_push_step_read(rendered, 
                      else o["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
         for v in spec["volumes"] if "secret" in v or "configMap" in v
     }
-    assert {(k, n) for ns, k, n in created if ns == "edgeship-ota"} == referenced
+    committed = {("configmap", o["metadata"]["name"]) for o in objs if o["kind"] == "ConfigMap"}
+    assert {(k, n) for ns, k, n in created if ns == "edgeship-ota"} == referenced - committed
     # Devices read anonymously; only the publisher (with the generated keys) may write.
     s3 = json.loads(created[("edgeship-ota", "secret", "ota-bucket-s3-config")]["files"]["s3.json"])
     ids = {i["name"]: i for i in s3["identities"]}
@@ -251,3 +363,17 @@ def test_ota_secrets_script_creates_what_manifests_and_push_step_read(rendered, 
     assert f"Write:{cluster.OTA_BUCKET}" in ids["edgeship-publisher"]["actions"]
     creds_file = tmp_path / "state" / "ota-writer.env"
     assert oct(creds_file.stat().st_mode & 0o777) == "0o600"
+    # The broker's password file holds the fleet reader's hash; its password is in the reader's
+    # Secret, and a second run keeps it (devices added in between keep theirs too).
+    passwords = created[("edgeship-ota", "secret", "fleet-broker-passwords")]["files"]["passwords"]
+    users = dict(line.split(":", 1) for line in passwords.splitlines())
+    reader = created[("edgeship-ota", "secret", "fleet-reader-password")]["files"]
+    password = reader["fleet.password"].strip()
+    _, _, _, salt, _ = users[FLEET_READER].split("$")
+    assert password_hash(password, base64.b64decode(salt)) == users[FLEET_READER]
+    assert password not in passwords
+    log.unlink()
+    subprocess.run(["bash", str(SCRIPTS / "ota-secrets.sh"), str(keys)], env=env, check=True,
+                   capture_output=True, text=True, timeout=60)
+    again = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {"fleet.password": reader["fleet.password"]} in [r["files"] for r in again]

@@ -37,6 +37,7 @@ def test_counts_per_build() -> None:
     assert (v2.rollout, v2.state, v2.running, v2.unhealthy, v2.healthy) == (50, "active", 2, 1, 1)
     assert v2.refused == {"self-test-failed": 1} and v2.reverted == 1
     assert v2.pending == len(covered) - 4  # covered, not on it, not refused
+    assert v2.covered == len(covered)
     assert (v2.failures, v2.tried) == (2, 3)
     assert rows[(1, "cpu")].running == 38 and rows[(1, "cpu")].pending == 0
     assert (1, "edgetpu") not in rows  # no build for it: nothing pending

@@ -16,18 +16,21 @@ NOW = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
 POLICY = Policy(stages=(5, 25, 100), min_healthy=3, soak_seconds=600, max_failure_share=0.2)
 
 
-def row(rollout=5, running=0, unhealthy=0, refused=None, soaked=3600) -> BuildRow:
+def row(rollout=5, running=0, unhealthy=0, refused=None, soaked=3600, covered=50) -> BuildRow:
     r = BuildRow("stable", "sensor", 2, "cpu", rollout, "active",
-                 (NOW - timedelta(seconds=soaked)).isoformat().replace("+00:00", "Z"),
-                 running, unhealthy)
+                 since=(NOW - timedelta(seconds=soaked)).isoformat().replace("+00:00", "Z"),
+                 covered=covered, running=running, unhealthy=unhealthy)
     r.refused.update(refused or {})
     return r
 
 
 @pytest.mark.parametrize(("build", "action", "to", "why"), [
-    (row(running=3), "advance", 25, "3 healthy (>= 3), 0 of 3 failed, 3600 s at 5%"),
+    (row(running=3), "advance", 25,
+     "3 healthy of 50 covered (3 needed), 0 of 3 failed, 3600 s at 5%"),
     (row(rollout=25, running=10), "advance", 100, "10 healthy"),
-    (row(running=2), "hold", None, "2 healthy devices, 3 needed"),
+    (row(running=2), "hold", None, "2 healthy devices, 3 needed (the stage covers 50)"),
+    (row(running=2, covered=2), "advance", 25, "2 healthy of 2 covered (2 needed)"),
+    (row(running=0, covered=0), "advance", 25, "0 healthy of 0 covered (0 needed)"),
     (row(running=9, soaked=60), "hold", None, "60 s of 600 s soak at this stage; 9 healthy"),
     (row(running=4, refused={"self-test-failed": 2}), "halt", None,
      "2 of 6 devices that tried it failed (33% > 20%)"),
