@@ -509,7 +509,8 @@ class Agent:
         name, version = active["name"], int(active["version"])
         if not self._revoked(models, name, version):
             return None
-        self.state.mark_bad(name, version, self.hardware, "revoked")
+        if f"{name}/{version}/{self.hardware}" not in self.state.bad_versions():
+            self.state.mark_bad(name, version, self.hardware, "revoked")
         other = self.slots.inactive_slot()
         previous = self.slots.verified(other)
         bad = self.state.bad_versions()

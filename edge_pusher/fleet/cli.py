@@ -115,7 +115,10 @@ def _cmd_watch(args) -> int:
         try:
             reports = read_reports(login)
         except OtaError as e:  # no data is not good data: decide nothing this cycle
-            print(f"no reports ({e}); nothing decided", file=sys.stderr, flush=True)
+            print(f"edgeship: warning: no reports ({e}); nothing decided", file=sys.stderr,
+                  flush=True)
+            if args.interval is None:
+                return 1  # a CronJob run that saw nothing shows as failed
         else:
             decisions = watch_once(repo, reports.reports, args.channel, policy)
             for decision in decisions:

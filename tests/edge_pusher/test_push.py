@@ -100,3 +100,15 @@ def test_edgetpu_variant_is_published_as_edgetpu(quantized, tmp_path, bucket, ke
     cpu = repo.target("models/sensor/stable/3/cpu/model.tflite").custom
     assert tpu["hardware"] == "edgetpu" and tpu["variant"] == "int8_edgetpu"
     assert float(tpu["self_test"]["atol"]) == 2 * float(cpu["self_test"]["atol"])
+
+
+def test_push_starts_a_staged_rollout_that_rollout_set_widens(quantized, tmp_path, bucket,
+                                                              keys_dir, repo):
+    """The push step's rollout_percent (`edgeship run ... --param rollout_percent=5`) is the
+    first stage; the signed index carries it, for `rollout set` and `rollout watch` to widen."""
+    outcome = _push(quantized, _blessing(tmp_path / "eb", True), _blessing(tmp_path / "qb", True),
+                    bucket, keys_dir, rollout_percent=5)
+    (entry,) = repo.read_index("stable")["models"]["sensor"]
+    assert (entry["version"], entry["rollout"], entry["state"]) == (outcome.version, 5, "active")
+    repo.change_rollout("sensor", outcome.version, percent=25)
+    assert repo.read_index("stable")["models"]["sensor"][0]["rollout"] == 25
