@@ -32,6 +32,9 @@ FLEET_READER = "fleet"
 #: Mosquitto's own PBKDF2 parameters (``mosquitto_passwd``); the passwords are random 32-byte
 #: tokens, so the iteration count is not what protects them.
 PBKDF2_ITERATIONS = 101
+#: Messages Mosquitto queues for one client: the reader's subscription gets one retained report
+#: per device at once, so this bounds the fleet one reader sees whole.
+MAX_QUEUED_MESSAGES = 1_000_000
 SALT_BYTES = 12
 
 
@@ -137,6 +140,9 @@ def config(folder: Path, listen: str, tls: Tls | None, user: str | None = None) 
         "persistence true",
         f"persistence_location {folder / 'data'}/",
         "autosave_interval 60",
+        "# the fleet reader takes every device's retained report at once; Mosquitto's default",
+        "# queue (1000 messages a client) would silently drop the rest of a larger fleet",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
         f"listener {port} {host}",
     ]
     if user:  # started as root, Mosquitto becomes this user ("mosquitto" by default)

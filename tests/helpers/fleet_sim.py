@@ -310,9 +310,6 @@ def watcher_cost(devices: int, cycles: int = 3, work: Path | None = None) -> dic
     """The watcher's CPU time per cycle over ``devices`` retained reports. The reports are a
     real device's report under ``devices`` ids, published by a test-only user the ACL lets
     write every device topic (so that thousands of devices need no thousands of agents)."""
-    import paho.mqtt.client as mqtt
-
-    from edgeship.edge_pusher.fleet.broker import add_users
     from edgeship.edge_pusher.fleet.reports import read_reports
     from edgeship.edge_pusher.fleet.watch import Policy, watch_once
 
@@ -321,16 +318,10 @@ def watcher_cost(devices: int, cycles: int = 3, work: Path | None = None) -> dic
     try:
         fleet.publish(1, 100)
         fleet.publish(2, 25)
-        password = add_users(fleet.broker.folder, ["simulator"])["simulator"]
-        with open(fleet.broker.folder / "acl", "a") as acl:
-            acl.write("\n# the benchmark's stand-in for thousands of devices\nuser simulator\n"
-                      "topic write edgeship/devices/+/state\n")
         fleet.broker.stop()
+        simulator = fleet.broker.simulator()
         fleet.broker.start()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        client.username_pw_set("simulator", password)
-        client.connect("127.0.0.1", fleet.broker.port)
-        client.loop_start()
+        client = simulator()
         now = datetime.now(timezone.utc).isoformat()
         for i, device_id in enumerate(device_ids(devices)):
             version = 2 if i % 4 == 0 else 1

@@ -56,6 +56,28 @@ class Broker:
             time.sleep(0.2)
         return str(path)
 
+    def simulator(self):
+        """A connected paho client of a test-only user the ACL lets write every device's
+        topic: thousands of devices' reports without thousands of connections. Call before
+        :meth:`start` (the ACL is read at start)."""
+        import paho.mqtt.client as mqtt
+
+        from edgeship.edge_pusher.fleet.broker import add_users
+
+        password = add_users(self.folder, ["simulator"])["simulator"]
+        with open(self.folder / "acl", "a") as acl:
+            acl.write("\n# tests only: one user stands in for many devices\nuser simulator\n"
+                      "topic write edgeship/devices/+/state\n")
+
+        def connect():
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            client.username_pw_set("simulator", password)
+            client.connect("127.0.0.1", self.port)
+            client.loop_start()
+            return client
+
+        return connect
+
     @property
     def reader_password(self) -> str:
         return (self.folder / "fleet.password").read_text().strip()

@@ -171,3 +171,17 @@ def test_tls_with_a_self_signed_ca(tmp_path) -> None:
             read_reports(reader(broker, ca_file=other.ca))
     finally:
         broker.stop()
+
+
+def test_the_reader_takes_every_report_of_a_fleet_larger_than_mosquittos_default_queue(
+        broker) -> None:
+    """Found by the fleet benchmark: Mosquitto queues 1,000 messages a client by default, so a
+    reader of 2,000 retained reports silently got 1,020. broker-config raises the limit."""
+    connect_simulator = broker.simulator()  # one user standing in for 1,500 devices
+    broker.start()
+    client = connect_simulator()
+    for i in range(1500):
+        info = client.publish(device_topic(f"d{i}"), report(f"d{i}"), qos=1, retain=True)
+    info.wait_for_publish(60)
+    client.loop_stop()
+    assert len(read_reports(reader(broker)).reports) == 1500
