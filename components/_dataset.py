@@ -371,10 +371,14 @@ def encode(encoding: dict[str, Any], columns: Columns, where: str = "examples") 
         )
     if encoding["kind"] == "raw":  # nothing fills a gap for a model edgeship did not train
         for name in names:
-            gaps = int(np.isnan(np.asarray(columns[name], dtype=np.float32)).sum())
+            values = np.asarray(columns[name], dtype=np.float64)
+            gaps, infinite = int(np.isnan(values).sum()), int(np.isinf(values).sum())
             if gaps:
                 raise InputError(f"{where}: feature '{name}' is missing in {gaps} example(s); "
                                  "the model's inputs are all required")
+            if infinite or np.abs(values).max(initial=0.0) > np.finfo(np.float32).max:
+                raise InputError(f"{where}: feature '{name}' is infinite (or beyond float32) in "
+                                 "some examples; the model's inputs must be finite numbers")
     try:
         return _encode(encoding, columns)
     except ValueError as err:

@@ -31,6 +31,7 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from edgeship.contract import (
+    MAX_INDEX_BYTES,
     IndexEntry,
     channel_index,
     check_name,
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 # Hard caps on what a device will download for metadata (endless-data attack on metadata).
 _CONFIG = dict(timestamp_max_length=16 * 1024, snapshot_max_length=1 << 20,
                targets_max_length=4 << 20, root_max_length=256 * 1024)
-MAX_INDEX_BYTES = 1 << 20
 #: A slot's file larger than this is not hashed to find which signed build it is.
 MAX_MODEL_BYTES = 1 << 30
 #: Reasons that are faults of the way to the repository, not something the device refused.
@@ -446,8 +446,10 @@ class Agent:
         bad = self.state.bad_versions()
         for entry in entries:
             version = entry.version
-            # Rollback at the model level: never replace the active model with an older one.
-            if same_model and version <= int(active["version"]):
+            # Rollback at the model level: never replace the active model with an older one,
+            # unless the signed index revoked the active one and no slot holds a build to go
+            # back to: then the newest older build that covers this device replaces it.
+            if same_model and version <= int(active["version"]) and not kept_revoked:
                 break
             # Halted and revoked builds reach no further device; the signed index, not the
             # build, carries the rollout, so an operator changes it without a new build.
@@ -498,9 +500,10 @@ class Agent:
     def _leave_revoked(self, models: dict) -> PollResult | str | None:
         """If the active build is revoked, go back to the other slot when it holds a signed
         build of this channel and hardware that is not revoked (a PollResult "reverted"), and
-        never take the revoked one again. With no such slot the device keeps the revoked
-        build, since some model beats none, and the message saying so is returned for the
-        poll's outcome (``revoked-no-fallback``) unless a newer build replaces it."""
+        never take the revoked one again. With no such slot, the message saying so is returned:
+        the poll then installs the newest build the index offers this device, older ones
+        included, and only if there is none keeps the revoked build, since some model beats
+        none (``revoked-no-fallback``)."""
         active_slot = self.slots.active_slot()
         active = self.slots.verified(active_slot)
         if not active or (active.get("channel"), active.get("hardware")) != (
@@ -524,8 +527,8 @@ class Agent:
             return PollResult(True, "reverted", "revoked",
                               f"{name} v{version} is revoked; back to {previous['name']} "
                               f"v{previous['version']}", int(previous["version"]))
-        return (f"{name} v{version} is revoked, and no other verified build is here to go "
-                "back to: kept")
+        return (f"{name} v{version} is revoked, and no other signed build is here or in the "
+                "index to go back to: kept")
 
     def _check_custom(self, custom: object, name: str, version: int) -> dict:
         """The signed target metadata, not the index, decides. A build for other hardware would

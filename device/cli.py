@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 
-from edgeship.errors import InputError
+from edgeship.errors import EdgeshipError, InputError
 
 
 def _cmd_poll(args: argparse.Namespace) -> int:
@@ -42,17 +42,24 @@ def _cmd_poll(args: argparse.Namespace) -> int:
 
 
 def _reporter(args: argparse.Namespace, device_id: str):
-    """The MQTT reporter ``--report-to`` asks for, or None."""
+    """The MQTT reporter ``--report-to`` asks for, or None. Reporting never fails a poll: a
+    reporter that cannot be set up (a bad URL, a missing CA or password file) is a warning,
+    and the device polls without reporting."""
     if not args.report_to:
         return None
+    import sys
+
     from edgeship.device.report import MqttReporter
     from edgeship.mqtt import BrokerLogin, read_password
 
-    login = BrokerLogin(args.report_to, args.mqtt_username or device_id,
-                        read_password(args.mqtt_password_file), args.mqtt_ca,
-                        args.report_prefix)
-    login.endpoint()  # a malformed URL is one line now, not a warning per poll
-    return MqttReporter(login, device_id)
+    try:
+        login = BrokerLogin(args.report_to, args.mqtt_username or device_id,
+                            read_password(args.mqtt_password_file), args.mqtt_ca,
+                            args.report_prefix)
+        return MqttReporter(login, device_id)
+    except (EdgeshipError, OSError, ValueError) as e:
+        print(f"edgeship: warning: not reporting: {e}", file=sys.stderr)
+        return None
 
 
 def _flush(reporter, timeout: float) -> None:

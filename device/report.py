@@ -35,6 +35,8 @@ from edgeship.mqtt import BrokerLogin
 
 log = logging.getLogger(__name__)
 
+#: Refusals a report carries (the newest): keeps a report small however long a device lives.
+MAX_REFUSED = 50
 #: Poll reasons that mean a downloaded build failed its checks on this device.
 SELF_TEST_FAILURES = ("self-test-failed", "model-load-failed")
 
@@ -44,7 +46,9 @@ def build_report(state_dir: str, identity: dict[str, Any] | None = None) -> dict
     status = device_status(state_dir, identity)
     active = status["active"]
     last = status["last_result"] or {}
-    refused = {key: entry["reason"] for key, entry in StateDir(state_dir).bad_versions().items()}
+    bad = StateDir(state_dir).bad_versions()
+    newest = sorted(bad, key=lambda key: str(bad[key].get("at", "")))[-MAX_REFUSED:]
+    refused = {key: bad[key]["reason"] for key in sorted(newest)}
     self_test = ("failed" if last.get("reason") in SELF_TEST_FAILURES else
                  "passed" if last.get("action") == "updated" else None)
     return {
@@ -104,8 +108,11 @@ class MqttReporter:
         while time.monotonic() < end:
             with self._lock:
                 sent = self._sent
-            if sent is not None and sent.is_published():
-                return True
+            try:
+                if sent is not None and sent.is_published():
+                    return True
+            except (RuntimeError, ValueError):  # published while disconnected: not sent
+                return False
             time.sleep(0.05)
         return False
 

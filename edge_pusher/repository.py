@@ -46,6 +46,7 @@ from tuf.api.metadata import (
 from edgeship.contract import (
     ENTRY_STATES,
     INDEX_SCHEMA_VERSION,
+    MAX_INDEX_BYTES,
     canonical_safe,
     check_name,
     check_rollout,
@@ -471,7 +472,11 @@ class Repository:
             for entry in entries:
                 entry.setdefault("state", "active")
             index["models"][name] = _prune(entries)
-        self._put_target(st, index_path(channel), _canonical(index), {"kind": "index"})
+        data = _canonical(index)
+        if len(data) > MAX_INDEX_BYTES:  # devices would refuse it: length-exceeded
+            raise OtaError(f"channel {channel}'s index would be {len(data)} bytes, over the "
+                           f"{MAX_INDEX_BYTES} devices read; use another channel for new models")
+        self._put_target(st, index_path(channel), data, {"kind": "index"})
 
     @staticmethod
     def _check_newer(index: dict, rel: Release) -> None:

@@ -33,6 +33,8 @@ SCHEMA_VERSION = 1
 #: revoked): a device that knows only 1 refuses a 2 index and keeps its model rather than take a
 #: build it cannot see is revoked. Devices read both.
 INDEX_SCHEMA_VERSION = 2
+#: The largest channel index a device reads (and the publisher writes).
+MAX_INDEX_BYTES = 1 << 20
 #: An index entry's state: ``active`` builds roll out to their percentage; ``halted`` ones reach
 #: no further device (devices on them stay); ``revoked`` ones are left by every device that has
 #: a verified build to go back to, and are never taken again.

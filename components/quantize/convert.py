@@ -109,8 +109,14 @@ def load_serving(
             f"{serving_dir}: '{signature}' has no output '{output_name}' "
             f"(found: {', '.join(sorted(outputs))}); no variant can be converted"
         )
-    out_dims = outputs[output_name].shape.as_list() if outputs[output_name].shape.rank else []
-    width = out_dims[-1] if len(out_dims) == 2 and out_dims[-1] is not None else 0
+    out_shape = outputs[output_name].shape
+    out_dims = out_shape.as_list() if out_shape.rank is not None else None
+    if out_dims is None or len(out_dims) != 2:
+        raise InputError(
+            f"{serving_dir}: '{signature}' output '{output_name}' has shape {out_dims}; the "
+            "serving contract is class scores [None, classes]; no variant can be converted"
+        )
+    width = out_dims[-1] if out_dims[-1] is not None else 0
     return loaded, ServingSpec(name, tuple(int(d) for d in dims[1:]), output_name, int(width),
                                signature)
 

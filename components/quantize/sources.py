@@ -13,6 +13,7 @@ model expects is the model's, as it is for every device that runs it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from edgeship.components._artifacts import (
 from edgeship.components._dataset import READ_BATCH, Columns, iter_examples
 from edgeship.errors import InputError
 
+#: A class index as a CSV writes it (ASCII digits: ``str.isdigit`` also takes "²").
+CLASS_INDEX = re.compile(r"[0-9]{1,9}")
 #: The model_meta.json fields an edgeship-trained model carries.
 EDGESHIP_MODEL_KEYS = ("classes", "encoding", "input_name", "output_name")
 
@@ -165,17 +168,17 @@ def csv_batches(path: Path, label_key: str, feature_keys: list[str], classes: li
         for key in feature_keys:
             text = chunk[key].str.strip()
             values = pd.to_numeric(text, errors="coerce").to_numpy(np.float32)
-            bad = np.flatnonzero(np.isnan(values))
+            bad = np.flatnonzero(~np.isfinite(values))  # a gap, a word, inf, or beyond float32
             if bad.size:
                 at = int(bad[0])
                 raise InputError(f"{path} line {first_line + at}: feature '{key}' is "
-                                 f"{text.iloc[at]!r}, not a number")
+                                 f"{text.iloc[at]!r}, not a finite number")
             columns[key] = values
         labels = np.empty(len(chunk), dtype=np.int64)
         for at, label in enumerate(chunk[label_key].str.strip()):
             if label in index:
                 labels[at] = index[label]
-            elif label.isdigit() and int(label) < len(classes):
+            elif CLASS_INDEX.fullmatch(label) and int(label) < len(classes):
                 labels[at] = int(label)
             else:
                 raise InputError(f"{path} line {first_line + at}: label {label!r} is neither "

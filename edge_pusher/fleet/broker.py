@@ -35,6 +35,8 @@ PBKDF2_ITERATIONS = 101
 #: Messages Mosquitto queues for one client: the reader's subscription gets one retained report
 #: per device at once, so this bounds the fleet one reader sees whole.
 MAX_QUEUED_MESSAGES = 1_000_000
+#: The largest MQTT packet the broker takes (the fleet reader also skips larger reports).
+MAX_PACKET_BYTES = 64 * 1024 + 1024
 SALT_BYTES = 12
 
 
@@ -143,6 +145,10 @@ def config(folder: Path, listen: str, tls: Tls | None, user: str | None = None) 
         "# the fleet reader takes every device's retained report at once; Mosquitto's default",
         "# queue (1000 messages a client) would silently drop the rest of a larger fleet",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        "# a client id is its user name: a device cannot take over another device's session",
+        "use_username_as_clientid true",
+        "# a report is about 500 bytes",
+        f"max_packet_size {MAX_PACKET_BYTES}",
         f"listener {port} {host}",
     ]
     if user:  # started as root, Mosquitto becomes this user ("mosquitto" by default)

@@ -108,19 +108,19 @@ def _cmd_watch(args) -> int:
     from edgeship.edge_pusher.fleet.watch import Policy, append_jsonl, watch_once
 
     policy = Policy(tuple(args.stages), args.min_healthy, args.soak, args.max_failure_share,
-                    args.on_failure)
+                    args.on_failure, args.min_failures, args.max_report_age)
     repo, login = _repository(args), _login(args)
     stop = threading.Event()
     while True:
         try:
             reports = read_reports(login)
+            decisions = watch_once(repo, reports.reports, args.channel, policy)
         except OtaError as e:  # no data is not good data: decide nothing this cycle
             print(f"edgeship: warning: no reports ({e}); nothing decided", file=sys.stderr,
                   flush=True)
             if args.interval is None:
                 return 1  # a CronJob run that saw nothing shows as failed
         else:
-            decisions = watch_once(repo, reports.reports, args.channel, policy)
             for decision in decisions:
                 print(decision.line(), flush=True)
             append_jsonl(args.log, [d.as_dict() for d in decisions])
@@ -211,6 +211,12 @@ def register(subparsers, rollout_subparsers) -> None:
                    metavar="F", help="failures among devices that tried a build above which "
                    f"it is stopped (default {d.max_failure_share})")
     p.add_argument("--on-failure", choices=["halt", "revoke"], default=d.on_failure)
+    p.add_argument("--min-failures", type=int, default=d.min_failures, metavar="N",
+                   help="failures needed besides the share, or all the stage covers "
+                   f"(default {d.min_failures})")
+    p.add_argument("--max-report-age", type=float, default=d.max_report_age,
+                   metavar="SECONDS", help="older reports are left out "
+                   f"(default {d.max_report_age:g})")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--once", action="store_true", help="one cycle (default; for a CronJob)")
     g.add_argument("--interval", type=float, metavar="SECONDS", help="a cycle every SECONDS")

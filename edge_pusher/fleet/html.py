@@ -65,6 +65,7 @@ def plots(history: list[dict[str, Any]]) -> dict[str, str]:
     import matplotlib.ticker  # noqa: F401 - matplotlib.ticker.MaxNLocator below
 
     matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
+    matplotlib.rcParams["text.parse_math"] = False  # labels are devices' words, not TeX
     times = _times(history)
     figures = {}
 

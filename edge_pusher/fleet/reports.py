@@ -19,6 +19,9 @@ from edgeship.contract import REPORT_SCHEMA_VERSION, check_name, devices_filter,
 from edgeship.errors import OtaError
 from edgeship.mqtt import BrokerLogin
 
+#: A report is about 500 bytes; one this large is not a report (the broker refuses larger
+#: packets too: broker-config's max_packet_size).
+MAX_REPORT_BYTES = 64 * 1024
 #: How long to wait for the broker's answer to connect and subscribe.
 CONNECT_SECONDS = 10.0
 #: Retained reports arrive right after the subscription (flagged retained; live ones are not);
@@ -77,9 +80,11 @@ def parse(topic: str, payload: bytes, prefix: str) -> tuple[str, dict[str, Any]]
         return f"{topic}: not a device report topic"
     if not payload:  # a cleared retained message: the device was removed
         return f"{topic}: empty"
+    if len(payload) > MAX_REPORT_BYTES:
+        return f"{topic}: {len(payload)} bytes, over {MAX_REPORT_BYTES}"
     try:
         report = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return f"{topic}: not JSON"
     problem = report_problem(report, device_id)
     return f"{topic}: {problem}" if problem else (device_id, report)
@@ -118,8 +123,13 @@ def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
         else:
             got.reports[parsed[0]] = parsed[1]
 
+    def on_disconnect(client, userdata, flags, reason_code, properties):
+        if not state.get("done") and not state["refused"]:  # e.g. a second reader, same user
+            state["refused"] = f"the broker closed the connection ({reason_code})"
+
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, \
         on_message
+    client.on_disconnect = on_disconnect
     try:
         client.connect(host, port, keepalive=30)
     except ssl.SSLError as e:  # before OSError, which it is
@@ -142,6 +152,7 @@ def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
             if now - started > wait:
                 break
     finally:
+        state["done"] = True
         client.disconnect()
     got.read_at = time.time()
     return got

@@ -8,6 +8,7 @@ refused, when that is not what it runs.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from edgeship.contract import IndexEntry, index_entry, rollout_covers
 from edgeship.errors import OtaError
 
+#: A version as a refusal key writes it (ASCII digits: ``str.isdigit`` also takes "²").
+VERSION_TEXT = re.compile(r"[0-9]{1,19}")
 #: Refusal reasons that count against a build (its own fault, on this device).
 BUILD_FAILURES = ("self-test-failed", "model-load-failed")
 
@@ -48,7 +51,7 @@ class BuildRow:
     @property
     def failures(self) -> int:
         """Devices the build failed on: refused at its self-test or load, or running it and
-        reported unhealthy by their application."""
+        reported unhealthy by their application (devices its rollout covers, only)."""
         return sum(self.refused[r] for r in BUILD_FAILURES) + self.unhealthy
 
     @property
@@ -90,19 +93,31 @@ def fleet_status(reports: dict[str, dict[str, Any]],
         for entry, raw in builds:
             r = row(channel, name, entry.version, entry.hardware)
             r.rollout, r.state, r.since = entry.rollout, entry.state, raw.get("since")
+
+    def covers(device_id: str, channel: str, name: str, version: int, hardware: str) -> bool:
+        """Whether the build's rollout reaches this device: what a device says of a build
+        its rollout never offered it counts against nothing (a device may lie about itself,
+        never make another build fail). A build no index lists is judged by no one."""
+        for entry, _ in entries.get((channel, name), []):
+            if (entry.version, entry.hardware) == (version, hardware):
+                return rollout_covers(entry.rollout, device_id, name, version)
+        return True
+
     for device_id, report in reports.items():
         channel, hardware, active = report["channel"], report["hardware"], report.get("active")
         if active:
             running = row(channel, active["name"], active["version"], hardware)
             running.running += 1
             health = health_applies(report)
-            if health and health["state"] == "unhealthy":
+            if health and health["state"] == "unhealthy" and covers(
+                    device_id, channel, active["name"], active["version"], hardware):
                 running.unhealthy += 1
         for key, reason in report.get("refused", {}).items():
             name, _, rest = key.partition("/")
             version, _, built_for = rest.partition("/")
-            if not version.isdigit():
-                continue
+            if not VERSION_TEXT.fullmatch(version) or built_for != hardware or not covers(
+                    device_id, channel, name, int(version), hardware):
+                continue  # another hardware's build never reaches this device
             refused = row(channel, name, int(version), built_for)
             if reason == "revoked":
                 if not active or (active["name"], active["version"]) != (name, int(version)):

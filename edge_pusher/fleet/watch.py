@@ -5,9 +5,10 @@ Each cycle reads every retained report, and for the newest active build of each 
 hardware on the channel decides one of:
 
 - ``halt`` or ``revoke`` (the policy's ``on_failure``) when the share of failures among the
-  devices that tried the build is above ``max_failure_share``. A failure is a device that
-  refused the build at its self-test or load, or runs it and its application reported it
-  ``unhealthy``; "tried" is those plus every device running it;
+  devices that tried the build is above ``max_failure_share`` and there are at least
+  ``min_failures`` of them (or as many as the stage covers). A failure is a device the build's
+  rollout covers that refused it at its self-test or load, or runs it and its application
+  reported it ``unhealthy``; "tried" is those plus every device running it;
 - ``advance`` to the next stage when the build has been at its stage for ``soak_seconds`` and at
   least ``min_healthy`` devices run it without an unhealthy report (or every reporting device
   the stage covers, when it covers fewer);
@@ -15,8 +16,9 @@ hardware on the channel decides one of:
 
 The policy keeps no state of its own: a build's stage and when it began (``since``) are in the
 signed channel index, so a watcher can restart, or run as a CronJob, and decide the same. Every
-decision is logged with the counts that drove it. With the broker out of reach nothing is
-decided (no data is not good data).
+decision is logged with the counts that drove it. Reports older than ``max_report_age`` are
+left out; with the broker out of reach, or no fresh report at all, nothing is decided (no data
+is not good data).
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ class Policy:
     soak_seconds: float = 3600.0
     max_failure_share: float = 0.2
     on_failure: str = "halt"
+    #: Failures needed (besides the share) to stop a build, or every device its stage covers
+    #: when it covers fewer: one device's word alone never stops a rollout.
+    min_failures: int = 2
+    #: Reports older than this are stale (a device gone dark is no longer healthy evidence).
+    max_report_age: float = 3600.0
 
     def __post_init__(self) -> None:
         stages = tuple(check_rollout(s) for s in self.stages)
@@ -50,8 +57,10 @@ class Policy:
                 or stages[0] < 1:
             raise OtaError(f"stages {list(self.stages)}: give increasing percentages from 1 to "
                            "100, e.g. 5,25,100")
-        if self.min_healthy < 0 or self.soak_seconds < 0:
-            raise OtaError("min_healthy and soak_seconds must be >= 0")
+        if self.min_healthy < 1 or self.min_failures < 1:
+            raise OtaError("min_healthy and min_failures must be >= 1")
+        if self.soak_seconds < 0 or self.max_report_age <= 0:
+            raise OtaError("soak_seconds must be >= 0 and max_report_age > 0")
         if not 0 <= self.max_failure_share < 1:
             raise OtaError(f"max_failure_share {self.max_failure_share}: must be in [0, 1)")
         if self.on_failure not in ON_FAILURE:
@@ -107,7 +116,8 @@ def decide(row: BuildRow, policy: Policy, now: datetime) -> Decision:
                         why, counts)
 
     share = row.failures / row.tried if row.tried else 0.0
-    if row.failures and share > policy.max_failure_share:
+    enough = max(1, min(policy.min_failures, row.covered))
+    if row.failures >= enough and share > policy.max_failure_share:
         return made(policy.on_failure, f"{row.failures} of {row.tried} devices that tried it "
                     f"failed ({share:.0%} > {policy.max_failure_share:.0%})")
     target = policy.next_stage(rollout)
@@ -121,7 +131,10 @@ def decide(row: BuildRow, policy: Policy, now: datetime) -> Decision:
         return made("hold", f"{soaked:.0f} s of {policy.soak_seconds:.0f} s soak at this stage; "
                     f"{row.healthy} healthy")
     # A stage that covers fewer reporting devices than min_healthy needs all it covers (as a
-    # hawkBit group of that size would); one that covers none holds no evidence to wait for.
+    # hawkBit group of that size would); one that covers none has no evidence, and holds.
+    if row.covered == 0:
+        return made("hold", "the stage covers none of the reporting devices of its hardware; "
+                    "widen it by hand (rollout set) or choose a larger first stage")
     needed = min(policy.min_healthy, row.covered)
     if row.healthy < needed:
         return made("hold", f"{row.healthy} healthy devices, {needed} needed (the stage covers "
@@ -145,11 +158,31 @@ def watched(models: dict[str, list[dict]]) -> set[tuple[str, int, str]]:
     return {(name, version, hardware) for (name, hardware), version in newest.items()}
 
 
+def fresh_reports(reports: dict[str, dict[str, Any]], max_age: float, now: datetime
+                  ) -> dict[str, dict[str, Any]]:
+    """The reports at most ``max_age`` seconds old by their own ``time`` (a device's clock
+    is its own word, like the rest of its report)."""
+    fresh = {}
+    for device_id, report in reports.items():
+        sent = _parse_time(report.get("time") if isinstance(report.get("time"), str) else None)
+        if sent is not None and sent.tzinfo is not None and \
+                (now - sent).total_seconds() <= max_age:
+            fresh[device_id] = report
+    return fresh
+
+
 def watch_once(repo, reports: dict[str, dict[str, Any]], channel: str, policy: Policy,
                now: datetime | None = None) -> list[Decision]:
     """One cycle on ``reports`` (device id -> report, from ``read_reports``): decide for every
-    watched build and carry out what is decided as a signed index change."""
+    watched build and carry out what is decided as a signed index change. No fresh report at
+    all is no data, an :class:`OtaError`: an empty or restarted broker decides nothing."""
     now = now or datetime.now(timezone.utc)
+    stale = len(reports)
+    reports = fresh_reports(reports, policy.max_report_age, now)
+    stale -= len(reports)
+    if not reports:
+        raise OtaError(f"no device report newer than {policy.max_report_age:.0f} s "
+                       f"({stale} stale)")
     models = repo.read_index(channel)["models"]
     keep = watched(models)
     decisions = []
@@ -158,6 +191,7 @@ def watch_once(repo, reports: dict[str, dict[str, Any]], channel: str, policy: P
             continue
         decision = decide(row, policy, now)
         decision.time = now.isoformat().replace("+00:00", "Z")
+        decision.counts["stale_reports"] = stale
         if decision.action == "advance":
             repo.change_rollout(row.name, row.version, channel, row.hardware,
                                 percent=decision.to)

@@ -150,3 +150,30 @@ def test_the_rollout_command_line(repo, publish, bucket, keys_dir) -> None:
     bad = rollout("set", "sensor", "2", "--percent", "150")
     assert bad.returncode == 2 and "must be an integer 0..100" in bad.stderr
     assert json.loads(json.dumps(index(repo)[(2, "cpu")]))["state"] == "revoked"
+
+
+def test_revoked_with_an_empty_other_slot_takes_an_older_build_from_the_index(
+        repo, publish, make_agent) -> None:
+    """Found in review: a device whose first install was the newest build has nothing in its
+    other slot; revoking that build must still move it to the older build the index offers."""
+    publish(1)
+    publish(2, which="b")
+    fresh = make_agent("fresh")
+    assert fresh.poll_once().version == 2  # straight to v2: slot a was never filled
+    repo.change_rollout("sensor", 2, state="revoked")
+    result = fresh.poll_once()
+    assert (result.action, result.version) == ("updated", 1)
+    assert fresh.status()["active"]["version"] == 1 and fresh.status()["active"]["verified"]
+    assert fresh.poll_once().action == "up-to-date"
+
+
+def test_an_index_devices_would_refuse_is_never_written(repo, publish, monkeypatch) -> None:
+    """Found in review: revocations are kept for ever, so an index could outgrow what devices
+    read (length-exceeded on every device). The publisher refuses to write it."""
+    from edgeship.edge_pusher import repository
+
+    publish(1)
+    monkeypatch.setattr(repository, "MAX_INDEX_BYTES", 300)
+    with pytest.raises(OtaError, match="channel stable's index would be \\d+ bytes, over the 300"):
+        publish(2, which="b")
+    assert [e["version"] for e in repo.read_index("stable")["models"]["sensor"]] == [1]

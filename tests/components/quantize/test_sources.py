@@ -173,9 +173,13 @@ def test_bad_description_of_the_user_inputs(user_model, tfx_examples, tmp_path, 
 
 
 @pytest.mark.parametrize(("line", "message"), [
-    ("high,0.5,abc,1,x", r"eval.csv line 4: feature 'b' is 'abc', not a number"),
-    ("high,0.5,,1,x", r"eval.csv line 4: feature 'b' is '', not a number"),
+    ("high,0.5,abc,1,x", r"eval.csv line 4: feature 'b' is 'abc', not a finite number"),
+    ("high,0.5,,1,x", r"eval.csv line 4: feature 'b' is '', not a finite number"),
     ("medium,0.5,0.1,1,x", r"eval.csv line 4: label 'medium' is neither one of the classes"),
+    # found in review: inf reached the converter (a segfault), "²" passed str.isdigit
+    ("high,0.5,inf,1,x", r"eval.csv line 4: feature 'b' is 'inf', not a finite number"),
+    ("high,0.5,1e400,1,x", r"eval.csv line 4: feature 'b' is '1e400', not a finite number"),
+    ("²,0.5,0.1,1,x", r"eval.csv line 4: label '²' is neither one of the classes"),
 ])
 def test_bad_csv_row_is_named_by_its_line(user_model, tmp_path, line, message) -> None:
     csv = tmp_path / "eval.csv"
@@ -191,3 +195,19 @@ def test_csv_without_a_named_column(user_model, tmp_path) -> None:
     csv.write_text("species,a,b\nlow,-1,-1\n")
     with pytest.raises(InputError, match=r"eval.csv: no column 'count' \(columns: species, a, b"):
         quantize(user_model, csv, tmp_path, label_key="species", feature_keys=FEATURES)
+
+
+def test_an_output_that_is_not_class_scores_is_refused(tfx_examples, tmp_path) -> None:
+    """Found in review: a rank-1 or rank-3 output failed deep in numpy."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.w = tf.Variable([[1.0], [1.0], [0.0]])
+    serve = tf.function(lambda x: {"score": tf.reshape(x @ module.w, [-1])},
+                        input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+    tf.saved_model.save(module, str(tmp_path / "model"), signatures={"serving_default": serve})
+    with pytest.raises(InputError, match=r"output 'score' has shape \[None\]; the serving "
+                                         r"contract is class scores \[None, classes\]"):
+        quantize(tmp_path / "model", tfx_examples, tmp_path, label_key="species",
+                 feature_keys=FEATURES, classes=["low", "high"])
+    checks.assert_nothing_written(tmp_path, keep=["model", "model_blessing"])

@@ -20,7 +20,9 @@ from tests.helpers.mqtt import Broker
 
 
 def report(device_id: str, version: int = 1) -> bytes:
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
     return json.dumps({"schema_version": 1, "device_id": device_id, "hardware": "cpu",
+                       "time": now,
                        "channel": "stable", "active": {"name": "sensor", "version": version,
                                                        "sha256": "ab"},
                        "refused": {}, "health": None, "last_result": {}}).encode()
@@ -185,3 +187,36 @@ def test_the_reader_takes_every_report_of_a_fleet_larger_than_mosquittos_default
     info.wait_for_publish(60)
     client.loop_stop()
     assert len(read_reports(reader(broker)).reports) == 1500
+
+
+def test_a_device_cannot_take_over_another_devices_session(broker) -> None:
+    """Found in review: with client ids free, device a connecting as b's client id kicked b
+    off, and their reconnects flapped for ever. The client id is now the user name."""
+    import paho.mqtt.client as mqtt
+
+    pw = {d: Path(broker.add_device(d)).read_text().strip() for d in ("pump-1", "pump-2")}
+    broker.start()
+    victim = connect(broker, "pump-2", pw["pump-2"])
+    dropped = []
+    victim.on_disconnect = lambda *args: dropped.append(args)
+    thief = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="edgeship-device-pump-2")
+    thief.username_pw_set("pump-1", pw["pump-1"])
+    thief.connect("127.0.0.1", broker.port)
+    thief.loop_start()
+    time.sleep(1.0)
+    assert dropped == []
+    publish(victim, device_topic("pump-2"), report("pump-2"))
+    assert set(read_reports(reader(broker)).reports) == {"pump-2"}
+    thief.loop_stop()
+    victim.loop_stop()
+
+
+@pytest.mark.parametrize(("payload", "why"), [
+    (b"[" * 30_000 + b"]" * 30_000, "not JSON"),  # deeper than json can recurse
+    (json.dumps({"pad": "x" * 70_000}).encode(), "bytes, over 65536"),
+    (b"\xff\xfe", "not JSON"),
+])
+def test_a_malformed_report_is_skipped_not_fatal(payload, why) -> None:
+    from edgeship.edge_pusher.fleet.reports import parse
+
+    assert why in parse("edgeship/devices/pump-1/state", payload, "edgeship")

@@ -78,3 +78,14 @@ def test_the_page_renders_its_table_and_plots_without_network(tmp_path) -> None:
 
     with Image.open(shot) as image:  # drawn, not blank: plots bring many colours
         assert len(image.convert("RGB").getcolors(1 << 20) or []) > 20
+
+
+def test_device_chosen_names_are_text_not_markup_or_math(tmp_path) -> None:
+    """Found in review: a refusal reason with $...$ crashed matplotlib's math text; names go
+    through HTML escaping in the table and are plain text in the plots."""
+    reports = {"d1": report("d1", 1, refused={"sensor/2/cpu": "$\\frac{<script>"})}
+    rows = fleet_status(reports, {})
+    page = tmp_path / "fleet.html"
+    write_report(str(page), rows, FleetReports(reports=reports, read_at=0.0), None)
+    text = page.read_text()
+    assert "<script>" not in text and "&lt;script&gt;" in text

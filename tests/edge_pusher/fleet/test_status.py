@@ -3,6 +3,8 @@ refused by reason, reverted, unhealthy."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from edgeship.contract import rollout_bucket
 from edgeship.edge_pusher.fleet.status import fleet_status, format_table
 
@@ -12,6 +14,7 @@ def report(device_id: str, version: int | None, hardware: str = "cpu", refused=N
     active = None if version is None else {"name": "sensor", "version": version, "sha256": "x"}
     return {"device_id": device_id, "hardware": hardware, "channel": "stable", "active": active,
             "refused": refused or {}, "last_result": {},
+            "time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
             "health": None if health is None else {"state": health, "name": "sensor",
                                                    "version": version, "reason": "", "at": ""}}
 
@@ -62,3 +65,21 @@ def test_health_of_an_earlier_model_does_not_count() -> None:
                        "at": ""}
     (row,) = fleet_status({"d1": stale}, {})
     assert (row.running, row.unhealthy, row.rollout) == (1, 0, None)
+
+
+def test_a_device_can_only_speak_for_builds_its_rollout_offered_it() -> None:
+    """Found in review: one uncovered device reporting a refusal (or another hardware's build)
+    revoked a build. Only devices the build's rollout covers count against it."""
+    outside, liar = [f"d{i}" for i in range(3000)
+                     if rollout_bucket(f"d{i}", "sensor", 2) >= 5][:2]
+    inside = next(f"d{i}" for i in range(3000) if rollout_bucket(f"d{i}", "sensor", 2) < 5)
+    reports = {
+        outside: report(outside, 1, refused={"sensor/2/cpu": "self-test-failed"}),
+        inside: report(inside, 1, hardware="arm", refused={"sensor/2/cpu": "self-test-failed",
+                                                           "sensor/²/arm": "self-test-failed"}),
+        liar: report(liar, 2, health="unhealthy"),  # claims to run what never reached it
+    }
+    rows = {(r.version, r.hardware): r for r in fleet_status(
+        reports, {"stable": {"sensor": [entry(1, 100), entry(2, 5)]}})}
+    v2 = rows[(2, "cpu")]
+    assert (v2.failures, v2.refused, v2.running) == (0, {}, 1)

@@ -13,7 +13,8 @@ from edgeship.errors import OtaError
 from tests.edge_pusher.fleet.test_status import report
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
-POLICY = Policy(stages=(5, 25, 100), min_healthy=3, soak_seconds=600, max_failure_share=0.2)
+POLICY = Policy(stages=(5, 25, 100), min_healthy=3, soak_seconds=600, max_failure_share=0.2,
+                max_report_age=10**8)  # the tests' clock jumps hours ahead of the reports
 
 
 def row(rollout=5, running=0, unhealthy=0, refused=None, soaked=3600, covered=50) -> BuildRow:
@@ -30,7 +31,10 @@ def row(rollout=5, running=0, unhealthy=0, refused=None, soaked=3600, covered=50
     (row(rollout=25, running=10), "advance", 100, "10 healthy"),
     (row(running=2), "hold", None, "2 healthy devices, 3 needed (the stage covers 50)"),
     (row(running=2, covered=2), "advance", 25, "2 healthy of 2 covered (2 needed)"),
-    (row(running=0, covered=0), "advance", 25, "0 healthy of 0 covered (0 needed)"),
+    (row(running=0, covered=0), "hold", None, "covers none of the reporting devices"),
+    # found in review: one device's word alone never stops a rollout
+    (row(running=0, refused={"self-test-failed": 1}, covered=9), "hold", None, "0 healthy"),
+    (row(running=0, refused={"self-test-failed": 1}, covered=1), "halt", None, "1 of 1"),
     (row(running=9, soaked=60), "hold", None, "60 s of 600 s soak at this stage; 9 healthy"),
     (row(running=4, refused={"self-test-failed": 2}), "halt", None,
      "2 of 6 devices that tried it failed (33% > 20%)"),
@@ -49,9 +53,10 @@ def test_decisions(build, action, to, why) -> None:
 
 def test_revoke_by_policy_and_bad_policies() -> None:
     revoking = Policy(on_failure="revoke")
-    assert decide(row(running=1, unhealthy=1), revoking, NOW).action == "revoke"
+    assert decide(row(running=2, unhealthy=2), revoking, NOW).action == "revoke"
     for bad in ({"stages": (25, 5)}, {"stages": ()}, {"stages": (0, 100)},
-                {"max_failure_share": 1.5}, {"on_failure": "pause"}, {"stages": (5, 101)}):
+                {"max_failure_share": 1.5}, {"on_failure": "pause"}, {"stages": (5, 101)},
+                {"min_healthy": 0}, {"min_failures": 0}, {"max_report_age": 0}):
         with pytest.raises(OtaError):
             Policy(**bad)
 
@@ -79,3 +84,20 @@ def test_watch_once_advances_and_halts_on_a_real_repository(repo, publish) -> No
     # halted: no longer watched; v1 is again the newest active build, and complete
     (decision,) = watch_once(repo, reports, "stable", POLICY, now=later)
     assert (decision.version, decision.action) == (1, "done")
+
+
+def test_stale_reports_and_no_reports_decide_nothing(repo, publish) -> None:
+    """Found in review: an empty (restarted) broker, or devices gone dark, is no evidence."""
+    publish(1)
+    publish(2, which="b", rollout=5)
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    policy = Policy()  # reports older than an hour are stale
+    with pytest.raises(OtaError, match="no device report newer than 3600 s \\(0 stale\\)"):
+        watch_once(repo, {}, "stable", policy, now=later)
+    on_v2 = [f"d{i}" for i in range(3000) if rollout_bucket(f"d{i}", "sensor", 2) < 5][:4]
+    old = (later - timedelta(hours=3)).isoformat()
+    dark = {d: report(d, 2) | {"time": old} for d in on_v2}
+    with pytest.raises(OtaError, match="\\(4 stale\\)"):
+        watch_once(repo, dark, "stable", policy, now=later)
+    assert {e["version"]: e["rollout"] for e in
+            repo.read_index("stable")["models"]["sensor"]}[2] == 5
