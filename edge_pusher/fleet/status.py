@@ -88,7 +88,7 @@ def fleet_status(reports: dict[str, dict[str, Any]],
             rows[key] = BuildRow(channel, name, version, hardware)
         return rows[key]
 
-    entries = _checked_entries(indexes)
+    entries = checked_entries(indexes)
     for (channel, name), builds in entries.items():
         for entry, raw in builds:
             r = row(channel, name, entry.version, entry.hardware)
@@ -134,8 +134,10 @@ def fleet_status(reports: dict[str, dict[str, Any]],
     return sorted(rows.values(), key=lambda r: (r.channel, r.name, -r.version, r.hardware))
 
 
-def _checked_entries(indexes: dict[str, dict[str, list[dict]]]
-                     ) -> dict[tuple[str, str], list[tuple[IndexEntry, dict]]]:
+def checked_entries(indexes: dict[str, dict[str, list[dict]]]
+                    ) -> dict[tuple[str, str], list[tuple[IndexEntry, dict]]]:
+    """(channel, model) -> its well-formed index entries, each with its raw form, newest
+    first; a malformed entry is left out, as devices leave it out."""
     found: dict[tuple[str, str], list[tuple[IndexEntry, dict]]] = {}
     for channel, models in indexes.items():
         for name, raw_entries in models.items():

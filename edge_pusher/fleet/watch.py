@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from edgeship.contract import check_rollout, index_entry
-from edgeship.edge_pusher.fleet.status import BuildRow, fleet_status
+from edgeship.contract import check_rollout
+from edgeship.edge_pusher.fleet.status import BuildRow, checked_entries, fleet_status
 from edgeship.errors import OtaError
 
 log = logging.getLogger(__name__)
@@ -146,12 +146,8 @@ def decide(row: BuildRow, policy: Policy, now: datetime) -> Decision:
 def watched(models: dict[str, list[dict]]) -> set[tuple[str, int, str]]:
     """(name, version, hardware) of the newest active build of each model and hardware."""
     newest: dict[tuple[str, str], int] = {}
-    for name, entries in models.items():
-        for raw in entries:
-            try:
-                entry = index_entry(name, raw)
-            except OtaError:
-                continue
+    for (_, name), builds in checked_entries({"": models}).items():
+        for entry, _ in builds:
             if entry.state == "active":
                 key = (name, entry.hardware)
                 newest[key] = max(newest.get(key, 0), entry.version)
