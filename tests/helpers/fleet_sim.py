@@ -208,12 +208,12 @@ def steer(fleet: Fleet, policy, done, timeout: float, watch_every: float,
         cpu_start = time.process_time()
         try:
             reports = read_reports(fleet.login(), wait=30)
+            made = watch_once(fleet.repo, reports.reports, "stable", policy)
         except OtaError:
-            blind += 1  # no data: the watcher decides nothing
+            blind += 1  # no data (the broker down, or no report yet): nothing decided
             time.sleep(watch_every)
             continue
         index = fleet.repo.read_index("stable")["models"]
-        made = watch_once(fleet.repo, reports.reports, "stable", policy)
         cpu.append(time.process_time() - cpu_start)
         cycles += 1
         decisions += [d.as_dict() for d in made if d.action not in ("hold", "done")]
