@@ -426,8 +426,6 @@ class Agent:
         if models is None:
             return PollResult(True, "no-model", None, f"no models on channel {self.channel}")
         kept_revoked = self._leave_revoked(models)
-        if isinstance(kept_revoked, PollResult):
-            return kept_revoked
         active = self.slots.verified(self.slots.active_slot())
         name = self.model or (active or {}).get("name")
         if name is None:
@@ -447,8 +445,8 @@ class Agent:
         for entry in entries:
             version = entry.version
             # Rollback at the model level: never replace the active model with an older one,
-            # unless the signed index revoked the active one and no slot holds a build to go
-            # back to: then the newest older build that covers this device replaces it.
+            # unless the signed index revoked the active one: then what the index offers this
+            # device replaces it, as it would for a device without a model.
             if same_model and version <= int(active["version"]) and not kept_revoked:
                 break
             # Halted and revoked builds reach no further device; the signed index, not the
@@ -462,10 +460,13 @@ class Agent:
             custom = self._check_custom(info.custom, name, version)
             if not rollout_covers(entry.rollout, self.device_id, name, version):
                 continue
+            if kept_revoked:
+                return self._revert_in_place(info, custom, kept_revoked) or (info, custom)
             return info, custom
         if kept_revoked:
-            return PollResult(True, "kept-revoked", "revoked-no-fallback", kept_revoked,
-                              int(active["version"]) if active else None)
+            return PollResult(True, "kept-revoked", "revoked-no-fallback",
+                              f"{kept_revoked} is revoked, and the index offers no other build "
+                              "to go back to: kept", int(active["version"]) if active else None)
         if same_model:
             return PollResult(True, "up-to-date", None,
                               f"{active['name']} v{active['version']} is current",
@@ -497,15 +498,13 @@ class Agent:
                     return True
         return False
 
-    def _leave_revoked(self, models: dict) -> PollResult | str | None:
-        """If the active build is revoked, go back to the other slot when it holds a signed
-        build of this channel and hardware that is not revoked (a PollResult "reverted"), and
-        never take the revoked one again. With no such slot, the message saying so is returned:
-        the poll then installs the newest build the index offers this device, older ones
-        included, and only if there is none keeps the revoked build, since some model beats
-        none (``revoked-no-fallback``)."""
-        active_slot = self.slots.active_slot()
-        active = self.slots.verified(active_slot)
+    def _leave_revoked(self, models: dict) -> str | None:
+        """If the signed index revoked the active build, record it in bad_versions.json (it is
+        never taken again) and return it as "<name> v<version>"; None otherwise. The poll then
+        takes what the index would give a device without a model (the newest active build of
+        this model and hardware that covers it and that it has not refused), older ones
+        included, from the other slot when that holds it and else by download (``_choose``)."""
+        active = self.slots.verified(self.slots.active_slot())
         if not active or (active.get("channel"), active.get("hardware")) != (
                 self.channel, self.hardware):
             return None
@@ -514,21 +513,23 @@ class Agent:
             return None
         if f"{name}/{version}/{self.hardware}" not in self.state.bad_versions():
             self.state.mark_bad(name, version, self.hardware, "revoked")
+        return f"{name} v{version}"
+
+    def _revert_in_place(self, info, custom: dict, revoked: str) -> PollResult | None:
+        """When the build chosen to replace a revoked one is already in the other slot (the
+        previous model), switch to it without downloading it again."""
         other = self.slots.inactive_slot()
-        previous = self.slots.verified(other)
-        bad = self.state.bad_versions()
-        if previous and (previous.get("channel"), previous.get("hardware")) == (
-                self.channel, self.hardware) and not self._revoked(
-                models, previous["name"], int(previous["version"])) and (
-                f"{previous['name']}/{previous['version']}/{self.hardware}" not in bad):
-            self.slots.activate(other)
-            log.warning("%s v%s is revoked: back to %s v%s", name, version, previous["name"],
-                        previous["version"])
-            return PollResult(True, "reverted", "revoked",
-                              f"{name} v{version} is revoked; back to {previous['name']} "
-                              f"v{previous['version']}", int(previous["version"]))
-        return (f"{name} v{version} is revoked, and no other signed build is here or in the "
-                "index to go back to: kept")
+        held = self.slots.verified(other)
+        if not held or (held.get("name"), held.get("version"), held.get("hardware"),
+                        held.get("channel"), held.get("length"), held.get("sha256")) != (
+                custom["name"], custom["version"], self.hardware, self.channel, info.length,
+                info.hashes.get("sha256")):
+            return None
+        self.slots.activate(other)
+        log.warning("%s is revoked: back to %s v%s", revoked, held["name"], held["version"])
+        return PollResult(True, "reverted", "revoked",
+                          f"{revoked} is revoked; back to {held['name']} v{held['version']}",
+                          int(held["version"]))
 
     def _check_custom(self, custom: object, name: str, version: int) -> dict:
         """The signed target metadata, not the index, decides. A build for other hardware would

@@ -21,7 +21,7 @@ def _cmd_poll(args: argparse.Namespace) -> int:
     limits = TransferLimits(file_seconds=args.file_timeout, poll_seconds=args.poll_timeout,
                             min_bytes_per_second=args.min_rate, grace_seconds=args.rate_grace,
                             socket_seconds=args.socket_timeout)
-    reporter = _reporter(args, args.device_id)
+    reporter = _reporter(args, args.device_id, args.state_dir)
     agent = Agent(args.state_dir, args.repo, trusted_root=args.trusted_root,
                   device_id=args.device_id, hardware=args.hardware, channel=args.channel,
                   model=args.model, limits=limits, reporter=reporter)
@@ -41,7 +41,7 @@ def _cmd_poll(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reporter(args: argparse.Namespace, device_id: str):
+def _reporter(args: argparse.Namespace, device_id: str, state_dir: str):
     """The MQTT reporter ``--report-to`` asks for, or None. Reporting never fails a poll: a
     reporter that cannot be set up (a bad URL, a missing CA or password file) is a warning,
     and the device polls without reporting."""
@@ -49,14 +49,14 @@ def _reporter(args: argparse.Namespace, device_id: str):
         return None
     import sys
 
-    from edgeship.device.report import MqttReporter
+    from edgeship.device.report import MqttReporter, build_report
     from edgeship.mqtt import BrokerLogin, read_password
 
     try:
         login = BrokerLogin(args.report_to, args.mqtt_username or device_id,
                             read_password(args.mqtt_password_file), args.mqtt_ca,
                             args.report_prefix)
-        return MqttReporter(login, device_id)
+        return MqttReporter(login, device_id, source=lambda: build_report(state_dir))
     except (EdgeshipError, OSError, ValueError) as e:
         print(f"edgeship: warning: not reporting: {e}", file=sys.stderr)
         return None
@@ -91,9 +91,10 @@ def _cmd_report_health(args: argparse.Namespace) -> int:
         device_id = device_status(args.state_dir)["device_id"]
         if not device_id:
             raise InputError(f"{args.state_dir}: no poll has recorded a device id to report as")
-        reporter = _reporter(args, device_id)
-        reporter.publish(build_report(args.state_dir))
-        _flush(reporter, args.report_timeout)
+        reporter = _reporter(args, device_id, args.state_dir)
+        if reporter is not None:  # a reporting misconfiguration was a warning
+            reporter.publish(build_report(args.state_dir))
+            _flush(reporter, args.report_timeout)
     return 0
 
 

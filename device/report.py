@@ -26,6 +26,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from edgeship._version import VERSION
@@ -75,16 +76,24 @@ class MqttReporter:
     """Publishes a device's reports as retained QoS 1 messages on its own topic, from paho's
     network thread: :meth:`publish` returns at once, whatever the broker does."""
 
-    def __init__(self, login: BrokerLogin, device_id: str):
+    def __init__(self, login: BrokerLogin, device_id: str,
+                 source: Callable[[], dict[str, Any]] | None = None):
+        """``source`` builds the device's report afresh (``lambda: build_report(state_dir)``):
+        on every (re)connect the reporter publishes what it returns rather than the report it
+        holds, which another writer of the same twin (``report-health`` from another process,
+        connecting as the same user) may have superseded meanwhile."""
         self.topic = device_topic(device_id, login.prefix)
+        self._source = source
         self._client = login.client(f"edgeship-device-{device_id}")
         self._lock = threading.Lock()
         self._latest: bytes | None = None
         self._sent: Any = None  # paho's MQTTMessageInfo of the newest publish
         self._connected = False
-        #: Reports handed over and their bytes (payloads), to meter a device's link.
+        #: Reports handed over and their bytes (payloads), to meter a device's link, and how
+        #: often the broker accepted a connection.
         self.reports = 0
         self.bytes = 0
+        self.connects = 0
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         host, port, _ = login.endpoint()
@@ -128,8 +137,18 @@ class MqttReporter:
         if reason_code.is_failure:
             log.warning("report broker refused the connection: %s", reason_code)
             return
+        fresh = None
+        if self._source is not None:
+            try:
+                fresh = json.dumps(self._source(), sort_keys=True,
+                                   separators=(",", ":")).encode()
+            except Exception as e:  # noqa: BLE001 - then the held report goes out
+                log.warning("report not rebuilt: %s", e)
         with self._lock:
             self._connected = True
+            self.connects += 1
+            if fresh is not None and self._latest is not None:
+                self._latest = fresh
             if self._latest is not None:  # what changed while the broker was away
                 self._send()
 

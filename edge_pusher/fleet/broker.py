@@ -145,11 +145,13 @@ def config(folder: Path, listen: str, tls: Tls | None, user: str | None = None) 
         "# the fleet reader takes every device's retained report at once; Mosquitto's default",
         "# queue (1000 messages a client) would silently drop the rest of a larger fleet",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
-        "# a client id is its user name: a device cannot take over another device's session",
-        "use_username_as_clientid true",
         "# a report is about 500 bytes",
         f"max_packet_size {MAX_PACKET_BYTES}",
         f"listener {port} {host}",
+        # A listener's setting, so after `listener`: before it, Mosquitto would open a second,
+        # plaintext listener on 1883 for it (found in review).
+        "# a client id is its user name: a device cannot take over another device's session",
+        "use_username_as_clientid true",
     ]
     if user:  # started as root, Mosquitto becomes this user ("mosquitto" by default)
         lines.insert(1, f"user {user}")

@@ -149,8 +149,9 @@ def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
             if not state["subscribed"] and now - started > CONNECT_SECONDS:
                 raise OtaError(f"the broker at {login.url} did not answer within "
                                f"{CONNECT_SECONDS:g} s")
-            if now - started > wait:
-                break
+            if now - started > wait:  # still arriving: a partial fleet is not the fleet
+                raise OtaError(f"the broker at {login.url} was still sending reports after "
+                               f"{wait:g} s ({len(got.reports)} so far); the read is incomplete")
     finally:
         state["done"] = True
         client.disconnect()

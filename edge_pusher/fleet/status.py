@@ -33,7 +33,9 @@ class BuildRow:
     rollout: int | None = None  # None: not (or no longer) in the channel index
     state: str | None = None
     since: str | None = None
-    covered: int = 0  # reporting devices of its channel and hardware its rollout covers
+    #: Reporting devices of its channel and hardware its rollout covers (those that follow its
+    #: model, have none yet, or refused a build of it), whatever they run.
+    covered: int = 0
     running: int = 0
     unhealthy: int = 0
     pending: int = 0
@@ -124,10 +126,15 @@ def fleet_status(reports: dict[str, dict[str, Any]],
                     refused.reverted += 1
             else:
                 refused.refused[reason] += 1
-        for entry, _ in entries.get((channel, active["name"] if active else ""), []):
-            if entry.hardware == hardware and rollout_covers(entry.rollout, device_id,
-                                                             active["name"], entry.version):
-                row(channel, active["name"], entry.version, hardware).covered += 1
+        for (ch, name), builds in entries.items():
+            follows = active["name"] == name if active else True
+            mentions = any(key.startswith(f"{name}/") for key in report.get("refused", {}))
+            if ch != channel or not (follows or mentions):
+                continue  # a device following another model never takes this one
+            for entry, _ in builds:
+                if entry.hardware == hardware and rollout_covers(entry.rollout, device_id, name,
+                                                                 entry.version):
+                    row(channel, name, entry.version, hardware).covered += 1
         target = _next_build(device_id, report, entries)
         if target is not None:
             row(channel, target[0], target[1].version, hardware).pending += 1

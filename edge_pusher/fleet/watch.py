@@ -6,9 +6,9 @@ hardware on the channel decides one of:
 
 - ``halt`` or ``revoke`` (the policy's ``on_failure``) when the share of failures among the
   devices that tried the build is above ``max_failure_share`` and there are at least
-  ``min_failures`` of them (or as many as the stage covers). A failure is a device the build's
-  rollout covers that refused it at its self-test or load, or runs it and its application
-  reported it ``unhealthy``; "tried" is those plus every device running it;
+  ``min_failures`` of them (fewer hold the build where it is). A failure is a device the
+  build's rollout covers that refused it at its self-test or load, or runs it and its
+  application reported it ``unhealthy``; "tried" is those plus every device running it;
 - ``advance`` to the next stage when the build has been at its stage for ``soak_seconds`` and at
   least ``min_healthy`` devices run it without an unhealthy report (or every reporting device
   the stage covers, when it covers fewer);
@@ -36,6 +36,8 @@ from edgeship.errors import OtaError
 log = logging.getLogger(__name__)
 
 ON_FAILURE = ("halt", "revoke")
+#: How far ahead of the watcher a device's clock may be before its report counts as stale.
+MAX_CLOCK_SKEW = 300.0
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ class Policy:
     soak_seconds: float = 3600.0
     max_failure_share: float = 0.2
     on_failure: str = "halt"
-    #: Failures needed (besides the share) to stop a build, or every device its stage covers
-    #: when it covers fewer: one device's word alone never stops a rollout.
+    #: Failures needed (besides the share) to stop a build: one device's word alone never
+    #: stops a rollout. Fewer failures above the share hold the build where it is.
     min_failures: int = 2
     #: Reports older than this are stale (a device gone dark is no longer healthy evidence).
     max_report_age: float = 3600.0
@@ -116,10 +118,13 @@ def decide(row: BuildRow, policy: Policy, now: datetime) -> Decision:
                         why, counts)
 
     share = row.failures / row.tried if row.tried else 0.0
-    enough = max(1, min(policy.min_failures, row.covered))
-    if row.failures >= enough and share > policy.max_failure_share:
+    if share > policy.max_failure_share and row.failures >= policy.min_failures:
         return made(policy.on_failure, f"{row.failures} of {row.tried} devices that tried it "
                     f"failed ({share:.0%} > {policy.max_failure_share:.0%})")
+    if share > policy.max_failure_share:  # too few to stop it on their word: it goes no further
+        return made("hold", f"{row.failures} of {row.tried} devices that tried it failed, "
+                    f"fewer than the {policy.min_failures} needed to stop it: not widened; "
+                    "halt or revoke it by hand, or widen it to learn more")
     target = policy.next_stage(rollout)
     if target is None:
         return made("done", f"at its last stage; {row.healthy} healthy, {row.failures} failed")
@@ -161,9 +166,9 @@ def fresh_reports(reports: dict[str, dict[str, Any]], max_age: float, now: datet
     fresh = {}
     for device_id, report in reports.items():
         sent = _parse_time(report.get("time") if isinstance(report.get("time"), str) else None)
-        if sent is not None and sent.tzinfo is not None and \
-                (now - sent).total_seconds() <= max_age:
-            fresh[device_id] = report
+        age = (now - sent).total_seconds() if sent is not None and sent.tzinfo else None
+        if age is not None and -MAX_CLOCK_SKEW <= age <= max_age:
+            fresh[device_id] = report  # from the future is stale too: a clock set to 2099
     return fresh
 
 

@@ -181,3 +181,42 @@ def test_reports_keep_flowing_from_a_device_polling_forever(broker, publish,
         stop.set()
         worker.join(10)
         reporter.close()
+
+
+def test_report_health_with_a_bad_broker_url_records_and_warns(publish, make_agent) -> None:
+    """Found in review: with reporting not set up, report-health crashed on None."""
+    publish(1)
+    agent = make_agent()
+    agent.poll_once()
+    done = edgeship("device", "report-health", "unhealthy", "--state-dir", agent.state_dir,
+                    "--report-to", "http://nowhere")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("edgeship: warning: not reporting: ")
+    assert agent.state.health()["state"] == "unhealthy"
+
+
+def test_a_reconnecting_reporter_sends_the_state_as_it_is_now(broker, publish,
+                                                              make_agent) -> None:
+    """Found in review: report-health from another process (same MQTT user, so the same
+    client id) knocked the poller off; the poller came back with its older report and hid
+    the verdict until its next poll. A reporter with a source rebuilds on every connect."""
+    login = device_login(broker, "pump-7")
+    broker.start()
+    publish(1)
+    agent = make_agent(device_id="pump-7")
+    reporter = MqttReporter(login, "pump-7", source=lambda: build_report(agent.state_dir))
+    agent.reporter = reporter
+    try:
+        agent.poll_once()
+        assert reporter.flush(5)
+        password = str(broker.folder / "devices" / "pump-7.password")
+        health = edgeship("device", "report-health", "unhealthy", "--reason", "stuck",
+                          "--state-dir", agent.state_dir, "--report-to", broker.url,
+                          "--mqtt-password-file", password)
+        assert health.returncode == 0, health.stderr
+        assert wait_for(lambda: reporter.connects >= 2, 30)  # knocked off, and back
+        assert reporter.flush(10)  # and what it sent on coming back is acknowledged
+        said = read_reports(reader(broker)).reports["pump-7"]["health"]
+        assert said and said["state"] == "unhealthy"
+    finally:
+        reporter.close()

@@ -177,3 +177,36 @@ def test_an_index_devices_would_refuse_is_never_written(repo, publish, monkeypat
     with pytest.raises(OtaError, match="channel stable's index would be \\d+ bytes, over the 300"):
         publish(2, which="b")
     assert [e["version"] for e in repo.read_index("stable")["models"]["sensor"]] == [1]
+
+
+def test_a_revoked_build_is_replaced_by_what_the_index_offers_not_by_any_older_slot(
+        repo, publish, make_agent) -> None:
+    """Found in review: revert went to the other slot whatever the index said of it (a halted
+    build, or one a newer full rollout had superseded). It now goes where the index would send
+    a device without a model, from the other slot only when that is the same build."""
+    (device,) = devices(2, 99)
+    publish(1)
+    agent = make_agent(device_id=device)
+    agent.poll_once()  # slot a: v1
+    publish(2, which="b", rollout=99)  # partial: v1 stays in the index as a full rollout
+    agent.poll_once()  # slot b: v2
+    publish(3)  # slot a: v3
+    assert agent.poll_once().version == 3
+    repo.change_rollout("sensor", 2, state="halted")
+    repo.change_rollout("sensor", 3, state="revoked")
+    result = agent.poll_once()  # slot b holds v2, halted: not a place to go back to
+    assert (result.action, result.version) == ("updated", 1)
+    assert agent.status()["active"]["version"] == 1
+
+
+def test_revert_in_place_when_the_other_slot_holds_what_the_index_offers(
+        repo, publish, make_agent) -> None:
+    publish(1)
+    agent = make_agent()
+    agent.poll_once()
+    publish(2, which="b")
+    agent.poll_once()
+    repo.change_rollout("sensor", 2, state="revoked")
+    result = agent.poll_once()
+    assert (result.action, result.reason, result.version) == ("reverted", "revoked", 1)
+    assert result.message == "sensor v2 is revoked; back to sensor v1"

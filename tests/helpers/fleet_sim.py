@@ -248,8 +248,9 @@ def simulate(devices: int = 200, processes: int = 2, interval: float = 5.0,
 
     work = work or Path(tempfile.mkdtemp(prefix="edgeship-fleet-"))
     fleet = Fleet(work, devices, processes, interval)
+    # min_failures=1: a 5 % stage covers one or two of the 50 arm devices
     policy = Policy(stages=(5, 25, 100), min_healthy=2, soak_seconds=soak,
-                    max_failure_share=0.2, on_failure="revoke")
+                    max_failure_share=0.2, on_failure="revoke", min_failures=1)
     result: dict[str, Any] = {"devices": devices, "processes": processes,
                               "interval": interval, "watch_every": watch_every, "soak": soak}
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import time
 from pathlib import Path
 
@@ -28,11 +29,12 @@ def report(device_id: str, version: int = 1) -> bytes:
                        "refused": {}, "health": None, "last_result": {}}).encode()
 
 
-def connect(broker: Broker, user: str | None, password: str | None, **tls):
+def connect(broker: Broker, user: str | None, password: str | None, client_id: str = "",
+            **tls):
     """A connected paho client, or the reason code of the refusal."""
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
     if user:
         client.username_pw_set(user, password)
     if tls:
@@ -190,13 +192,14 @@ def test_the_reader_takes_every_report_of_a_fleet_larger_than_mosquittos_default
 
 
 def test_a_device_cannot_take_over_another_devices_session(broker) -> None:
-    """Found in review: with client ids free, device a connecting as b's client id kicked b
-    off, and their reconnects flapped for ever. The client id is now the user name."""
+    """Found in review: with client ids free, device a connecting as b's client id (the one
+    MqttReporter uses) kicked b off, and their reconnects flapped for ever. The client id is
+    now the user name."""
     import paho.mqtt.client as mqtt
 
     pw = {d: Path(broker.add_device(d)).read_text().strip() for d in ("pump-1", "pump-2")}
     broker.start()
-    victim = connect(broker, "pump-2", pw["pump-2"])
+    victim = connect(broker, "pump-2", pw["pump-2"], client_id="edgeship-device-pump-2")
     dropped = []
     victim.on_disconnect = lambda *args: dropped.append(args)
     thief = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="edgeship-device-pump-2")
@@ -220,3 +223,24 @@ def test_a_malformed_report_is_skipped_not_fatal(payload, why) -> None:
     from edgeship.edge_pusher.fleet.reports import parse
 
     assert why in parse("edgeship/devices/pump-1/state", payload, "edgeship")
+
+
+def test_the_broker_listens_only_where_it_is_told(broker) -> None:
+    """Found in review: a listener setting placed before `listener` made Mosquitto open a
+    second, plaintext listener on 1883 on every interface (and fail where 1883 was taken)."""
+    broker.start()
+    opened = re.findall(r"Opening ipv[46] listen socket on port (\d+)", broker.log.read_text())
+    assert opened and set(opened) == {str(broker.port)}
+
+
+def test_a_read_that_runs_out_of_time_is_no_data(broker) -> None:
+    """Found in review: running out of `wait` returned part of the fleet as if it were all."""
+    connect_simulator = broker.simulator()
+    broker.start()
+    client = connect_simulator()
+    for i in range(3000):
+        info = client.publish(device_topic(f"d{i}"), report(f"d{i}"), qos=1, retain=True)
+    info.wait_for_publish(60)
+    client.loop_stop()
+    with pytest.raises(OtaError, match="still sending reports after 0.01 s .* incomplete"):
+        read_reports(reader(broker), wait=0.01)

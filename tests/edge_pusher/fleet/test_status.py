@@ -83,3 +83,14 @@ def test_a_device_can_only_speak_for_builds_its_rollout_offered_it() -> None:
         reports, {"stable": {"sensor": [entry(1, 100), entry(2, 5)]}})}
     v2 = rows[(2, "cpu")]
     assert (v2.failures, v2.refused, v2.running) == (0, {}, 1)
+
+
+def test_a_covered_device_with_no_model_counts_as_covered() -> None:
+    """Found in review: a covered device reporting no active model and a refusal was left out
+    of `covered`, so its one refusal looked like everything the stage had."""
+    ids = [f"d{i}" for i in range(3000) if rollout_bucket(f"d{i}", "sensor", 2) < 50][:4]
+    reports = {d: report(d, 1) for d in ids[1:]}
+    reports[ids[0]] = report(ids[0], None, refused={"sensor/2/cpu": "self-test-failed"})
+    rows = {(r.version, r.hardware): r for r in fleet_status(
+        reports, {"stable": {"sensor": [entry(1, 100), entry(2, 50)]}})}
+    assert rows[(2, "cpu")].covered == 4 and rows[(2, "cpu")].failures == 1

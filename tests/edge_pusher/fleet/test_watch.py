@@ -33,8 +33,10 @@ def row(rollout=5, running=0, unhealthy=0, refused=None, soaked=3600, covered=50
     (row(running=2, covered=2), "advance", 25, "2 healthy of 2 covered (2 needed)"),
     (row(running=0, covered=0), "hold", None, "covers none of the reporting devices"),
     # found in review: one device's word alone never stops a rollout
-    (row(running=0, refused={"self-test-failed": 1}, covered=9), "hold", None, "0 healthy"),
-    (row(running=0, refused={"self-test-failed": 1}, covered=1), "halt", None, "1 of 1"),
+    (row(running=0, refused={"self-test-failed": 1}, covered=9), "hold", None,
+     "1 of 1 devices that tried it failed, fewer than the 2 needed to stop it: not widened"),
+    (row(running=0, refused={"self-test-failed": 1}, covered=1), "hold", None, "fewer than"),
+    (row(running=0, refused={"self-test-failed": 2}, covered=2), "halt", None, "2 of 2"),
     (row(running=9, soaked=60), "hold", None, "60 s of 600 s soak at this stage; 9 healthy"),
     (row(running=4, refused={"self-test-failed": 2}), "halt", None,
      "2 of 6 devices that tried it failed (33% > 20%)"),
@@ -101,3 +103,18 @@ def test_stale_reports_and_no_reports_decide_nothing(repo, publish) -> None:
         watch_once(repo, dark, "stable", policy, now=later)
     assert {e["version"]: e["rollout"] for e in
             repo.read_index("stable")["models"]["sensor"]}[2] == 5
+
+
+def test_a_clock_in_the_future_is_stale() -> None:
+    """Found in review: a report dated 2099 stayed fresh for ever."""
+    from edgeship.edge_pusher.fleet.watch import fresh_reports
+
+    def at(when) -> dict:
+        return {"time": when}
+
+    fresh = fresh_reports({"now": at((NOW - timedelta(seconds=5)).isoformat()),
+                           "2099": at("2099-01-01T00:00:00Z"),
+                           "skewed": at((NOW + timedelta(seconds=60)).isoformat()),
+                           "naive": at("2026-11-30T11:59:00"), "junk": at(17), "none": {}},
+                          3600, NOW)
+    assert set(fresh) == {"now", "skewed"}
