@@ -57,6 +57,18 @@ def publish(client, topic: str, payload: bytes) -> None:
     time.sleep(0.2)
 
 
+def many_reports(broker: Broker, devices: int) -> None:
+    """Start the broker with ``devices`` retained reports, written by one test-only user
+    standing in for them all."""
+    connect_simulator = broker.simulator()
+    broker.start()
+    client = connect_simulator()
+    for i in range(devices):
+        info = client.publish(device_topic(f"d{i}"), report(f"d{i}"), qos=1, retain=True)
+    info.wait_for_publish(60)
+    client.loop_stop()
+
+
 def reader(broker: Broker, **kw) -> BrokerLogin:
     return BrokerLogin(broker.url, "fleet", broker.reader_password, **kw)
 
@@ -181,13 +193,7 @@ def test_the_reader_takes_every_report_of_a_fleet_larger_than_mosquittos_default
         broker) -> None:
     """Found by the fleet benchmark: Mosquitto queues 1,000 messages a client by default, so a
     reader of 2,000 retained reports silently got 1,020. broker-config raises the limit."""
-    connect_simulator = broker.simulator()  # one user standing in for 1,500 devices
-    broker.start()
-    client = connect_simulator()
-    for i in range(1500):
-        info = client.publish(device_topic(f"d{i}"), report(f"d{i}"), qos=1, retain=True)
-    info.wait_for_publish(60)
-    client.loop_stop()
+    many_reports(broker, 1500)
     assert len(read_reports(reader(broker)).reports) == 1500
 
 
@@ -235,12 +241,6 @@ def test_the_broker_listens_only_where_it_is_told(broker) -> None:
 
 def test_a_read_that_runs_out_of_time_is_no_data(broker) -> None:
     """Found in review: running out of `wait` returned part of the fleet as if it were all."""
-    connect_simulator = broker.simulator()
-    broker.start()
-    client = connect_simulator()
-    for i in range(3000):
-        info = client.publish(device_topic(f"d{i}"), report(f"d{i}"), qos=1, retain=True)
-    info.wait_for_publish(60)
-    client.loop_stop()
+    many_reports(broker, 3000)
     with pytest.raises(OtaError, match="still sending reports after 0.01 s .* incomplete"):
         read_reports(reader(broker), wait=0.01)
