@@ -17,7 +17,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from edgeship.edge_pusher.fleet.status import BuildRow
+from edgeship.edge_pusher.fleet.status import COLUMNS, BuildRow, table_cells
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -121,18 +121,11 @@ def plots(history: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def table(rows: list[BuildRow]) -> str:
-    head = ("channel", "model", "version", "hardware", "rollout", "running", "unhealthy",
-            "pending", "refused", "reverted")
-    out = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    out = ["<table><tr>" + "".join(f"<th>{name}</th>" for name, _ in COLUMNS) + "</tr>"]
     for r in rows:
-        rollout = "-" if r.rollout is None else f"{r.rollout}% {r.state}"
-        refused = ", ".join(f"{k} {v}" for k, v in sorted(r.refused.items())) or "0"
-        cells = [(r.channel, True), (r.name, True), (r.version, False), (r.hardware, True),
-                 (rollout, True), (r.running, False), (r.unhealthy, False), (r.pending, False),
-                 (refused, True), (r.reverted, False)]
         out.append("<tr>" + "".join(
-            ('<td class="text">' if text else "<td>") + f"{html.escape(str(v))}</td>"
-            for v, text in cells) + "</tr>")
+            ('<td class="text">' if text else "<td>") + f"{html.escape(cell)}</td>"
+            for cell, (_, text) in zip(table_cells(r), COLUMNS, strict=True)) + "</tr>")
     return "\n".join([*out, "</table>"])
 
 

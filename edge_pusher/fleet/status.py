@@ -185,16 +185,23 @@ def _next_build(device_id: str, report: dict[str, Any],
     return None
 
 
+#: The status table's columns, and whether each holds text (left-aligned in the HTML page).
+COLUMNS = (("channel", True), ("model", True), ("version", False), ("hardware", True),
+           ("rollout", True), ("running", False), ("unhealthy", False), ("pending", False),
+           ("refused", True), ("reverted", False))
+
+
+def table_cells(row: BuildRow) -> tuple[str, ...]:
+    """One build's cells of the status table, as ``fleet status`` and the HTML page show it."""
+    rollout = "-" if row.rollout is None else f"{row.rollout}% {row.state}"
+    refused = ", ".join(f"{k} {v}" for k, v in sorted(row.refused.items())) or "0"
+    return (row.channel, row.name, str(row.version), row.hardware, rollout, str(row.running),
+            str(row.unhealthy), str(row.pending), refused, str(row.reverted))
+
+
 def format_table(rows: list[BuildRow]) -> str:
     """The status as a text table, one build a line."""
-    header = ("channel", "model", "version", "hardware", "rollout", "running", "unhealthy",
-              "pending", "refused", "reverted")
-    lines = [header]
-    for r in rows:
-        rollout = "-" if r.rollout is None else f"{r.rollout}% {r.state}"
-        refused = ", ".join(f"{k} {v}" for k, v in sorted(r.refused.items())) or "0"
-        lines.append((r.channel, r.name, str(r.version), r.hardware, rollout, str(r.running),
-                      str(r.unhealthy), str(r.pending), refused, str(r.reverted)))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    lines = [tuple(name for name, _ in COLUMNS), *(table_cells(r) for r in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
                      .rstrip() for line in lines)
