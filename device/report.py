@@ -72,6 +72,11 @@ def build_report(state_dir: str, identity: dict[str, Any] | None = None) -> dict
     }
 
 
+def _payload(report: dict[str, Any]) -> bytes:
+    """A report as it goes on the wire: compact JSON, keys sorted."""
+    return json.dumps(report, sort_keys=True, separators=(",", ":")).encode()
+
+
 class MqttReporter:
     """Publishes a device's reports as retained QoS 1 messages on its own topic, from paho's
     network thread: :meth:`publish` returns at once, whatever the broker does."""
@@ -102,7 +107,7 @@ class MqttReporter:
 
     def publish(self, report: dict[str, Any]) -> None:
         """Hand ``report`` to the broker when it can be reached; never raises, never waits."""
-        payload = json.dumps(report, sort_keys=True, separators=(",", ":")).encode()
+        payload = _payload(report)
         with self._lock:
             self._latest = payload
             self.reports += 1
@@ -140,8 +145,7 @@ class MqttReporter:
         fresh = None
         if self._source is not None:
             try:
-                fresh = json.dumps(self._source(), sort_keys=True,
-                                   separators=(",", ":")).encode()
+                fresh = _payload(self._source())
             except Exception as e:  # noqa: BLE001 - then the held report goes out
                 log.warning("report not rebuilt: %s", e)
         with self._lock:
