@@ -7,6 +7,7 @@ when a command runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import threading
@@ -15,6 +16,21 @@ from datetime import timedelta
 
 from edgeship.contract import DEFAULT_TOPIC_PREFIX
 from edgeship.errors import OtaError
+
+
+def _user_files(handler):
+    """A file the user named that cannot be read or written (a broker folder, --html, --log,
+    --history) is one line naming it, not an internal error."""
+    @functools.wraps(handler)
+    def run(args) -> int:
+        try:
+            return handler(args)
+        except OSError as e:
+            if e.filename is None:
+                raise
+            raise OtaError(f"{e.filename}: {e.strerror}") from None
+
+    return run
 
 
 def _login(args):
@@ -43,6 +59,7 @@ def _snapshot(rows, reports) -> dict:
             "devices": len(reports.reports), "builds": [r.as_dict() for r in rows]}
 
 
+@_user_files
 def _cmd_broker_config(args) -> int:
     from edgeship.edge_pusher.fleet.broker import Tls, broker_config
 
@@ -57,6 +74,7 @@ def _cmd_broker_config(args) -> int:
     return 0
 
 
+@_user_files
 def _cmd_add_device(args) -> int:
     from edgeship.edge_pusher.fleet.broker import add_devices
 
@@ -68,6 +86,7 @@ def _cmd_add_device(args) -> int:
     return 0
 
 
+@_user_files
 def _cmd_status(args) -> int:
     from edgeship.edge_pusher.fleet.reports import read_reports
     from edgeship.edge_pusher.fleet.status import fleet_status, format_table
@@ -87,6 +106,7 @@ def _cmd_status(args) -> int:
     return 0
 
 
+@_user_files
 def _cmd_report(args) -> int:
     from edgeship.edge_pusher.fleet.html import write_report
     from edgeship.edge_pusher.fleet.reports import read_reports
@@ -101,6 +121,7 @@ def _cmd_report(args) -> int:
     return 0
 
 
+@_user_files
 def _cmd_watch(args) -> int:
     from edgeship.edge_pusher.cli import _repository
     from edgeship.edge_pusher.fleet.reports import read_reports

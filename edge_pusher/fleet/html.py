@@ -146,6 +146,11 @@ def write_report(path: str, rows: list[BuildRow], reports, history_path: str | N
         f"<p>{len(reports.reports)} devices reporting; {len(history)} snapshots.</p>{skipped}\n"
         f"{table(rows)}\n{figures}\n</body></html>\n")
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(page)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(page)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

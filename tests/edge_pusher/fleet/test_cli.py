@@ -44,6 +44,10 @@ def test_broker_config_and_add_device(tmp_path) -> None:
     assert reserved.returncode == 1 and "fleet reader's MQTT user" in reserved.stderr
     bad = edgeship("fleet", "add-device", "a/b", "--dir", str(folder))
     assert bad.returncode == 1 and "invalid device id 'a/b'" in bad.stderr
+    (tmp_path / "a-file").write_text("")
+    unwritable = edgeship("fleet", "broker-config", str(tmp_path / "a-file" / "broker"))
+    assert unwritable.returncode == 1 and unwritable.stderr.count("\n") == 1
+    assert unwritable.stderr.startswith(f"edgeship: error: {tmp_path / 'a-file'}")
     tls = edgeship("fleet", "broker-config", str(folder), "--tls-cert", "x.pem")
     assert tls.returncode == 1 and "needs all of --tls-cert, --tls-key and --tls-ca" in tls.stderr
 
