@@ -389,14 +389,10 @@ def encode_tf(encoding: dict[str, Any], features: dict[str, Any]) -> Any:
     """:func:`encode` as TensorFlow ops, for ``tf.data`` pipelines: the same input tensor from a
     batch parsed with :func:`feature_spec` (missing floats NaN, missing strings ""), computed
     in the graph so that training streams without Python in the loop. A test holds the two
-    equal on every kind of data."""
+    equal on every kind of data train takes (not ``raw``: edgeship never trains on it)."""
     import tensorflow as tf
 
     kind = encoding["kind"]
-    if kind == "raw":
-        flat = [tf.reshape(tf.cast(features[name], tf.float32), [tf.shape(features[name])[0], -1])
-                for name in encoding["columns"]]
-        return tf.reshape(tf.concat(flat, axis=1), [-1, *encoding["input_shape"]])
     if kind == "image":
         name = encoding["columns"][0]
         return tf.reshape(features[name], [-1, *encoding["input_shape"]])

@@ -24,16 +24,13 @@ is not good data).
 from __future__ import annotations
 
 import json
-import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from edgeship.contract import check_rollout
 from edgeship.edge_pusher.fleet.status import BuildRow, checked_entries, fleet_status
 from edgeship.errors import OtaError
-
-log = logging.getLogger(__name__)
 
 ON_FAILURE = ("halt", "revoke")
 #: How far ahead of the watcher a device's clock may be before its report counts as stale.
@@ -91,9 +88,7 @@ class Decision:
                 f"{self.action} at {self.rollout}%{to}: {self.why}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"time": self.time, "channel": self.channel, "name": self.name,
-                "version": self.version, "hardware": self.hardware, "action": self.action,
-                "rollout": self.rollout, "to": self.to, "why": self.why, "counts": self.counts}
+        return asdict(self)
 
 
 def _parse_time(text: str | None) -> datetime | None:

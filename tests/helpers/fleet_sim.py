@@ -298,10 +298,10 @@ def simulate(devices: int = 200, processes: int = 2, interval: float = 5.0,
 
 
 def _refusals(status: dict, fleet: Fleet) -> list[str]:
-    state = Path(fleet.work / "devices" / status["device_id"] / "bad_versions.json")
-    if not state.is_file():
-        return []
-    return [f"{key} {entry['reason']}" for key, entry in json.loads(state.read_text()).items()]
+    from edgeship.device.state import StateDir
+
+    bad = StateDir(str(fleet.work / "devices" / status["device_id"])).bad_versions()
+    return [f"{key} {entry['reason']}" for key, entry in bad.items()]
 
 
 # ------------------------------------------------------------------ the watcher at scale
