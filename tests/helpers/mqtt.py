@@ -4,18 +4,13 @@ broker-config``), on a free 127.0.0.1 port, started and stopped by the test."""
 from __future__ import annotations
 
 import getpass
-import os
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from edgeship.edge_pusher.fleet.broker import Tls, add_device, broker_config
-
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from tests.helpers.tools import debian_program
 
 
 def free_port() -> int:
@@ -24,21 +19,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def need_mosquitto() -> None:
-    """Skip with the reason when Mosquitto is missing; on CI (`make test` installs it) fail."""
-    if os.path.exists(MOSQUITTO):
-        return
-    message = "mosquitto is not installed (make system installs Debian's package)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+def need_mosquitto() -> str:
+    """Mosquitto's path; missing, the test skips with the reason (fails on CI)."""
+    return debian_program("mosquitto")
 
 
 class Broker:
     """One Mosquitto with edgeship's configuration in ``folder``."""
 
     def __init__(self, folder: Path, tls: Tls | None = None):
-        need_mosquitto()
+        self.mosquitto = need_mosquitto()
         self.folder = folder
         self.port = free_port()
         self.tls = tls
@@ -84,8 +74,9 @@ class Broker:
 
     def start(self) -> Broker:
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.folder / "mosquitto.conf")],
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [self.mosquitto, "-c", str(self.folder / "mosquitto.conf")], stdout=log,
+                stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -5,32 +5,23 @@ proxy. The screenshot is kept in build/test-artifacts/."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from edgeship.edge_pusher.fleet.html import write_report
 from edgeship.edge_pusher.fleet.reports import FleetReports
 from edgeship.edge_pusher.fleet.status import fleet_status
 from tests.edge_pusher.fleet.test_status import entry, report
 from tests.helpers import REPO
+from tests.helpers.tools import debian_program
 
-CHROMIUM = shutil.which("chromium")
 ARTIFACTS = REPO / "build" / "test-artifacts"
 
 
 def chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    if CHROMIUM is None:
-        message = "chromium is not installed (make system installs Debian's package)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+        [debian_program("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
          "--disable-background-networking", "--proxy-server=127.0.0.1:9",
          f"--user-data-dir={cwd / 'profile'}", *args],
         capture_output=True, text=True, timeout=120, cwd=cwd)
