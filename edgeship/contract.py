@@ -44,7 +44,7 @@ ENTRY_STATES = ("active", "halted", "revoked")
 MAX_VERSION = 2**63 - 1
 MAX_SELF_TEST_VALUES = 1 << 16  # keeps signed metadata small
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 # ---------------------------------------------------------------------- names and versions
@@ -52,7 +52,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 def check_name(kind: str, value: str) -> str:
     """Reject names that could escape a path segment or collide after URL quoting."""
-    if not isinstance(value, str) or not _NAME_RE.match(value) or value in (".", ".."):
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or value in (".", ".."):
         raise OtaError(
             f"invalid {kind} {value!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -362,4 +362,4 @@ def topic_device_id(topic: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str | Non
     """The device id a report topic names, or None for any other topic."""
     head, _, rest = topic.partition(f"{prefix}/devices/")
     device_id, _, tail = rest.partition("/")
-    return device_id if not head and tail == "state" and _NAME_RE.match(device_id) else None
+    return device_id if not head and tail == "state" and _NAME_RE.fullmatch(device_id) else None
