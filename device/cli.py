@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 
+from edgeship.argtypes import non_negative, positive_seconds, seconds
 from edgeship.errors import EdgeshipError, InputError
 
 
@@ -110,7 +111,7 @@ def _add_reporting(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate of an mqtts:// broker")
     g.add_argument("--report-prefix", default=DEFAULT_TOPIC_PREFIX,
                    help=f"topic prefix (default {DEFAULT_TOPIC_PREFIX})")
-    g.add_argument("--report-timeout", type=float, default=5.0, metavar="SECONDS",
+    g.add_argument("--report-timeout", type=positive_seconds, default=5.0, metavar="SECONDS",
                    help="how long a one-shot command waits for the broker (default 5)")
 
 
@@ -131,16 +132,20 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
 
     d = TransferLimits()
     g = parser.add_argument_group("transfer limits (past any, the poll ends as slow-retrieval)")
-    g.add_argument("--file-timeout", type=float, default=d.file_seconds, metavar="SECONDS",
+    g.add_argument("--file-timeout", type=positive_seconds, default=d.file_seconds,
+                   metavar="SECONDS",
                    help=f"longest one file may take (default {d.file_seconds:g})")
-    g.add_argument("--min-rate", type=float, default=d.min_bytes_per_second, metavar="BYTES_S",
+    g.add_argument("--min-rate", type=non_negative, default=d.min_bytes_per_second,
+                   metavar="BYTES_S",
                    help="lowest average bytes/s of a file after --rate-grace "
                         f"(default {d.min_bytes_per_second:g})")
-    g.add_argument("--rate-grace", type=float, default=d.grace_seconds, metavar="SECONDS",
+    g.add_argument("--rate-grace", type=seconds, default=d.grace_seconds, metavar="SECONDS",
                    help=f"seconds before --min-rate applies (default {d.grace_seconds:g})")
-    g.add_argument("--poll-timeout", type=float, default=d.poll_seconds, metavar="SECONDS",
+    g.add_argument("--poll-timeout", type=positive_seconds, default=d.poll_seconds,
+                   metavar="SECONDS",
                    help=f"longest a poll may spend downloading (default {d.poll_seconds:g})")
-    g.add_argument("--socket-timeout", type=float, default=d.socket_seconds, metavar="SECONDS",
+    g.add_argument("--socket-timeout", type=positive_seconds, default=d.socket_seconds,
+                   metavar="SECONDS",
                    help="longest wait to connect or between two reads "
                         f"(default {d.socket_seconds:g})")
 
@@ -161,7 +166,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_reporting(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--once", action="store_true", help="poll once (default)")
-    g.add_argument("--interval", type=float, metavar="SECONDS", help="poll forever")
+    g.add_argument("--interval", type=positive_seconds, metavar="SECONDS", help="poll forever")
     p.set_defaults(func=_cmd_poll)
     p = ds.add_parser("status", help="print the device state as JSON")
     p.add_argument("--state-dir", required=True)

@@ -13,6 +13,7 @@ import math
 import os
 from datetime import timedelta
 
+from edgeship.argtypes import seconds
 from edgeship.errors import OtaError
 
 MAX_EXPIRY_HOURS = 10 * 365 * 24  # far beyond any sane expiry, far below datetime's year 9999
@@ -107,7 +108,7 @@ def _cmd_publish(args) -> int:
         raise OtaError(f"{args.file}: {e} (for Edge TPU builds pass --cpu-reference)") from None
     release = Release(data, args.name, args.version, args.hardware, args.channel,
                       args.rollout, custom)
-    result = _repository(args).publish([release])
+    result = _repository(args).publish([release], create=args.create)
     print(f"published {', '.join(result.paths)} (timestamp v{result.timestamp_version})")
     return 0
 
@@ -151,7 +152,7 @@ def _publisher_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL[_S3])")
     p.add_argument("--timestamp-expiry", type=_hours, default=timedelta(days=1),
                    metavar="HOURS", help="timestamp lifetime (default 24)")
-    p.add_argument("--lock-wait", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--lock-wait", type=seconds, default=60.0, metavar="SECONDS",
                    help="how long to wait for another publisher (default 60)")
 
 
@@ -171,7 +172,7 @@ def register(subparsers) -> None:
     p.add_argument("--endpoint-url")
     p.add_argument("--root-expiry-days", type=int, default=365)
     p.add_argument("--timestamp-expiry", type=_hours, default=timedelta(days=1))
-    p.add_argument("--lock-wait", type=float, default=60.0)
+    p.add_argument("--lock-wait", type=seconds, default=60.0)
     p.set_defaults(func=_cmd_keys_rotate)
 
     p = subparsers.add_parser("publish", help="sign and publish one model file")
@@ -181,10 +182,12 @@ def register(subparsers) -> None:
     p.add_argument("--version", required=True, type=_version, help="N, or 'auto' for next")
     p.add_argument("--hardware", default="cpu")
     p.add_argument("--channel", default="stable")
-    p.add_argument("--rollout", type=int, default=100, metavar="PCT")
+    p.add_argument("--rollout", type=_percent, default=100, metavar="PCT")
     p.add_argument("--report", help="quantization_report.json for metrics and self-test")
     p.add_argument("--cpu-reference", help="int8 CPU model to compute an Edge TPU self-test")
     p.add_argument("--pipeline-run", default="", help="id of the run that made the model")
+    p.add_argument("--create", action="store_true",
+                   help="create the repository if the bucket holds none (else that is an error)")
     p.set_defaults(func=_cmd_publish)
 
     repo = subparsers.add_parser("repo", help="maintain an OTA repository")
@@ -192,7 +195,7 @@ def register(subparsers) -> None:
     p = rs.add_parser("refresh", help="re-sign timestamp (and anything near expiry)")
     _publisher_flags(p)
     p.set_defaults(func=_cmd_repo_refresh)
-    p = rs.add_parser("create", help="create an empty repository (publish also creates one)")
+    p = rs.add_parser("create", help="create an empty repository (or: publish --create)")
     _publisher_flags(p)
     p.set_defaults(func=_cmd_repo_create)
 

@@ -48,10 +48,12 @@ from edgeship.contract import (
     INDEX_SCHEMA_VERSION,
     MAX_INDEX_BYTES,
     canonical_safe,
+    channel_index,
     check_name,
     check_rollout,
     check_version,
     index_path,
+    model_entries,
     target_path,
 )
 from edgeship.edge_pusher import keys as keyring
@@ -156,8 +158,13 @@ class Repository:
 
     # ------------------------------------------------------------------ public API
 
-    def publish(self, releases: list[Release]) -> PublishResult:
-        """Sign and publish ``releases`` in one repository version (all or nothing)."""
+    def publish(self, releases: list[Release], *, create: bool = True) -> PublishResult:
+        """Sign and publish ``releases`` in one repository version (all or nothing).
+
+        With ``create=False`` a bucket that holds no repository is refused, as
+        :meth:`refresh` refuses it: ``edgeship publish`` asks for that, so a mistyped URL
+        is an error rather than a new repository no device trusts. A pipeline's push step
+        creates its repository on first use."""
         if not releases:
             raise OtaError("nothing to publish")
         paths = [r.path for r in releases]
@@ -165,6 +172,8 @@ class Repository:
             raise OtaError("the same model/version/hardware/channel appears twice in one publish")
 
         def change(st: _State) -> None:
+            if st.created and not create:
+                raise OtaError(self._no_repository("publish there with --create"))
             by_channel: dict[str, list[Release]] = {}
             for rel in releases:
                 by_channel.setdefault(rel.channel, []).append(rel)
@@ -191,9 +200,7 @@ class Repository:
 
         def change(st: _State) -> None:
             if st.created:
-                raise OtaError(f"{self.bucket.url} holds no repository (no "
-                               "metadata/timestamp.json); check the URL, or create one there "
-                               "with 'edgeship repo create'")
+                raise OtaError(self._no_repository())
             horizon = self._clock() + RENEW_BEFORE
             if st.snapshot.signed.expires < horizon:
                 st.dirty.add("snapshot")
@@ -204,6 +211,12 @@ class Repository:
                     st.dirty.add(name)
 
         return self._transaction(change)
+
+    def _no_repository(self, alternative: str = "") -> str:
+        """The one line for a bucket that holds no repository (most often a mistyped URL)."""
+        also = f", or {alternative}" if alternative else ""
+        return (f"{self.bucket.url} holds no repository (no metadata/timestamp.json); check the "
+                f"URL, or create one there with 'edgeship repo create'{also}")
 
     def create(self) -> PublishResult:
         """Create an empty repository (no models yet) in a bucket that holds none."""
@@ -464,7 +477,13 @@ class Repository:
             return {"channel": channel, "models": {}}
         data = self.bucket.get(content_key(path, tf.hashes["sha256"]))
         tf.verify_length_and_hashes(data)
-        return json.loads(data)
+        try:
+            index = json.loads(data)
+            _check_index(index)
+        except (ValueError, RecursionError, OtaError) as e:
+            raise OtaError(f"channel {channel}'s signed index in {self.bucket.url} is malformed "
+                           f"({e}); refusing to publish on top of it") from None
+        return index
 
     def _write_index(self, st: _State, channel: str, index: dict) -> None:
         index["schema_version"] = INDEX_SCHEMA_VERSION
@@ -472,6 +491,7 @@ class Repository:
             for entry in entries:
                 entry.setdefault("state", "active")
             index["models"][name] = _prune(entries)
+        _check_index(index)  # never sign an index devices would refuse
         data = _canonical(index)
         if len(data) > MAX_INDEX_BYTES:  # devices would refuse it: length-exceeded
             raise OtaError(f"channel {channel}'s index would be {len(data)} bytes, over the "
@@ -587,6 +607,12 @@ def _next_version(name: str, channel: str, newest: int) -> int:
     except OtaError:
         raise OtaError(f"{name} on channel {channel} is at v{newest}: no version can follow "
                        "it; publish under another name") from None
+
+
+def _check_index(index: object) -> None:
+    """Check a channel index as devices do (shape, entries, no build listed twice)."""
+    for name, entries in channel_index(index).items():
+        model_entries(check_name("model name", name), entries)
 
 
 def _index_add(index: dict, rel: Release, since: str) -> None:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from edgeship.errors import EdgeshipError
 
@@ -26,37 +25,6 @@ PREFIX = "edgeship"
 # Top-level packages of the ``pipelines`` extra: a device install (base package) lacks them.
 PIPELINES_EXTRA = {"kfp", "kfp_server_api", "tensorflow", "keras", "apache_beam", "google",
                    "boto3", "botocore", "yaml"}
-
-
-def _number_type(convert: Callable[[str], float], low: float, high: float, what: str,
-                 *, low_open: bool = False) -> Callable[[str], float]:
-    """An argparse ``type`` for a finite number in [low, high] (``(low, high]`` if
-    ``low_open``): ``nan``, ``inf`` or a negative duration is a usage error (exit 2), never a
-    value that silently skips a soak or spins a loop."""
-
-    def parse(text: str) -> float:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        below = value <= low if low_open else value < low
-        if not math.isfinite(value) or below or value > high:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-        return value
-
-    parse.__name__ = what  # argparse names the type in its messages
-    return parse
-
-
-#: Seconds, 0 or more (a deadline, a soak, an age).
-seconds = _number_type(float, 0.0, math.inf, "a finite number of seconds >= 0")
-#: Seconds, more than 0 (an interval between cycles: 0 would spin).
-positive_seconds = _number_type(float, 0.0, math.inf, "a finite number of seconds > 0",
-                                low_open=True)
-#: A share of devices, 0..1.
-share = _number_type(float, 0.0, 1.0, "a share from 0 to 1")
-#: A count, 0 or more.
-count = _number_type(int, 0, math.inf, "a whole number >= 0")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -184,37 +184,73 @@ class IndexEntry:
 
 def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
     """Check a channel index's shape; return its ``models``: name -> [entry]. Raise
-    :class:`OtaError` naming what is malformed. Entries are checked one by one with
-    :func:`index_entry` where they are used, so one bad entry of another model cannot lock a
-    device out of the whole channel."""
+    :class:`OtaError` naming what is malformed. Entries are checked one model at a time with
+    :func:`model_entries` where they are used, so one bad entry of another model cannot lock a
+    device out of the whole channel.
+
+    Nothing in an index nests deeper than its schema (an object of models, each a list of flat
+    entries): a signed index built to nest deeper is refused here, as malformed metadata, before
+    anything walks it."""
     if not isinstance(index, dict) or not isinstance(index.get("models"), dict):
         raise OtaError("channel index has no 'models' object")
     schema = index.get("schema_version", 1)
     if schema not in (1, INDEX_SCHEMA_VERSION) or isinstance(schema, bool):
         raise OtaError(f"channel index has schema_version {schema!r}; this edgeship reads "
                        f"1 and {INDEX_SCHEMA_VERSION}")
+    for key, value in index.items():
+        if key != "models" and not _is_scalar(value):
+            raise OtaError(f"channel index field {key!r} nests deeper than the index's schema")
     models = index["models"]
     for name, entries in models.items():
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise OtaError(f"channel index entry {name!r} is not a list of objects")
+        for entry in entries:
+            deep = sorted(k for k, v in entry.items() if not _is_scalar(v))
+            if deep:
+                raise OtaError(f"channel index entry of {name!r}: field {deep[0]!r} nests deeper "
+                               "than the index's schema")
     return models
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float)
 
 
 def index_entry(name: str, entry: dict[str, Any]) -> IndexEntry:
     """One channel index entry, checked; OtaError otherwise. An entry without a ``state`` (a
-    version 1 index) is active."""
+    version 1 index) is active. Version and rollout are JSON integers: a string that reads as
+    one ("2") is refused, so an index means the same to every reader."""
     if not isinstance(entry.get("path"), str):
         raise OtaError(f"channel index entry of {name!r} has no path")
-    rollout = entry.get("rollout")
-    if not isinstance(rollout, int) or isinstance(rollout, bool):
-        raise OtaError(f"channel index entry of {name!r}: rollout {rollout!r} is not an integer")
+    for field in ("version", "rollout"):
+        value = entry.get(field)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise OtaError(f"channel index entry of {name!r}: {field} {value!r} is not an "
+                           "integer")
     state = entry.get("state", "active")
     if state not in ENTRY_STATES:
         raise OtaError(f"channel index entry of {name!r}: state {state!r} is not one of "
                        f"{', '.join(ENTRY_STATES)}")
-    return IndexEntry(check_version(entry.get("version")),
+    return IndexEntry(check_version(entry["version"]),
                       check_name("hardware", entry.get("hardware")), entry["path"],
-                      check_rollout(rollout), state)
+                      check_rollout(entry["rollout"]), state)
+
+
+def model_entries(name: str, entries: list[dict[str, Any]],
+                  hardware: str | None = None) -> list[IndexEntry]:
+    """One model's entries in a channel index (only ``hardware``'s, if given), each checked,
+    newest first. Two entries for the same (version, hardware) are refused: with one revoked
+    and one active, a reader that took the first it met could install a revoked build."""
+    checked = [index_entry(name, entry) for entry in entries
+               if hardware is None or entry.get("hardware") == hardware]
+    seen: set[tuple[int, str]] = set()
+    for entry in checked:
+        key = (entry.version, entry.hardware)
+        if key in seen:
+            raise OtaError(f"channel index lists {name} v{entry.version} ({entry.hardware}) "
+                           "twice")
+        seen.add(key)
+    return sorted(checked, key=lambda e: e.version, reverse=True)
 
 
 def canonical_safe(obj: Any) -> Any:

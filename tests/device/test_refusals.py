@@ -19,6 +19,7 @@ from edgeship.cli import main
 from edgeship.contract import target_path
 from edgeship.edge_pusher import keys
 from edgeship.edge_pusher.repository import Repository, content_key
+from edgeship.errors import OtaError
 
 
 @pytest.fixture
@@ -267,5 +268,69 @@ def test_a_bad_index_entry_of_another_model_does_not_lock_the_device_out(
                    {"name": "other", "version": 2**63, "hardware": "cpu", "rollout": 100},
                    "stable")
     assert v1_device.poll_once().action == "up-to-date"
-    publish(2, which="b")
+    rel = release(tiny_models, 2, which="b")
+    add_raw_target(repo, rel.path, rel.data, dict(rel.custom, name="sensor", version=2,
+                   hardware="cpu", channel="stable", rollout=100),
+                   {"name": "sensor", "version": 2, "hardware": "cpu", "rollout": 100}, "stable")
     assert v1_device.poll_once().version == 2
+    # the publisher refuses to sign on top of that index rather than carry the bad entry on
+    with pytest.raises(OtaError, match="malformed"):
+        publish(3)
+
+
+def _index_with_v2(repo, tiny_models, **entry_changes) -> dict:
+    """The channel index as it stands, plus a signed v2 target whose index entry is changed."""
+    from tests.helpers.ota import add_raw_target, release
+
+    rel = release(tiny_models, 2, which="b")
+    add_raw_target(repo, rel.path, rel.data, dict(rel.custom, name="sensor", version=2,
+                   hardware="cpu", channel="stable", rollout=100), None, "stable")
+    index = repo.read_index("stable")
+    v1 = index["models"]["sensor"][0]
+    index["models"]["sensor"].append(dict(v1, path=rel.path, **entry_changes))
+    return index
+
+
+@pytest.mark.parametrize("changes", [
+    {"version": "2"},  # a string that reads as a version
+    {"version": 1, "state": "active"},  # v1 listed twice: one could be revoked, one active
+])
+def test_a_malformed_signed_index_is_refused_and_the_device_keeps_its_model(
+        v1_device, repo, keys_dir, model_bytes, tiny_models, changes):
+    from tests.helpers.ota import sign_raw_index
+
+    index = _index_with_v2(repo, tiny_models, **{"version": 2} | changes)
+    sign_raw_index(repo, "stable", json.dumps(index).encode())
+    status = assert_refused(v1_device, keys_dir, model_bytes, "invalid-metadata")
+    assert "signed channel index" in status["last_error"]["message"]
+
+
+def test_a_revoked_build_listed_again_as_active_is_never_installed(
+        v1_device, repo, keys_dir, model_bytes, tiny_models):
+    from tests.helpers.ota import sign_raw_index
+
+    index = _index_with_v2(repo, tiny_models, version=2, state="revoked")
+    index["models"]["sensor"].append(dict(index["models"]["sensor"][-1], state="active"))
+    sign_raw_index(repo, "stable", json.dumps(index).encode())
+    assert_refused(v1_device, keys_dir, model_bytes, "invalid-metadata")
+
+
+def test_a_deeply_nested_signed_index_is_invalid_metadata_not_a_crash(
+        v1_device, repo, keys_dir, model_bytes):
+    from tests.helpers.ota import sign_raw_index
+
+    deep = b'{"models": {}, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    sign_raw_index(repo, "stable", deep)
+    status = assert_refused(v1_device, keys_dir, model_bytes, "invalid-metadata")
+    assert "malformed" in status["last_error"]["message"]
+
+
+@pytest.mark.parametrize("changes", [{"version": "2"}, {"version": 1}])
+def test_the_publisher_refuses_to_build_on_a_malformed_index(
+        v1_device, repo, tiny_models, changes):
+    from tests.helpers.ota import release, sign_raw_index
+
+    index = _index_with_v2(repo, tiny_models, **{"version": 2} | changes)
+    sign_raw_index(repo, "stable", json.dumps(index).encode())
+    with pytest.raises(OtaError, match="signed index .* is malformed"):
+        repo.publish([release(tiny_models, 3)])

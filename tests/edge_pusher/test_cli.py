@@ -26,7 +26,7 @@ def test_keys_publish_poll_status_end_to_end(tmp_path, tiny_models, capsys, mode
     model = str(tiny_models / "model_int8.tflite")
     assert run(["publish", model, "--bucket", f"file://{bucket}", "--keys", str(kd),
                 "--name", "sensor", "--version", "1", "--hardware", "cpu", "--channel",
-                "stable", "--rollout", "100", "--pipeline-run", "r1"]) == 0
+                "stable", "--rollout", "100", "--pipeline-run", "r1", "--create"]) == 0
     assert "models/sensor/stable/1/cpu/model.tflite" in capsys.readouterr().out
     poll = ["device", "poll", "--repo", f"file://{bucket}", "--trusted-root",
             str(kd / "root.json"), "--state-dir", str(state), "--device-id", "d1",
@@ -65,7 +65,7 @@ def test_user_errors_are_one_line(tmp_path, tiny_models):
 
 
 @pytest.mark.parametrize("flag, value", [("--name", "my model"), ("--hardware", "../cpu"),
-                                         ("--channel", ""), ("--rollout", "101")])
+                                         ("--channel", "")])
 def test_publish_checks_every_name_before_it_reads_the_model(tmp_path, monkeypatch, flag, value):
     """A typo is one line, and LiteRT (with its console line) is never loaded for it."""
     from edgeship import litert
@@ -83,6 +83,48 @@ def test_publish_checks_every_name_before_it_reads_the_model(tmp_path, monkeypat
     assert "not-read.tflite" not in str(e.value)
 
 
+def test_publish_to_a_bucket_without_a_repository_needs_create(tmp_path, tiny_models, keys_dir,
+                                                               capsys):
+    """A mistyped bucket URL must not become a new repository that no device polls."""
+    model, typo = str(tiny_models / "model_int8.tflite"), tmp_path / "bukcet"
+    publish = ["publish", model, "--bucket", f"file://{typo}", "--keys", str(keys_dir),
+               "--name", "sensor", "--version", "1"]
+    with pytest.raises(OtaError, match="holds no repository .*repo create.*--create"):
+        run(publish)
+    assert not typo.exists() or not (typo / "metadata" / "timestamp.json").exists()
+    assert run([*publish, "--create"]) == 0
+    assert "models/sensor/stable/1/cpu/model.tflite" in capsys.readouterr().out
+    assert run([*publish[:-1], "2"]) == 0  # from then on, no --create needed
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--rollout", "150"), ("--rollout", "5.5"), ("--lock-wait", "nan"), ("--lock-wait", "-1")])
+def test_publish_numbers_out_of_range_are_usage_errors(flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.build_parser().parse_args(["publish", "m", "--bucket", "b", "--keys", "k", "--name",
+                                       "m", "--version", "1", flag, value])
+    assert e.value.code == 2 and flag in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--interval", "-1"), ("--interval", "0"), ("--interval", "nan"), ("--poll-timeout", "inf"),
+    ("--file-timeout", "0"), ("--min-rate", "-5"), ("--rate-grace", "nan")])
+def test_device_poll_numbers_out_of_range_are_usage_errors(flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.build_parser().parse_args(["device", "poll", "--repo", "file:///r", "--trusted-root",
+                                       "r", "--state-dir", "s", "--device-id", "d", flag, value])
+    assert e.value.code == 2 and flag in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["sensor\n", "sensor\r", "a/b"])
+def test_publish_refuses_a_name_with_a_trailing_newline(tmp_path, tiny_models, keys_dir, name):
+    with pytest.raises(OtaError, match="invalid model name"):
+        run(["publish", str(tiny_models / "model_int8.tflite"), "--bucket",
+             f"file://{tmp_path}/b", "--keys", str(keys_dir), "--name", name, "--version", "1",
+             "--create"])
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.slow
 def test_standalone_main_prints_error_and_exits_1(tmp_path):
     proc = subprocess.run([PY, "-m", "edgeship", "device", "status", "--state-dir",
@@ -95,7 +137,7 @@ def test_standalone_main_prints_error_and_exits_1(tmp_path):
 def test_publish_with_report_records_metrics(tmp_path, tiny_models, keys_dir, repo, bucket):
     assert run(["publish", str(tiny_models / "model_int8.tflite"), "--bucket", bucket.url,
                 "--keys", str(keys_dir), "--name", "sensor", "--version", "auto",
-                "--report", str(tiny_models / "quantization_report.json")]) == 0
+                "--report", str(tiny_models / "quantization_report.json"), "--create"]) == 0
     custom = repo.target("models/sensor/stable/1/cpu/model.tflite").custom
     assert custom["metrics"]["accuracy"] == "0.9"
     assert custom["metrics"]["float_accuracy"] == "0.91"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgeship import contract
 from edgeship.errors import OtaError
@@ -95,3 +97,60 @@ def test_a_malformed_self_test_is_refused_naming_the_part(broken, message) -> No
 def test_self_test_tolerance_is_a_step_and_a_half_or_float_noise() -> None:
     assert contract.self_test_tolerance(0.004) == (pytest.approx(0.006), 0.0)
     assert contract.self_test_tolerance(None) == (1e-3, 1e-3)
+
+
+@pytest.mark.parametrize("value", ["sensor\n", "sensor\r\n", "\nsensor", "a/b", "a b", ".", "..",
+                                   "-x", "x" * 65, "", "s\x00"])
+def test_a_name_is_a_full_match_no_trailing_newline(value) -> None:
+    # `$` matches before a final newline: "sensor\n" once passed and became a path segment
+    with pytest.raises(OtaError, match="invalid model name"):
+        contract.check_name("model name", value)
+
+
+@given(st.text(max_size=70))
+def test_a_name_that_passes_is_one_safe_path_segment(value) -> None:
+    try:
+        contract.check_name("channel", value)
+    except OtaError:
+        return
+    assert value.isascii() and value.strip() == value and "/" not in value
+    assert all(c.isalnum() or c in "._-" for c in value) and 1 <= len(value) <= 64
+    assert contract.topic_device_id(f"edgeship/devices/{value}/state") == value
+
+
+def test_an_index_version_is_a_json_integer_not_a_string() -> None:
+    entry = {"version": 2, "hardware": "cpu", "rollout": 100, "path": "models/x"}
+    with pytest.raises(OtaError, match="version '2' is not an integer"):
+        contract.index_entry("m", entry | {"version": "2"})
+    with pytest.raises(OtaError, match="version True is not an integer"):
+        contract.index_entry("m", entry | {"version": True})
+
+
+def _deep(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("index", [
+    {"models": {}, "channel": {"nested": 1}},
+    {"models": {"m": [{"version": 1, "hardware": "cpu", "rollout": 1, "path": "p",
+                       "since": _deep(50_000)}]}},
+])
+def test_an_index_nesting_beyond_its_schema_is_malformed(index) -> None:
+    with pytest.raises(OtaError, match="nests deeper than the index's schema"):
+        contract.channel_index(index)
+
+
+def test_a_build_listed_twice_is_refused_whatever_its_states() -> None:
+    entry = {"version": 3, "hardware": "cpu", "rollout": 100, "path": "models/m/3"}
+    twice = [entry | {"state": "revoked"}, entry | {"state": "active"}]
+    with pytest.raises(OtaError, match="lists m v3 \\(cpu\\) twice"):
+        contract.model_entries("m", twice)
+    with pytest.raises(OtaError, match="twice"):
+        contract.model_entries("m", twice, "cpu")
+    # another hardware's builds are not read, so their faults are not this device's
+    assert contract.model_entries("m", twice, "arm") == []
+    other = entry | {"version": 4}
+    assert [e.version for e in contract.model_entries("m", [entry, other])] == [4, 3]

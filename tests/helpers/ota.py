@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import sys
 from pathlib import Path
 
+from edgeship.contract import index_path
 from edgeship.edge_pusher import push
-from edgeship.edge_pusher.repository import PublishResult, Release, Repository
+from edgeship.edge_pusher.repository import PublishResult, Release, Repository, content_key
 from tests.helpers import REPO
 
 HERE = Path(__file__).resolve().parent
@@ -40,12 +42,33 @@ def add_raw_target(repo: Repository, path: str, data: bytes, custom: dict,
     def change(st) -> None:
         repo._put_target(st, path, data, custom)
         if index_entry is not None:
-            index = repo._read_index(st, channel)
+            index = _raw_index(repo, st, channel)
             index["models"].setdefault(index_entry["name"], []).append(
                 {k: index_entry[k] for k in ("version", "hardware", "rollout")} | {"path": path})
-            repo._write_index(st, channel, index)
+            _put_raw_index(repo, st, channel, json.dumps(index).encode())
 
     return repo._transaction(change)
+
+
+def sign_raw_index(repo: Repository, channel: str, data: bytes) -> PublishResult:
+    """Sign ``data`` as ``channel``'s index, unchecked: an index the publisher refuses to
+    write (a duplicate entry, a string version, deep nesting), as a holder of the online keys
+    could sign it."""
+    return repo._transaction(lambda st: _put_raw_index(repo, st, channel, data))
+
+
+def _raw_index(repo: Repository, st, channel: str) -> dict:
+    """The channel index as signed, without the publisher's checks (which refuse to build on
+    a malformed one)."""
+    path = index_path(channel)
+    tf = repo._bin(st, repo._bin_for(st, path)).signed.targets.get(path)
+    if tf is None:
+        return {"channel": channel, "models": {}}
+    return json.loads(repo.bucket.get(content_key(path, tf.hashes["sha256"])))
+
+
+def _put_raw_index(repo: Repository, st, channel: str, data: bytes) -> None:
+    repo._put_target(st, index_path(channel), data, {"kind": "index"})
 
 
 def subprocess_env() -> dict:
