@@ -42,23 +42,33 @@ from edgeship.contract import (
     target_path,
 )
 from edgeship.device import selftest
-from edgeship.device.checked import Damaged, kind_of, read_bytes
+from edgeship.device.checked import (
+    ROOT_MAX_BYTES,
+    SNAPSHOT_MAX_BYTES,
+    TARGETS_MAX_BYTES,
+    TIMESTAMP_MAX_BYTES,
+    Damaged,
+    kind_of,
+    read_bytes,
+)
 from edgeship.device.fetcher import (
     DeadlineFetcher,
     TransferLimits,
+    UnsafeFile,
     fetcher_for,
     normalize_repo_url,
 )
 from edgeship.device.slots import SLOTS, atomic_write, file_identity, remove
 from edgeship.device.state import TRUSTED_ROOT_FILE, StateDir, device_status, now_iso
-from edgeship.device.trust import SignedCache, Unverifiable
+from edgeship.device.trust import CappedUpdater, SignedCache, Unverifiable
 from edgeship.errors import EdgeshipError, ModelCheckError, OtaError
 
 log = logging.getLogger(__name__)
 
 # Hard caps on what a device will download for metadata (endless-data attack on metadata).
-_CONFIG = dict(timestamp_max_length=16 * 1024, snapshot_max_length=1 << 20,
-               targets_max_length=4 << 20, root_max_length=256 * 1024)
+# The same caps bound what is read back from the device's own cache (CappedUpdater).
+_CONFIG = dict(timestamp_max_length=TIMESTAMP_MAX_BYTES, snapshot_max_length=SNAPSHOT_MAX_BYTES,
+               targets_max_length=TARGETS_MAX_BYTES, root_max_length=ROOT_MAX_BYTES)
 #: A slot's file larger than this is not hashed to find which signed build it is.
 MAX_MODEL_BYTES = 1 << 30
 #: Reasons that are faults of the way to the repository, not something the device refused.
@@ -106,6 +116,9 @@ def classify(exc: BaseException, url: str | None = None) -> tuple[str, str]:
         msg += f" (reading {url})"
     if isinstance(exc, Refusal):
         return exc.reason, str(exc)
+    # A FIFO, device, socket or link out of a file:// bucket: it could block or never end.
+    if isinstance(exc, UnsafeFile):
+        return "unsafe-file", msg
     # Endless data: a file longer than its signed (or capped) length is cut off, never stored.
     if isinstance(exc, tuf_exc.DownloadLengthMismatchError):
         return "length-exceeded", msg
@@ -215,7 +228,7 @@ class Agent:
     def _updater(self) -> Updater:
         md_dir = self.state.file("tuf")
         os.makedirs(md_dir, exist_ok=True)
-        return Updater(
+        return CappedUpdater(
             metadata_dir=md_dir,
             metadata_base_url=f"{self.repo_url}/metadata/",
             target_base_url=f"{self.repo_url}/targets/",

@@ -17,6 +17,14 @@ from typing import Any, NamedTuple
 
 #: No state file the agent writes comes near this; a larger one is damaged, not read.
 MAX_STATE_BYTES = 4 << 20
+#: The most a device downloads of each TUF role (python-tuf's ``UpdaterConfig`` caps, the
+#: endless-data defence) and so the most it reads back of each from its own ``tuf/`` cache: a
+#: larger cached file is damaged, removed at the start of a poll and never read (a 3 GiB
+#: sparse ``tuf/timestamp.json`` would otherwise end every poll in ``MemoryError``).
+TIMESTAMP_MAX_BYTES = 16 * 1024
+SNAPSHOT_MAX_BYTES = 1 << 20
+TARGETS_MAX_BYTES = 4 << 20  # targets and each hashed bin
+ROOT_MAX_BYTES = 256 * 1024
 
 #: A declared shape: what is wrong with a parsed value, or None when it fits.
 Shape = Callable[[Any], "str | None"]
@@ -88,3 +96,12 @@ def kind_of(path: str) -> str | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
+def tuf_cache_cap(name: str) -> int:
+    """The most read of ``name`` in a device's ``tuf/`` cache ("timestamp.json",
+    "root_history/2.root.json", "bins-3f.json", ...): its role's download cap."""
+    if name.startswith("root_history/") or name == "root.json":
+        return ROOT_MAX_BYTES
+    return {"timestamp.json": TIMESTAMP_MAX_BYTES,
+            "snapshot.json": SNAPSHOT_MAX_BYTES}.get(name, TARGETS_MAX_BYTES)

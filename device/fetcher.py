@@ -17,8 +17,11 @@ has a deadline and a minimum average rate, and a whole poll has a deadline
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import queue
 import socket
+import stat
 import threading
 import time
 import urllib.parse
@@ -37,6 +40,8 @@ from edgeship.errors import OtaError
 _CHUNK = 64 * 1024
 #: The current poll's deadline (time.monotonic), for the fetcher DeadlineFetcher wraps.
 _poll_deadline: ContextVar[float] = ContextVar("edgeship_poll_deadline", default=float("inf"))
+#: The length python-tuf asks for (the signed length, or its cap) of the current download.
+_max_length: ContextVar[int | None] = ContextVar("edgeship_max_length", default=None)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class DeadlineFetcher(FetcherInterface):
                  clock: Callable[[], float] = time.monotonic):
         self.inner, self.limits, self.clock = inner, limits, clock
         self.poll_deadline = float("inf")
+        self._length: int | None = None
         #: The file this poll requested last: what a refusal of python-tuf's concerns.
         self.last_url: str | None = None
 
@@ -83,15 +89,25 @@ class DeadlineFetcher(FetcherInterface):
         self.poll_deadline = self.clock() + self.limits.poll_seconds
         self.last_url = None
 
+    def download_file(self, url: str, max_length: int):  # type: ignore[override]
+        """python-tuf's download, noting the length it asks for (the signed length, or its
+        cap) so that a fetcher that can know a file's size first (:class:`FileFetcher`)
+        refuses a longer one without reading it."""
+        self._length = max_length
+        return super().download_file(url, max_length)
+
     def _fetch(self, url: str) -> Iterator[bytes]:
         self.last_url = url
         start = self.clock()
         self._check(url, start, start, 0)
         remaining = self.poll_deadline - start
         token = _poll_deadline.set(time.monotonic() + remaining)  # for HttpFetcher's watch
+        length, self._length = self._length, None
+        length_token = _max_length.set(length)  # for FileFetcher
         try:
             chunks = self.inner.fetch(url)
         finally:
+            _max_length.reset(length_token)
             _poll_deadline.reset(token)
         return self._limited(url, start, chunks)
 
@@ -305,26 +321,163 @@ def _why(error: BaseException) -> str:
     return text.split(": ", 1)[-1] if text.startswith("<") else (text or type(error).__name__)
 
 
+class UnsafeFile(exceptions.DownloadError):
+    """A ``file://`` bucket path that is not a regular file inside the bucket: a FIFO (opening
+    or reading it blocks for ever), a device (``/dev/zero`` never ends), a socket, or a link
+    out of the bucket. Refused as ``unsafe-file``; nothing of it is read."""
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _inside(path: str, root: str) -> bool:
+    return os.path.commonpath([path, root]) == root
+
+
+class _FileReader(threading.Thread):
+    """Opens and reads one file of a ``file://`` bucket in its own (daemon) thread and hands
+    what it reads to :class:`FileFetcher` through a small queue. On an SD card that stalls or
+    an NFS export whose server has gone, ``open()`` and ``read()`` block inside the kernel
+    where no deadline of ours can run; here the poll waits for the queue, with its deadline,
+    and abandons a thread that does not answer instead of hanging with it."""
+
+    def __init__(self, url: str, path: str, root: str | None, max_length: int | None):
+        super().__init__(daemon=True, name="edgeship-file-read")
+        self.url, self.path, self.root, self.max_length = url, path, root, max_length
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=4)
+        self.stop = threading.Event()
+        self.size = 0
+
+    def run(self) -> None:
+        try:
+            fd = self._open()
+        except BaseException as e:  # noqa: BLE001 - handed to the poll's thread
+            self._put(e)
+            return
+        self._put(True)
+        left = None if self.max_length is None else self.max_length + 1
+        try:
+            with os.fdopen(fd, "rb", buffering=0) as f:
+                while not self.stop.is_set():
+                    # python-tuf refuses what passes its length; one byte more shows it that
+                    chunk = f.read(_CHUNK if left is None else min(_CHUNK, left))
+                    self._put(chunk)
+                    if not chunk:
+                        return
+                    if left is not None:
+                        left -= len(chunk)
+                        if left <= 0:
+                            self._put(b"")
+                            return
+        except OSError as e:
+            self._put(exceptions.DownloadError(f"{self.url}: cannot read: {e.strerror or e}"))
+
+    def _open(self) -> int:
+        """The file's descriptor, opened without following a link in its last part and
+        without blocking (a FIFO opens at once, and is then refused), and checked with
+        ``fstat`` on what was opened, so that nothing swapped in after a check is read."""
+        url, path = self.url, self.path
+        if self.root is not None:
+            real = os.path.realpath(path)
+            if not _inside(real, self.root):  # a link out of the bucket, e.g. to /dev/zero
+                raise UnsafeFile(f"{url} leads out of the bucket (to {real})")
+            path = real
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise exceptions.DownloadHTTPError(f"{url} not found", 404) from None
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENXIO, errno.EMLINK):  # a link; a socket
+                raise UnsafeFile(f"{url} is {'a socket' if e.errno == errno.ENXIO else 'a link'}"
+                                 " where the bucket keeps a file") from None
+            raise exceptions.DownloadError(f"{url}: cannot open: {e.strerror or e}") from None
+        try:
+            self._check(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check(self, fd: int) -> None:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise exceptions.DownloadHTTPError(f"{self.url} is a directory", 403)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFile(f"{self.url} is {_kind(st.st_mode)}, not a regular file")
+        opened = f"/proc/self/fd/{fd}"  # where the descriptor really is (Linux): race-free
+        if self.root is not None and os.path.islink(opened):
+            real = os.readlink(opened)
+            if os.path.isabs(real) and not _inside(real, self.root):
+                raise UnsafeFile(f"{self.url} leads out of the bucket (to {real})")
+        if self.max_length is not None and st.st_size > self.max_length:
+            raise exceptions.DownloadLengthMismatchError(
+                f"{self.url} is {st.st_size} bytes, exceeding the maximum allowed length of "
+                f"{self.max_length}: refused unread")
+        self.size = st.st_size
+
+    def _put(self, item: object) -> None:
+        while not self.stop.is_set():  # a poll that gave up is never waited for
+            try:
+                self.queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def take(self, deadline: float, late: str) -> object:
+        """The next item, or ``SlowRetrievalError`` when none comes before ``deadline``."""
+        try:
+            item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            self.stop.set()
+            raise exceptions.SlowRetrievalError(f"{self.url}: {late}") from None
+        if isinstance(item, BaseException):
+            self.stop.set()
+            raise item
+        return item
+
+
 class FileFetcher(FetcherInterface):
-    """Serve ``file://`` URLs, mapping a missing file to HTTP 404 like a bucket would
-    (ngclient relies on 404 to know it has reached the newest root)."""
+    """Serve ``file://`` URLs (an SD card, an NFS export, tests) under the same rules as
+    HTTP: a missing file is HTTP 404 as a bucket would answer (ngclient relies on 404 to know
+    it has reached the newest root); only regular files inside the bucket ``root`` are read
+    (anything else is :class:`UnsafeFile`); a file larger than the length python-tuf asks for
+    is refused before it is read, and no more than that length (plus the one byte that shows
+    python-tuf it is too long) is ever read; and the open must end within
+    ``grace_seconds + socket_seconds``, the whole file within ``file_seconds``, the poll's
+    deadline, and its size at ``min_bytes_per_second`` after the grace, as an HTTP body
+    must."""
+
+    def __init__(self, root: str | None = None, limits: TransferLimits | None = None):
+        self.root = os.path.realpath(root) if root is not None else None
+        self.limits = limits or TransferLimits()
 
     def _fetch(self, url: str) -> Iterator[bytes]:
-        parsed = urllib.parse.urlparse(url)
-        path = urllib.parse.unquote(parsed.path)
-        try:
-            f = open(path, "rb")  # noqa: SIM115 - closed by the generator
-        except FileNotFoundError:
-            raise exceptions.DownloadHTTPError(f"{url} not found", 404) from None
-        except IsADirectoryError:
-            raise exceptions.DownloadHTTPError(f"{url} is a directory", 403) from None
-        return self._chunks(f)
+        limits = self.limits
+        path = urllib.parse.unquote(urllib.parse.urlparse(url).path)
+        start = time.monotonic()
+        deadline = min(start + limits.file_seconds, _poll_deadline.get())
+        reader = _FileReader(url, path, self.root, _max_length.get())
+        reader.start()
+        opened_within = limits.grace_seconds + limits.socket_seconds
+        reader.take(min(deadline, start + opened_within),
+                    f"not opened within {min(opened_within, deadline - start):g} s")
+        if limits.min_bytes_per_second > 0:
+            deadline = min(deadline, start + opened_within
+                           + reader.size / limits.min_bytes_per_second)
+        return self._pieces(reader, deadline)
 
     @staticmethod
-    def _chunks(f) -> Iterator[bytes]:
-        with f:
-            while chunk := f.read(_CHUNK):
-                yield chunk
+    def _pieces(reader: _FileReader, deadline: float) -> Iterator[bytes]:
+        try:
+            while chunk := reader.take(deadline, "not complete by its deadline"):
+                yield chunk  # type: ignore[misc]
+        finally:
+            reader.stop.set()
 
 
 class CountingFetcher(FetcherInterface):
@@ -356,7 +509,8 @@ def fetcher_for(url: str, limits: TransferLimits | None = None) -> FetcherInterf
     """A fetcher for ``url``'s scheme."""
     scheme = urllib.parse.urlparse(url).scheme
     if scheme in ("", "file"):
-        return FileFetcher()
+        root = urllib.parse.unquote(urllib.parse.urlparse(url).path) if scheme else url
+        return FileFetcher(root, limits)
     if scheme in ("http", "https"):
         return HttpFetcher(limits)
     raise OtaError(f"devices poll http(s):// or file:// repositories, not {url}; give them the "

@@ -22,8 +22,8 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-from edgeship.contract import target_path
-from edgeship.device.checked import Damaged, kind_of, object_shape, read_checked
+from edgeship.contract import MAX_INDEX_BYTES, target_path
+from edgeship.device.checked import Damaged, kind_of, object_shape, read_checked, tuf_cache_cap
 from edgeship.device.slots import SLOTS, SlotStore, atomic_write, file_identity, remove
 from edgeship.device.trust import SignedCache, Unverifiable
 
@@ -130,6 +130,9 @@ class StateDir:
             if found is not None and found != kind:
                 remove(path)
                 removed.append(Damaged("/".join(parts), _what_is_there(found)))
+            elif found == "file" and (too_large := _too_large(parts, path)):
+                remove(path)
+                removed.append(Damaged("/".join(parts), too_large))
             if kind == "file" and kind_of(path + ".tmp") is not None:
                 remove(path + ".tmp")  # an interrupted write's leftover blocks the next one
                 removed.append(Damaged("/".join(parts) + ".tmp", "left by an interrupted write"))
@@ -235,6 +238,26 @@ class StateDir:
 def _what_is_there(found: str) -> str:
     return {"dir": "a directory where a file belongs", "file": "a file where a directory "
             "belongs"}.get(found, "a link, FIFO or device where the agent keeps a file")
+
+
+def _cache_cap(parts: tuple[str, ...]) -> int | None:
+    """The most the agent (or python-tuf for it) reads of a cached file, None elsewhere."""
+    if parts[0] == "tuf" and len(parts) > 1:
+        return tuf_cache_cap("/".join(parts[1:]))
+    return MAX_INDEX_BYTES if parts[0] == "cache" and len(parts) == 2 else None
+
+
+def _too_large(parts: tuple[str, ...], path: str) -> str | None:
+    """Why a cached file is too large to be read (python-tuf reads its cache whole: a 3 GiB
+    sparse file there ended every poll in MemoryError), or None."""
+    cap = _cache_cap(parts)
+    try:
+        size = os.lstat(path).st_size
+    except OSError:
+        return None
+    if cap is None or size <= cap:
+        return None
+    return f"{size} bytes, more than the {cap} any such file may have"
 
 
 def _points_inside(link: str) -> bool:

@@ -25,8 +25,9 @@ from tuf.api.metadata import (
     Targets,
     Timestamp,
 )
+from tuf.ngclient import Updater
 
-from edgeship.device.checked import read_bytes
+from edgeship.device.checked import read_bytes, tuf_cache_cap
 from edgeship.errors import OtaError
 
 #: How many newer roots the walk follows from the firmware root, as ngclient's default.
@@ -144,3 +145,22 @@ class SignedCache:
         if md.signed.version > listed:
             raise Unverifiable(f"cached {role} is version {md.signed.version}, newer than the "
                                f"{listed} its parent lists")
+
+
+class CappedUpdater(Updater):
+    """python-tuf's ``Updater``, reading its cached metadata (``tuf/<role>.json``) as the
+    device reads every state file: a regular file only, opened without following a link or
+    blocking, and no more than its role's download cap. What fails that is, for python-tuf,
+    a cached file it cannot load: it fetches the role afresh, under the fetcher's deadlines.
+    (The agent's repair pass at the start of each poll has already removed such a file, and
+    a cached root of the wrong kind or size, which python-tuf reads in ``_load_root``; this
+    holds for what appears between the two.)"""
+
+    def _load_local_metadata(self, rolename: str) -> bytes:
+        name = f"{parse.quote(rolename, '')}.json"
+        path = os.path.join(self._dir, name)
+        data = read_bytes(path, tuf_cache_cap(name))
+        if data is None:
+            raise OSError(f"{path} is larger than the {tuf_cache_cap(name)} bytes any "
+                          f"{rolename} metadata may have")
+        return data
