@@ -32,9 +32,17 @@ def _train(s: dict[str, Any]) -> str:
 
 
 def _evaluate(s: dict[str, Any]) -> str:
-    verdict = "BLESSED" if s.get("blessed") else "NOT BLESSED: " + "; ".join(s.get("reasons", []))
-    examples = s.get("examples", "?")
-    return f"eval accuracy {_pct(s.get('accuracy'))} on {examples} examples; {verdict}"
+    """The blessing's one-line verdict (eval examples, accuracy with its 95 % interval, the
+    majority share), then balanced accuracy and macro-F1; a summary from before verdicts
+    existed (a cached step) keeps its old line."""
+    if not s.get("verdict"):
+        verdict = "BLESSED" if s.get("blessed") else \
+            "NOT BLESSED: " + "; ".join(s.get("reasons", []))
+        return f"eval accuracy {_pct(s.get('accuracy'))} on {s.get('examples', '?')} examples; " \
+            f"{verdict}"
+    macro_f1 = s.get("macro_f1")
+    return (f"{s['verdict']}; balanced accuracy {_pct(s.get('balanced_accuracy'))}, macro-F1 "
+            f"{f'{macro_f1:.2f}' if isinstance(macro_f1, int | float) else '?'}")
 
 
 def _quantize(s: dict[str, Any]) -> str:

@@ -9,7 +9,14 @@ Outputs:
     evaluation_dir/  TFMA's files (metrics-*, plots-*, validations.tfrecord, eval_config.json),
                      read with ``tfma.load_eval_result`` / ``tfma.load_validation_result``,
                      plus metrics.json (the same numbers, readable)
-    blessing_dir/    BLESSED or NOT_BLESSED; its text lists the checks and how they ended
+    blessing_dir/    BLESSED or NOT_BLESSED; its text is the one-line verdict, each check and
+                     how it ended, and what was measured (eval examples, accuracy with its 95 %
+                     interval, majority share, balanced accuracy, per-class recall, macro-F1)
+
+The blessing needs evidence (see ``evidence``): by default the lower bound of a 95 % Wilson
+interval on the accuracy must be above the eval split's majority share, so a model that learnt
+nothing is refused even with no threshold set; train's "learnt nothing" finding, recorded in the
+model's ``model_meta.json``, is stated among the reasons.
 
 Both are written through ``atomic_output_dir``: bad input or a failure leaves neither behind.
 """
@@ -42,7 +49,7 @@ from edgeship.components._dataset import (
     sample_split,
 )
 from edgeship.components._params import StepParams, is_int, is_number, require
-from edgeship.components.evaluate import _tfma
+from edgeship.components.evaluate import _tfma, evidence
 from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,9 @@ class EvaluateParams(StepParams):
     max_accuracy_decrease: float = NO_CHANGE_THRESHOLD
     beam_pipeline_args: list[str] = field(default_factory=list)
     eval_examples: int = 50_000
+    require_beats_majority: bool = True
+    min_lift_over_majority: float = 0.0
+    min_class_recall: float = 0.0
 
     def check(self) -> None:
         require(is_number(self.min_accuracy) and 0.0 <= self.min_accuracy <= 1.0,
@@ -76,6 +86,16 @@ class EvaluateParams(StepParams):
                 "beam_pipeline_args", self.beam_pipeline_args, "a list of Beam options")
         require(is_int(self.eval_examples) and self.eval_examples >= 0, "eval_examples",
                 self.eval_examples, ">= 0 (0: the whole eval split)")
+        require(isinstance(self.require_beats_majority, bool), "require_beats_majority",
+                self.require_beats_majority, "true or false")
+        lift = self.min_lift_over_majority
+        require(is_number(lift) and 0.0 <= lift < 1.0, "min_lift_over_majority", lift,
+                "at least 0 and below 1")
+        # a margin on a check that is off would be silently ignored: say so instead
+        require(self.require_beats_majority or lift == 0.0, "min_lift_over_majority", lift,
+                "0 when require_beats_majority is false (the margin is on that check)")
+        require(is_number(self.min_class_recall) and 0.0 <= self.min_class_recall <= 1.0,
+                "min_class_recall", self.min_class_recall, "between 0 and 1 (0: none)")
 
     @property
     def change_threshold(self) -> float | None:
@@ -95,10 +115,14 @@ def run_evaluate(
     """Evaluate ``model_dir`` (and the baseline model) on the eval split; bless or not.
 
     The parameters are :class:`EvaluateParams` (or the same names as keywords).
+    ``require_beats_majority`` (on by default) blesses only when the 95 % Wilson lower bound
+    of the accuracy is above the eval split's majority share plus ``min_lift_over_majority``.
     ``min_accuracy`` is a value threshold (0 = none). ``max_accuracy_decrease`` is a change
     threshold against the baseline (-1.0 = none): the candidate's accuracy may be at most
-    this much below the baseline's. Both gate the overall eval split; per-slice numbers are
-    reported. Returns a JSON-able summary (also in ``metrics.json``).
+    this much below the baseline's. ``min_class_recall`` (0 = none) is a floor on every
+    class's recall. All gate the overall eval split; per-slice numbers are reported. Returns
+    a JSON-able summary (also in ``metrics.json``) whose ``verdict`` is the decision in one
+    line.
     """
     p = EvaluateParams.build(params, **overrides)
     baseline_model_dir, slice_feature = p.baseline_model_path, p.slice_feature
@@ -111,6 +135,7 @@ def run_evaluate(
         model_dirs[_tfma.BASELINE] = baseline_model_dir
     sample, probabilities = _predictions(examples_dir, meta, model_dirs, slice_feature,
                                          p.eval_examples)
+    train_warning = str(read_model_meta(model_dir, ()).get("warning") or "")
     labels = sample.labels
     slice_values = None
     if slice_feature:
@@ -129,15 +154,22 @@ def run_evaluate(
             _tfma.read_metrics(str(out), _tfma.BASELINE, classes, True) if has_baseline else None
         )
         gated = min_accuracy > 0 or (has_baseline and max_accuracy_decrease is not None)
-        # Without thresholds TFMA reports "missing_thresholds"; like TFX, nothing gates: bless.
-        ok, failures = _tfma.read_validation(str(out)) if gated else (True, [])
-        reasons = _reasons(ok, failures, candidate, baseline, min_accuracy, max_accuracy_decrease)
-        summary = _summary(candidate, baseline, classes, ok, reasons) | {
+        # Without TFMA thresholds TFMA reports "missing_thresholds": nothing of TFMA's to gate.
+        tfma_ok, failures = _tfma.read_validation(str(out)) if gated else (True, [])
+        measured = evidence.class_metrics(candidate["confusion_matrix"])
+        failed, passed = _threshold_lines(failures, candidate, baseline, min_accuracy,
+                                          max_accuracy_decrease)
+        gate = _gate(measured, classes, p, failed, passed, train_warning)
+        ok = tfma_ok and gate["blessed"]
+        summary = _summary(candidate, baseline, classes, measured, gate) | {
             "eval_split_examples": sample.total}
         report = {
             **summary,
             "slices": candidate["slices"],
             "thresholds": {
+                "require_beats_majority": p.require_beats_majority,
+                "min_lift_over_majority": p.min_lift_over_majority,
+                "min_class_recall": p.min_class_recall,
                 "min_accuracy": min_accuracy,
                 "max_accuracy_decrease": max_accuracy_decrease,
                 "gated_slice": "overall",
@@ -148,13 +180,9 @@ def run_evaluate(
         if baseline is not None:
             report["baseline"] = {k: baseline[k] for k in ("accuracy", "per_class", "slices")}
         write_json(out / METRICS_FILE, _json_safe(report))
-        write_blessing(blessing, ok, reasons)
-    log.info(
-        "evaluate: accuracy %.4f on %d examples, %s",
-        summary["accuracy"],
-        summary["examples"],
-        "BLESSED" if ok else "NOT_BLESSED: " + "; ".join(reasons),
-    )
+        write_blessing(blessing, ok, [summary["verdict"], *summary["reasons"],
+                                      *_measured_lines(measured, classes)])
+    log.info("evaluate: %s", summary["verdict"])
     return _json_safe(summary)
 
 
@@ -189,16 +217,22 @@ def _predictions(
 
 def kfp_metrics(summary: dict[str, Any]) -> dict[str, float]:
     """Headline numbers for a KFP ``Metrics`` artifact (``log_metric`` takes floats only)."""
+    low, high = summary["accuracy_interval"]
     values = {
         "accuracy": summary["accuracy"],
+        "accuracy_lower_95": low,
+        "accuracy_upper_95": high,
         "examples": float(summary["examples"]),
+        "majority_share": summary["majority_share"],
+        "balanced_accuracy": summary["balanced_accuracy"],
+        "macro_f1": summary["macro_f1"],
         "blessed": 1.0 if summary["blessed"] else 0.0,
     }
     if summary.get("baseline_accuracy") is not None:
         values["baseline_accuracy"] = summary["baseline_accuracy"]
     for cls, numbers in summary["per_class"].items():
-        for name in ("precision", "recall"):
-            if numbers[name] is not None:
+        for name in ("precision", "recall", "f1"):
+            if numbers.get(name) is not None:
                 values[f"{name}_{cls}"] = numbers[name]
     return {k: float(v) for k, v in values.items()}
 
@@ -294,63 +328,139 @@ def _slice_values(examples_dir: str, meta: dict[str, Any], name: str) -> list[An
 # --- results ------------------------------------------------------------------------------
 
 
-def _reasons(
-    ok: bool,
+def _threshold_lines(
     failures: list[dict[str, Any]],
     candidate: dict[str, Any],
     baseline: dict[str, Any] | None,
     min_accuracy: float,
     max_accuracy_decrease: float | None,
-) -> list[str]:
-    """One line per check: what failed and by how much, or what passed."""
+) -> tuple[list[str], list[str]]:
+    """TFMA's thresholds as (failed, passed) lines: what failed and by how much, or what
+    passed."""
     accuracy = candidate["accuracy"]
-    lines = []
+    failed, passed = [], []
     for failure in failures:
         if "message" in failure:
-            lines.append(f"TFMA validation failed: {failure['message']}")
+            failed.append(f"TFMA validation failed: {failure['message']}")
         elif failure["change"]:
             drop = -failure["value"]
-            lines.append(
+            failed.append(
                 f"accuracy fell by {drop:.4f} against the baseline ({baseline['accuracy']:.4f} "
                 f"-> {accuracy:.4f}), more than max_accuracy_decrease {-failure['bound']:.4f} "
                 f"by {drop + failure['bound']:.4f}"
             )
         else:
-            lines.append(
+            failed.append(
                 f"accuracy {failure['value']:.4f} is below min_accuracy {failure['bound']:.4f} "
                 f"by {failure['bound'] - failure['value']:.4f}"
             )
-    if ok:
+    if not failed:
         if min_accuracy > 0:
-            lines.append(f"accuracy {accuracy:.4f} >= min_accuracy {min_accuracy:.4f}")
+            passed.append(f"accuracy {accuracy:.4f} >= min_accuracy {min_accuracy:.4f}")
         if baseline is not None and max_accuracy_decrease is not None:
-            lines.append(
+            passed.append(
                 f"accuracy change {accuracy - baseline['accuracy']:+.4f} against the baseline "
                 f"({baseline['accuracy']:.4f}) is within max_accuracy_decrease "
                 f"{max_accuracy_decrease:.4f}"
             )
-        if not lines:
-            lines.append("no thresholds set: blessed without a gate")
     if max_accuracy_decrease is not None and baseline is None:
-        lines.append("max_accuracy_decrease not checked: no baseline model given")
-    return lines
+        passed.append("max_accuracy_decrease not checked: no baseline model given")
+    return failed, passed
+
+
+def _gate(
+    m: evidence.ClassMetrics,
+    classes: list[str],
+    p: EvaluateParams,
+    threshold_failed: list[str],
+    threshold_passed: list[str],
+    train_warning: str,
+) -> dict[str, Any]:
+    """The decision and its evidence: ``blessed``, ``reasons`` (failed checks first, then the
+    passed ones, then notes) and ``verdict``, the decision in one line.
+
+    The beats-the-majority check comes first, because it is the evidence; train's "learnt
+    nothing" finding is a note among the reasons, never a refusal of its own (train measures
+    on its own sample; the interval on the eval split decides).
+    """
+    failed: list[str] = []
+    passed: list[str] = []
+    notes: list[str] = []
+    lift = p.min_lift_over_majority  # 0 whenever the check is off (EvaluateParams.check)
+    beats = evidence.beats_majority(m, lift)
+    if p.require_beats_majority:
+        (passed if beats else failed).append(evidence.majority_line(m, classes, lift, beats))
+    else:
+        notes.append("the beats-the-majority check is off (require_beats_majority is false): "
+                     + evidence.majority_line(m, classes, lift, beats))
+    low_recall = evidence.recall_failures(m, classes, p.min_class_recall)
+    failed += low_recall
+    if p.min_class_recall > 0 and not low_recall:
+        passed.append(f"every class's recall is at least min_class_recall "
+                      f"{evidence.pct(p.min_class_recall)}")
+    failed += threshold_failed
+    passed += threshold_passed
+    if train_warning:
+        notes.append(f"train found: {train_warning}")
+    blessed = not failed
+    majority = evidence.majority_line(m, classes, lift, beats, short=True)
+    if blessed:
+        verdict = "BLESSED: " if p.require_beats_majority else \
+            "BLESSED without the majority check (require_beats_majority is false): "
+        verdict += majority
+    else:
+        # the evidence leads whenever it refused; otherwise the first failed threshold
+        verdict = "NOT BLESSED: " + (failed[0] if beats or not p.require_beats_majority
+                                     else majority)
+        if len(failed) > 1:
+            verdict += f"; {len(failed) - 1} more failed check(s) in the blessing"
+        if train_warning:
+            verdict += f"; train found: {train_warning.split(':', 1)[0]}"
+    return {"blessed": blessed, "reasons": failed + passed + notes, "verdict": verdict,
+            "train_warning": train_warning}
+
+
+def _measured_lines(m: evidence.ClassMetrics, classes: list[str]) -> list[str]:
+    """What the blessing rests on, for the blessing file: the numbers behind the verdict."""
+    recalls = ", ".join(
+        f"'{name}' {'n/a' if r is None else evidence.pct(r)} of {m.support[i]:,}"
+        for i, (name, r) in enumerate(zip(classes, m.recall, strict=True)))
+    return [
+        f"measured: {evidence.accuracy_phrase(m)} (95% Wilson interval); majority class "
+        f"'{classes[m.majority_class]}' {evidence.pct(m.majority_share)}; balanced accuracy "
+        f"{evidence.pct(m.balanced_accuracy)}; macro-F1 {m.macro_f1:.4f}",
+        f"recall per class: {recalls}",
+    ]
 
 
 def _summary(
     candidate: dict[str, Any],
     baseline: dict[str, Any] | None,
     classes: list[str],
-    blessed: bool,
-    reasons: list[str],
+    m: evidence.ClassMetrics,
+    gate: dict[str, Any],
 ) -> dict[str, Any]:
+    per_class = {
+        cls: {**candidate["per_class"][cls], "f1": m.f1[i], "examples": m.support[i]}
+        for i, cls in enumerate(classes)
+    }
     summary = {
         "accuracy": candidate["accuracy"],
-        "blessed": blessed,
-        "reasons": reasons,
-        "per_class": candidate["per_class"],
+        "blessed": gate["blessed"],
+        "verdict": gate["verdict"],
+        "reasons": gate["reasons"],
+        "per_class": per_class,
         "confusion_matrix": candidate["confusion_matrix"],
         "classes": classes,
         "examples": candidate["examples"],
+        "correct": m.correct,
+        "accuracy_interval": list(m.interval),
+        "interval": {"method": "wilson", "confidence": evidence.CONFIDENCE},
+        "majority_class": classes[m.majority_class],
+        "majority_share": m.majority_share,
+        "balanced_accuracy": m.balanced_accuracy,
+        "macro_f1": m.macro_f1,
+        "train_warning": gate["train_warning"],
     }
     if baseline is not None:
         summary["baseline_accuracy"] = baseline["accuracy"]

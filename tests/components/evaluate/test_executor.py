@@ -222,10 +222,17 @@ def test_blessed_when_thresholds_met_and_tfma_output_loads(setup, blessed_run) -
     blessing = blessed_run["out"] / "blessing"
     assert is_blessed(blessing)
     assert sorted(p.name for p in blessing.iterdir()) == [OUTPUT_MARKER, "BLESSED"]
-    (line,) = (blessing / "BLESSED").read_text().splitlines()
-    assert "accuracy" in line and ">= min_accuracy" in line
+    summary = blessed_run["summary"]
+    text = (blessing / "BLESSED").read_text().splitlines()
+    assert text[0] == summary["verdict"] and text[1:len(summary["reasons"]) + 1] == \
+        summary["reasons"]
+    assert text[0].startswith(f"BLESSED: accuracy {100 * setup['acc_good']:.1f}% [")
+    assert f"on {len(setup['labels'])} eval examples beats the majority class" in text[0]
+    (line,) = [r for r in summary["reasons"] if ">= min_accuracy" in r]
     assert _numbers(line) == pytest.approx([setup["acc_good"], 0.5], abs=TOL)
-    assert blessed_run["summary"]["blessed"] is True
+    assert text[-2].startswith("measured: accuracy ") and "macro-F1" in text[-2]
+    assert text[-1].startswith("recall per class: 'low' ")
+    assert summary["blessed"] is True
     evaluation = str(blessed_run["out"] / "evaluation")
     assert tfma.load_validation_result(evaluation).validation_ok
     result = tfma.load_eval_result(evaluation)
@@ -259,14 +266,17 @@ def test_not_blessed_names_each_failed_threshold(setup, failed_run) -> None:
     acc, base = setup["acc_weak"], setup["acc_good"]
     assert summary["accuracy"] == pytest.approx(acc, abs=1e-6)
     reasons = summary["reasons"]
-    assert len(reasons) == 2, reasons
+    tfma_lines = [r for r in reasons if "min_accuracy" in r or "max_accuracy_decrease" in r]
+    assert len(tfma_lines) == 2, reasons
     value = next(r for r in reasons if "is below min_accuracy" in r)
     minimum = failed_run["min"]
     assert _numbers(value) == pytest.approx([acc, minimum, minimum - acc], abs=TOL)
     change = next(r for r in reasons if "fell by" in r and "more than max_accuracy_decrease" in r)
     drop, allowed = base - acc, failed_run["max_decrease"]
     assert _numbers(change) == pytest.approx([drop, base, acc, allowed, drop - allowed], abs=TOL)
-    assert (blessing / "NOT_BLESSED").read_text().splitlines() == reasons
+    text = (blessing / "NOT_BLESSED").read_text().splitlines()
+    assert text[0] == summary["verdict"] and text[1:len(reasons) + 1] == reasons
+    assert summary["verdict"].startswith("NOT BLESSED: ")
     assert summary["confusion_matrix"] == _confusion(setup["labels"], setup["pred_weak"]).tolist()
 
 
@@ -306,8 +316,7 @@ def test_blessed_when_within_change_threshold_and_slices_by_label(setup) -> None
     assert summary["blessed"] is True and is_blessed(out / "blessing")
     assert summary["baseline_accuracy"] == pytest.approx(setup["acc_weak"], abs=1e-6)
     change = setup["acc_good"] - setup["acc_weak"]
-    (line,) = summary["reasons"]
-    assert "within max_accuracy_decrease" in line
+    (line,) = [r for r in summary["reasons"] if "within max_accuracy_decrease" in r]
     assert _numbers(line) == pytest.approx([change, setup["acc_weak"], 0.0], abs=TOL)
     report = read_json(out / "evaluation" / "metrics.json", "metrics")
     labels = setup["labels"]
