@@ -16,9 +16,11 @@ from edgeship.errors import EdgeshipError, InputError
 
 
 def _cmd_poll(args: argparse.Namespace) -> int:
+    from edgeship.contract import check_name
     from edgeship.device.agent import Agent
     from edgeship.device.fetcher import TransferLimits
 
+    check_name("device id", args.device_id)  # before the reporter puts it in a topic
     limits = TransferLimits(file_seconds=args.file_timeout, poll_seconds=args.poll_timeout,
                             min_bytes_per_second=args.min_rate, grace_seconds=args.rate_grace,
                             socket_seconds=args.socket_timeout)

@@ -29,7 +29,7 @@ from edgeship.errors import OtaError
 SLOTS = ("a", "b")
 PARTIAL_SUFFIXES = (".partial", ".tmp")
 META_FILE = "meta.json"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def meta_shape(value: object) -> str | None:
@@ -45,7 +45,7 @@ def meta_shape(value: object) -> str | None:
         check_version(value.get("version"))
     except OtaError as e:
         return str(e)
-    if not (isinstance(value.get("sha256"), str) and _SHA256.match(value["sha256"])):
+    if not (isinstance(value.get("sha256"), str) and _SHA256.fullmatch(value["sha256"])):
         return "sha256 is not 64 hex digits"
     length = value.get("length")
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:

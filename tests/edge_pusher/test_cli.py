@@ -202,3 +202,11 @@ def test_keys_of_another_repository_are_named_as_such(tmp_path, tiny_models):
     assert run(["repo", "create", "--bucket", bucket, "--keys", str(mine)]) == 0
     with pytest.raises(OtaError, match="belongs to another repository"):
         run(["repo", "refresh", "--bucket", bucket, "--keys", str(theirs)])
+
+
+@pytest.mark.parametrize("device_id", ["d1\n", "a/b", "+", "#", ""])
+def test_device_poll_refuses_a_device_id_that_is_not_one_name(tmp_path, device_id):
+    with pytest.raises(OtaError, match="invalid device id"):
+        run(["device", "poll", "--repo", f"file://{tmp_path}/b", "--trusted-root",
+             str(tmp_path / "root.json"), "--state-dir", str(tmp_path / "s"), "--device-id",
+             device_id, "--once"])
