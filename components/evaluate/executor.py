@@ -178,7 +178,12 @@ def run_evaluate(
             "baseline_model": str(baseline_model_dir) or None,
         }
         if baseline is not None:
-            report["baseline"] = {k: baseline[k] for k in ("accuracy", "per_class", "slices")}
+            report["baseline"] = {
+                "accuracy": baseline["accuracy"],
+                "per_class": _per_class(
+                    evidence.class_metrics(baseline["confusion_matrix"]), classes),
+                "slices": baseline["slices"],
+            }
         write_json(out / METRICS_FILE, _json_safe(report))
         write_blessing(blessing, ok, [summary["verdict"], *summary["reasons"],
                                       *_measured_lines(measured, classes)])
@@ -420,6 +425,17 @@ def _gate(
             "train_warning": train_warning}
 
 
+def _per_class(m: evidence.ClassMetrics, classes: list[str]) -> dict[str, dict[str, Any]]:
+    """Precision, recall, F1 and eval examples per class, from the confusion matrix's counts.
+
+    Not TFMA's binarized ``Precision``/``Recall`` at ``top_k=1`` (still in TFMA's output): for
+    a model that answers one class whatever its input, TFMA 0.47 gives the class it never
+    answers a recall of 1.0, where the matrix (and the truth) says 0.
+    """
+    return {cls: {"precision": m.precision[i], "recall": m.recall[i], "f1": m.f1[i],
+                  "examples": m.support[i]} for i, cls in enumerate(classes)}
+
+
 def _measured_lines(m: evidence.ClassMetrics, classes: list[str]) -> list[str]:
     """What the blessing rests on, for the blessing file: the numbers behind the verdict."""
     recalls = ", ".join(
@@ -440,16 +456,12 @@ def _summary(
     m: evidence.ClassMetrics,
     gate: dict[str, Any],
 ) -> dict[str, Any]:
-    per_class = {
-        cls: {**candidate["per_class"][cls], "f1": m.f1[i], "examples": m.support[i]}
-        for i, cls in enumerate(classes)
-    }
     summary = {
         "accuracy": candidate["accuracy"],
         "blessed": gate["blessed"],
         "verdict": gate["verdict"],
         "reasons": gate["reasons"],
-        "per_class": per_class,
+        "per_class": _per_class(m, classes),
         "confusion_matrix": candidate["confusion_matrix"],
         "classes": classes,
         "examples": candidate["examples"],
