@@ -17,7 +17,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from edgeship.edge_pusher.fleet.status import COLUMNS, BuildRow, table_cells
+from edgeship.edge_pusher.fleet.status import COLUMNS, BuildRow, shown, table_cells
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -73,7 +73,7 @@ def plots(history: list[dict[str, Any]]) -> dict[str, str]:
     running: dict[str, list[int]] = defaultdict(lambda: [0] * len(history))
     for i, snapshot in enumerate(history):
         for b in snapshot["builds"]:
-            running[f"{b['name']} v{b['version']}"][i] += b["running"]
+            running[f"{shown(b['name'], 40)} v{b['version']}"][i] += b["running"]
     for label, counts in sorted(running.items()):
         ax.plot(times, counts, marker="o", markersize=3, label=label)
     ax.set_ylabel("devices running it")
@@ -93,7 +93,7 @@ def plots(history: list[dict[str, Any]]) -> dict[str, str]:
             stage.append(found[0]["rollout"] if found and found[0]["rollout"] is not None
                          else float("nan"))
             share.append(100.0 * found[0]["running"] / devices if found else float("nan"))
-        name = f"{label[0]} v{label[1]} ({label[2]})"
+        name = f"{shown(label[0], 40)} v{label[1]} ({shown(label[2], 40)})"
         line = ax.step(times, stage, where="post", label=f"{name} stage")[0]
         ax.plot(times, share, linestyle="--", color=line.get_color(),
                 label=f"{name} share running")
@@ -108,12 +108,13 @@ def plots(history: list[dict[str, Any]]) -> dict[str, str]:
     reasons: dict[str, int] = defaultdict(int)
     for b in history[-1]["builds"] if history else []:
         for reason, count in b["refused"].items():
-            reasons[f"{b['name']} v{b['version']} {reason}"] += count
+            reasons[f"{shown(b['name'], 40)} v{b['version']} {shown(reason, 40)}"] += count
         if b.get("reverted"):
-            reasons[f"{b['name']} v{b['version']} reverted"] += b["reverted"]
+            reasons[f"{shown(b['name'], 40)} v{b['version']} reverted"] += b["reverted"]
     labels = sorted(reasons) or ["none"]
     ax.barh(labels, [reasons.get(label, 0) for label in labels], color="#c0504d")
     ax.set_xlabel("devices")
+    ax.set_xlim(0, max([1, *reasons.values()]))  # no refusal: 0 to 1, not -0.045 to 0.045
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     figures["Refusal reasons (now)"] = _svg(fig)
     plt.close(fig)
@@ -129,22 +130,29 @@ def table(rows: list[BuildRow]) -> str:
     return "\n".join([*out, "</table>"])
 
 
-def write_report(path: str, rows: list[BuildRow], reports, history_path: str | None) -> None:
-    """Write the page to ``path`` (atomically: a half-written page is never left)."""
+def write_report(path: str, rows: list[BuildRow], reports, history_path: str | None,
+                 notes: list[str] | None = None, devices: int | None = None) -> None:
+    """Write the page to ``path`` (atomically: a half-written page is never left). ``notes``
+    are what the operator should know about reports not counted or cut (one paragraph each);
+    ``devices`` the reports counted (default: all read). Every device-supplied string is
+    escaped for HTML and cut to a bounded length (``status.shown``)."""
+    devices = len(reports.reports) if devices is None else devices
     history = read_history(history_path)
     if not history:
         history = [{"time": datetime.fromtimestamp(reports.read_at).astimezone()
-                    .isoformat(timespec="seconds"), "devices": len(reports.reports),
+                    .isoformat(timespec="seconds"), "devices": devices,
                     "builds": [r.as_dict() for r in rows]}]
     figures = "\n".join(f"<figure><figcaption>{html.escape(caption)}</figcaption>{svg}"
                         "</figure>" for caption, svg in plots(history).items())
-    skipped = (f"<p>{len(reports.skipped)} reports skipped, e.g. "
-               f"{html.escape(reports.skipped[0])}</p>" if reports.skipped else "")
+    if notes is None:
+        notes = [f"{len(reports.skipped)} reports skipped, e.g. {shown(reports.skipped[0], 200)}"
+                 ] if reports.skipped else []
+    said = "".join(f"<p>{html.escape(note)}</p>" for note in notes)
     page = (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>edgeship fleet</title>"
         f"<style>{STYLE}</style></head><body>\n<h1>Fleet</h1>\n"
-        f"<p>{len(reports.reports)} devices reporting; {len(history)} snapshots.</p>{skipped}\n"
-        f"{table(rows)}\n{figures}\n</body></html>\n")
+        f"<p>{devices} {'device' if devices == 1 else 'devices'} reporting; {len(history)} "
+        f"snapshots.</p>{said}\n{table(rows)}\n{figures}\n</body></html>\n")
     tmp = f"{path}.tmp"
     try:
         with open(tmp, "w") as f:

@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeship.contract import REPORT_SCHEMA_VERSION, check_name, devices_filter, topic_device_id
+from edgeship.edge_pusher.fleet.status import refusal_key, shown
 from edgeship.errors import OtaError
 from edgeship.mqtt import BrokerLogin
 
 #: A report is about 500 bytes; one this large is not a report (the broker refuses larger
 #: packets too: broker-config's max_packet_size).
 MAX_REPORT_BYTES = 64 * 1024
+#: Refusals read from one report: a device reports its newest 50 (``device.report``), so more
+#: is not a device's report; the rest are cut (and said), so that one report cannot add a
+#: thousand rows to the table, the page and every line of the history.
+MAX_REFUSALS = 50
+#: Characters of a refusal reason kept (reasons are refusal codes, e.g. ``self-test-failed``).
+MAX_REASON = 64
 #: How long to wait for the broker's answer to connect and subscribe.
 CONNECT_SECONDS = 10.0
 #: Retained reports arrive right after the subscription (flagged retained; live ones are not);
@@ -35,12 +42,43 @@ class FleetReports:
 
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    #: What was cut from kept reports (refusals over the cap, malformed refusal keys).
+    cut: list[str] = field(default_factory=list)
     messages: int = 0
     read_at: float = 0.0
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_name(value: object) -> bool:
+    try:
+        check_name("name", value)  # type: ignore[arg-type]
+    except OtaError:
+        return False
+    return True
+
+
+def trim(report: dict[str, Any]) -> str | None:
+    """Cut what no honest report holds and nothing counts: refusal keys that are not
+    ``name/version/hardware`` of names, refusals beyond :data:`MAX_REFUSALS` (in the order the
+    device sent them: its newest first), reasons beyond :data:`MAX_REASON` characters. Says
+    what it cut, or None."""
+    refused = report.get("refused") or {}
+    kept, malformed = {}, 0
+    for key, reason in refused.items():
+        parsed = refusal_key(key)
+        if parsed is None or not (_is_name(parsed[0]) and _is_name(parsed[2])):
+            malformed += 1
+        elif len(kept) < MAX_REFUSALS:
+            kept[key] = reason[:MAX_REASON]
+    if len(kept) == len(refused) and all(len(r) <= MAX_REASON for r in refused.values()):
+        return None
+    report["refused"] = kept
+    over = len(refused) - malformed - len(kept)
+    return (f"{len(refused)} refusals, {len(kept)} kept ({malformed} malformed keys, {over} "
+            f"over {MAX_REFUSALS}; reasons cut to {MAX_REASON} characters)")
 
 
 def report_problem(report: object, device_id: str) -> str | None:
@@ -57,7 +95,7 @@ def report_problem(report: object, device_id: str) -> str | None:
         except OtaError as e:
             return str(e)
     active = report.get("active")
-    if active is not None and not (isinstance(active, dict) and isinstance(active.get("name"), str)
+    if active is not None and not (isinstance(active, dict) and _is_name(active.get("name"))
                                    and _is_int(active.get("version"))):
         return "active is not a model name and version"
     refused = report.get("refused", {})
@@ -73,11 +111,13 @@ def report_problem(report: object, device_id: str) -> str | None:
     return None
 
 
-def parse(topic: str, payload: bytes, prefix: str) -> tuple[str, dict[str, Any]] | str:
-    """(device id, report), or why the message is skipped."""
+def parse(topic: str, payload: bytes, prefix: str
+          ) -> tuple[str, dict[str, Any], str | None] | str:
+    """(device id, report, what was cut from it or None), or why the message is skipped
+    (device-supplied text in it escaped and cut: it is shown to the operator)."""
     device_id = topic_device_id(topic, prefix)
     if device_id is None:
-        return f"{topic}: not a device report topic"
+        return f"{shown(topic, 160)}: not a device report topic"
     if not payload:  # a cleared retained message: the device was removed
         return f"{topic}: empty"
     if len(payload) > MAX_REPORT_BYTES:
@@ -87,7 +127,9 @@ def parse(topic: str, payload: bytes, prefix: str) -> tuple[str, dict[str, Any]]
     except (ValueError, UnicodeDecodeError, RecursionError):
         return f"{topic}: not JSON"
     problem = report_problem(report, device_id)
-    return f"{topic}: {problem}" if problem else (device_id, report)
+    if problem:
+        return f"{topic}: {shown(problem, 160)}"
+    return device_id, report, trim(report)
 
 
 def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
@@ -122,6 +164,8 @@ def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
             got.skipped.append(parsed)
         else:
             got.reports[parsed[0]] = parsed[1]
+            if parsed[2]:
+                got.cut.append(f"{message.topic}: {parsed[2]}")
 
     def on_disconnect(client, userdata, flags, reason_code, properties):
         if not state.get("done") and not state["refused"]:  # e.g. a second reader, same user

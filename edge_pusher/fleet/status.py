@@ -9,6 +9,7 @@ refused, when that is not what it runs.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +21,36 @@ from edgeship.errors import OtaError
 VERSION_TEXT = re.compile(r"[0-9]{1,19}")
 #: Refusal reasons that count against a build (its own fault, on this device).
 BUILD_FAILURES = ("self-test-failed", "model-load-failed")
+#: The most characters of one device-supplied string the table, the page or a log shows.
+MAX_SHOWN = 80
+
+
+def shown(text: object, limit: int = MAX_SHOWN) -> str:
+    """A device-supplied string as it may be shown to an operator: control and format
+    characters (newlines, ANSI escapes, bidirectional overrides, line separators) escaped
+    as ``\\xNN``/``\\uNNNN``, so that a report can neither draw a fake table row nor drive
+    the terminal; cut to ``limit`` characters, saying how much was cut."""
+    text = text if isinstance(text, str) else repr(text)
+    out = []
+    for ch in text[:limit]:
+        if ch == "\\" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            out.append("\\\\" if ch == "\\" else ascii(ch)[1:-1])
+        else:
+            out.append(ch)
+    cut = len(text) - limit
+    return "".join(out) + (f"...({cut} more)" if cut > 0 else "")
 
 
 @dataclass
 class BuildRow:
-    """One build (channel, model, version, hardware) across the fleet."""
+    """One build (channel, model, version, hardware) across the fleet.
+
+    Every count is of distinct devices, each counted once per build whatever its report
+    repeats. ``running`` is every reporting device that says it runs the build (what the
+    fleet looks like); the counts the rollout policy decides on (``healthy``, ``failures``,
+    ``tried``) take only devices the build's rollout covers. A device that says both that it
+    runs the build and that it refused it is one device: a failure, counted once (a report
+    that contradicts itself is not evidence that the build is fine)."""
 
     channel: str
     name: str
@@ -37,36 +63,57 @@ class BuildRow:
     #: model, have none yet, or refused a build of it), whatever they run.
     covered: int = 0
     running: int = 0
+    #: Covered devices running it whose application reported it unhealthy.
     unhealthy: int = 0
     pending: int = 0
     reverted: int = 0
+    #: Covered devices that refused it, by reason (one reason per device).
     refused: Counter = field(default_factory=Counter)
+    #: Covered devices running it with no failure.
+    healthy: int = 0
+    #: Covered devices it failed on: refused at its self-test or load, or running it and
+    #: reported unhealthy by their application.
+    failures: int = 0
+    #: Covered devices that run it or failed it.
+    tried: int = 0
+    #: Devices its rollout does not cover that claim to run or to have refused it: ignored by
+    #: every count above except ``running`` (sorted ids).
+    uncovered: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str, int, str]:
         return self.channel, self.name, self.version, self.hardware
 
-    @property
-    def healthy(self) -> int:
-        return self.running - self.unhealthy
-
-    @property
-    def failures(self) -> int:
-        """Devices the build failed on: refused at its self-test or load, or running it and
-        reported unhealthy by their application (devices its rollout covers, only)."""
-        return sum(self.refused[r] for r in BUILD_FAILURES) + self.unhealthy
-
-    @property
-    def tried(self) -> int:
-        return self.running + sum(self.refused[r] for r in BUILD_FAILURES)
-
     def as_dict(self) -> dict[str, Any]:
         return {"channel": self.channel, "name": self.name, "version": self.version,
                 "hardware": self.hardware, "rollout": self.rollout, "state": self.state,
                 "since": self.since, "covered": self.covered, "running": self.running,
-                "healthy": self.healthy,
+                "healthy": self.healthy, "failures": self.failures, "tried": self.tried,
                 "unhealthy": self.unhealthy, "pending": self.pending,
-                "reverted": self.reverted, "refused": dict(self.refused)}
+                "reverted": self.reverted, "refused": dict(self.refused),
+                "uncovered": len(self.uncovered)}
+
+
+@dataclass
+class _Seen:
+    """Who said what of one build: device id sets, so that a device counts once."""
+
+    covered: set[str] = field(default_factory=set)
+    running: set[str] = field(default_factory=set)
+    unhealthy: set[str] = field(default_factory=set)
+    refused: dict[str, str] = field(default_factory=dict)  # device -> its one reason
+    reverted: set[str] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)
+    uncovered: set[str] = field(default_factory=set)
+    counted_running: set[str] = field(default_factory=set)  # running, and covered
+
+
+def _stronger(reason: str, than: str | None) -> bool:
+    """Whether ``reason`` replaces ``than`` as a device's one refusal of a build: a build
+    failure beats any other reason, then the first in order (the same whatever the order of
+    the report's keys)."""
+    return than is None or (reason not in BUILD_FAILURES, reason) < (
+        than not in BUILD_FAILURES, than)
 
 
 def health_applies(report: dict[str, Any]) -> dict[str, Any] | None:
@@ -78,28 +125,43 @@ def health_applies(report: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def refusal_key(key: str) -> tuple[str, int, str] | None:
+    """(name, version, hardware) of a refusal key ``name/version/hardware``, or None."""
+    name, _, rest = key.partition("/")
+    version, _, built_for = rest.partition("/")
+    if not VERSION_TEXT.fullmatch(version):
+        return None
+    return name, int(version), built_for
+
+
 def fleet_status(reports: dict[str, dict[str, Any]],
                  indexes: dict[str, dict[str, list[dict]]]) -> list[BuildRow]:
     """A row per build that a device runs, refused, or that a channel index lists.
-    ``indexes`` is channel -> the index's ``models`` (name -> entries)."""
+    ``indexes`` is channel -> the index's ``models`` (name -> entries). Give it the reports
+    :func:`~edgeship.edge_pusher.fleet.registry.vet` kept: a report's hardware and channel
+    are then its registered identity's."""
     rows: dict[tuple[str, str, int, str], BuildRow] = {}
+    seen: dict[tuple[str, str, int, str], _Seen] = {}
 
-    def row(channel: str, name: str, version: int, hardware: str) -> BuildRow:
+    def row(channel: str, name: str, version: int, hardware: str) -> _Seen:
         key = (channel, name, version, hardware)
         if key not in rows:
             rows[key] = BuildRow(channel, name, version, hardware)
-        return rows[key]
+            seen[key] = _Seen()
+        return seen[key]
 
     entries = checked_entries(indexes)
     for (channel, name), builds in entries.items():
         for entry, raw in builds:
-            r = row(channel, name, entry.version, entry.hardware)
+            row(channel, name, entry.version, entry.hardware)
+            r = rows[(channel, name, entry.version, entry.hardware)]
             r.rollout, r.state, r.since = entry.rollout, entry.state, raw.get("since")
 
     def covers(device_id: str, channel: str, name: str, version: int, hardware: str) -> bool:
         """Whether the build's rollout reaches this device: what a device says of a build
-        its rollout never offered it counts against nothing (a device may lie about itself,
-        never make another build fail). A build no index lists is judged by no one."""
+        its rollout never offered it counts toward nothing (a device may lie about itself,
+        never make another build fail or advance). A build no index lists is judged by no
+        one."""
         for entry, _ in entries.get((channel, name), []):
             if (entry.version, entry.hardware) == (version, hardware):
                 return rollout_covers(entry.rollout, device_id, name, version)
@@ -109,23 +171,28 @@ def fleet_status(reports: dict[str, dict[str, Any]],
         channel, hardware, active = report["channel"], report["hardware"], report.get("active")
         if active:
             running = row(channel, active["name"], active["version"], hardware)
-            running.running += 1
-            health = health_applies(report)
-            if health and health["state"] == "unhealthy" and covers(
-                    device_id, channel, active["name"], active["version"], hardware):
-                running.unhealthy += 1
-        for key, reason in report.get("refused", {}).items():
-            name, _, rest = key.partition("/")
-            version, _, built_for = rest.partition("/")
-            if not VERSION_TEXT.fullmatch(version) or built_for != hardware or not covers(
-                    device_id, channel, name, int(version), hardware):
-                continue  # another hardware's build never reaches this device
-            refused = row(channel, name, int(version), built_for)
-            if reason == "revoked":
-                if not active or (active["name"], active["version"]) != (name, int(version)):
-                    refused.reverted += 1
+            running.running.add(device_id)
+            if covers(device_id, channel, active["name"], active["version"], hardware):
+                running.counted_running.add(device_id)
+                health = health_applies(report)
+                if health and health["state"] == "unhealthy":
+                    running.unhealthy.add(device_id)
             else:
-                refused.refused[reason] += 1
+                running.uncovered.add(device_id)
+        for key, reason in report.get("refused", {}).items():
+            parsed = refusal_key(key)
+            if parsed is None or parsed[2] != hardware:
+                continue  # another hardware's build never reaches this device
+            name, version, _ = parsed
+            refused = row(channel, name, version, hardware)
+            if not covers(device_id, channel, name, version, hardware):
+                refused.uncovered.add(device_id)
+                continue
+            if reason == "revoked":
+                if not active or (active["name"], active["version"]) != (name, version):
+                    refused.reverted.add(device_id)
+            elif _stronger(reason, refused.refused.get(device_id)):
+                refused.refused[device_id] = reason
         for (ch, name), builds in entries.items():
             follows = active["name"] == name if active else True
             mentions = any(key.startswith(f"{name}/") for key in report.get("refused", {}))
@@ -134,10 +201,21 @@ def fleet_status(reports: dict[str, dict[str, Any]],
             for entry, _ in builds:
                 if entry.hardware == hardware and rollout_covers(entry.rollout, device_id, name,
                                                                  entry.version):
-                    row(channel, name, entry.version, hardware).covered += 1
+                    row(channel, name, entry.version, hardware).covered.add(device_id)
         target = _next_build(device_id, report, entries)
         if target is not None:
-            row(channel, target[0], target[1].version, hardware).pending += 1
+            row(channel, target[0], target[1].version, hardware).pending.add(device_id)
+
+    for key, r in rows.items():
+        s = seen[key]
+        failed = s.unhealthy | {d for d, why in s.refused.items() if why in BUILD_FAILURES}
+        r.covered, r.running, r.unhealthy = len(s.covered), len(s.running), len(s.unhealthy)
+        r.pending, r.reverted = len(s.pending), len(s.reverted)
+        r.refused = Counter(s.refused.values())
+        r.failures = len(failed)
+        r.tried = len(s.counted_running | failed)
+        r.healthy = len(s.counted_running - failed)
+        r.uncovered = sorted(s.uncovered)
     return sorted(rows.values(), key=lambda r: (r.channel, r.name, -r.version, r.hardware))
 
 
@@ -194,9 +272,9 @@ COLUMNS = (("channel", True), ("model", True), ("version", False), ("hardware", 
 def table_cells(row: BuildRow) -> tuple[str, ...]:
     """One build's cells of the status table, as ``fleet status`` and the HTML page show it."""
     rollout = "-" if row.rollout is None else f"{row.rollout}% {row.state}"
-    refused = ", ".join(f"{k} {v}" for k, v in sorted(row.refused.items())) or "0"
-    return (row.channel, row.name, str(row.version), row.hardware, rollout, str(row.running),
-            str(row.unhealthy), str(row.pending), refused, str(row.reverted))
+    refused = ", ".join(f"{shown(k, 40)} {v}" for k, v in sorted(row.refused.items())) or "0"
+    return (shown(row.channel), shown(row.name), str(row.version), shown(row.hardware), rollout,
+            str(row.running), str(row.unhealthy), str(row.pending), refused, str(row.reverted))
 
 
 def format_table(rows: list[BuildRow]) -> str:

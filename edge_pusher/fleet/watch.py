@@ -8,11 +8,18 @@ hardware on the channel decides one of:
   devices that tried the build is above ``max_failure_share`` and there are at least
   ``min_failures`` of them (fewer hold the build where it is). A failure is a device the
   build's rollout covers that refused it at its self-test or load, or runs it and its
-  application reported it ``unhealthy``; "tried" is those plus every device running it;
+  application reported it ``unhealthy``; "tried" is those plus every covered device running
+  it;
 - ``advance`` to the next stage when the build has been at its stage for ``soak_seconds`` and at
-  least ``min_healthy`` devices run it without an unhealthy report (or every reporting device
+  least ``min_healthy`` covered devices run it without a failure (or every reporting device
   the stage covers, when it covers fewer);
 - ``hold`` otherwise (and ``done`` at 100 %).
+
+Every count is of distinct devices, one verdict per device and build (a device that says it
+both runs a build and refused it is one failure), and only of devices that may speak for the
+build: registered (``registry.py``) with the build's hardware and channel, and covered by its
+rollout. Everything else a report claims is ignored and named in the decision's evidence: one
+device's login buys one vote on the builds offered to it, and nothing more.
 
 The policy keeps no state of its own: a build's stage and when it began (``since``) are in the
 signed channel index, so a watcher can restart, or run as a CronJob, and decide the same. Every
@@ -29,12 +36,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from edgeship.contract import check_rollout
-from edgeship.edge_pusher.fleet.status import BuildRow, checked_entries, fleet_status
+from edgeship.edge_pusher.fleet.registry import Identity, Vetted, vet
+from edgeship.edge_pusher.fleet.status import BuildRow, checked_entries, fleet_status, shown
 from edgeship.errors import OtaError
 
 ON_FAILURE = ("halt", "revoke")
 #: How far ahead of the watcher a device's clock may be before its report counts as stale.
 MAX_CLOCK_SKEW = 300.0
+#: Device ids named per kind of ignored device in a decision's evidence (the rest counted).
+MAX_NAMED = 20
 
 
 @dataclass(frozen=True)
@@ -83,12 +93,28 @@ class Decision:
     time: str = ""
 
     def line(self) -> str:
+        """The decision and its evidence, in one line (device-supplied text escaped)."""
         to = f" -> {self.to}%" if self.to is not None else ""
-        return (f"{self.name} v{self.version} ({self.hardware}) on {self.channel}: "
-                f"{self.action} at {self.rollout}%{to}: {self.why}")
+        ignored = []
+        for kind, what in (("uncovered", "not covered by the stage"),
+                           ("unregistered", "unregistered"), ("mismatched", "mismatched")):
+            found = self.counts.get("ignored", {}).get(kind) or {"devices": 0, "ids": []}
+            if found["devices"]:
+                named = ", ".join(shown(d, 64) for d in found["ids"][:5])
+                more = found["devices"] - min(5, len(found["ids"]))
+                ignored.append(f"{found['devices']} {what} ({named}"
+                               f"{f', {more} more' if more > 0 else ''})")
+        return (f"{shown(self.name)} v{self.version} ({shown(self.hardware)}) on "
+                f"{shown(self.channel)}: {self.action} at {self.rollout}%{to}: {self.why}"
+                + (f"; ignored: {', '.join(ignored)}" if ignored else ""))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _named(ids: list[str]) -> dict[str, Any]:
+    """Ignored devices as evidence: how many, and the first :data:`MAX_NAMED` ids."""
+    return {"devices": len(ids), "ids": sorted(ids)[:MAX_NAMED]}
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -102,10 +128,11 @@ def _parse_time(text: str | None) -> datetime | None:
 
 def decide(row: BuildRow, policy: Policy, now: datetime) -> Decision:
     """What the policy does with one build, and why, in numbers."""
-    counts = {"covered": row.covered, "running": row.running, "healthy": row.healthy,
-              "unhealthy": row.unhealthy,
-              "failures": row.failures, "tried": row.tried, "pending": row.pending,
-              "refused": dict(row.refused)}
+    counts: dict[str, Any] = {
+        "covered": row.covered, "running": row.running, "healthy": row.healthy,
+        "unhealthy": row.unhealthy, "failures": row.failures, "tried": row.tried,
+        "pending": row.pending, "refused": dict(row.refused),
+        "ignored": {"uncovered": _named(row.uncovered)}}
     rollout = row.rollout or 0
 
     def made(action: str, why: str, to: int | None = None) -> Decision:
@@ -167,34 +194,53 @@ def fresh_reports(reports: dict[str, dict[str, Any]], max_age: float, now: datet
     return fresh
 
 
-def watch_once(repo, reports: dict[str, dict[str, Any]], channel: str, policy: Policy,
-               now: datetime | None = None) -> list[Decision]:
-    """One cycle on ``reports`` (device id -> report, from ``read_reports``): decide for every
-    watched build and carry out what is decided as a signed index change. No fresh report at
-    all is no data, an :class:`OtaError`: an empty or restarted broker decides nothing."""
-    now = now or datetime.now(timezone.utc)
-    stale = len(reports)
-    reports = fresh_reports(reports, policy.max_report_age, now)
-    stale -= len(reports)
-    if not reports:
+def plan(reports: dict[str, dict[str, Any]], registry: dict[str, Identity],
+         models: dict[str, list[dict]], channel: str, policy: Policy, now: datetime
+         ) -> list[Decision]:
+    """What the policy decides for every watched build of ``channel`` (whose index lists
+    ``models``), from ``reports`` (device id -> report) and nothing else: pure, so that a test
+    can ask what any set of reports would make it do. Only registered devices' fresh reports
+    that claim their own hardware and channel count; no such report at all is no data, an
+    :class:`OtaError`: an empty or restarted broker decides nothing."""
+    vetted: Vetted = vet(reports, registry)
+    fresh = fresh_reports(vetted.reports, policy.max_report_age, now)
+    stale = len(vetted.reports) - len(fresh)
+    if not fresh:
+        ignored = len(vetted.unregistered) + len(vetted.mismatched)
         raise OtaError(f"no device report newer than {policy.max_report_age:.0f} s "
-                       f"({stale} stale)")
-    models = repo.read_index(channel)["models"]
+                       f"({stale} stale)" + (
+                           f"; ignored {len(vetted.unregistered)} from unregistered devices "
+                           f"and {len(vetted.mismatched)} claiming another hardware or channel "
+                           "than their registered one" if ignored else ""))
     keep = watched(models)
     decisions = []
-    for row in fleet_status(reports, {channel: models}):
+    for row in fleet_status(fresh, {channel: models}):
         if (row.name, row.version, row.hardware) not in keep or row.channel != channel:
             continue
         decision = decide(row, policy, now)
         decision.time = now.isoformat().replace("+00:00", "Z")
         decision.counts["stale_reports"] = stale
+        decision.counts["ignored"]["unregistered"] = _named(vetted.unregistered)
+        decision.counts["ignored"]["mismatched"] = _named(sorted(vetted.mismatched))
+        decisions.append(decision)
+    return decisions
+
+
+def watch_once(repo, reports: dict[str, dict[str, Any]], channel: str, policy: Policy,
+               now: datetime | None = None, *, registry: dict[str, Identity]
+               ) -> list[Decision]:
+    """One cycle on ``reports`` (device id -> report, from ``read_reports``): :func:`plan`
+    on the channel's signed index, and carry out what is decided as a signed index change."""
+    now = now or datetime.now(timezone.utc)
+    decisions = plan(reports, registry, repo.read_index(channel)["models"], channel, policy,
+                     now)
+    for decision in decisions:
         if decision.action == "advance":
-            repo.change_rollout(row.name, row.version, channel, row.hardware,
+            repo.change_rollout(decision.name, decision.version, channel, decision.hardware,
                                 percent=decision.to)
         elif decision.action in ON_FAILURE:
-            repo.change_rollout(row.name, row.version, channel, row.hardware,
+            repo.change_rollout(decision.name, decision.version, channel, decision.hardware,
                                 state="halted" if decision.action == "halt" else "revoked")
-        decisions.append(decision)
     return decisions
 
 

@@ -38,9 +38,10 @@ class Broker:
         self.process: subprocess.Popen | None = None
         self.log = folder / "mosquitto.log"
 
-    def add_device(self, device_id: str) -> str:
-        """The device's password file; a running broker reads the password file again."""
-        path = add_device(self.folder, device_id)
+    def add_device(self, device_id: str, hardware: str = "cpu", channel: str = "stable") -> str:
+        """The device's password file (the device registered as ``hardware`` on
+        ``channel``); a running broker reads the password file again."""
+        path = add_device(self.folder, device_id, hardware, channel)
         if self.process:
             self.process.send_signal(1)  # SIGHUP: reload passwords and ACL
             time.sleep(0.2)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgeship.contract import device_topic, rollout_bucket
+from edgeship.edge_pusher.fleet.registry import register
 from tests.edge_pusher.fleet.test_broker import connect, report
 from tests.edge_pusher.fleet.test_broker import publish as send
 from tests.helpers.mqtt import Broker, free_port, need_mosquitto
@@ -35,14 +36,15 @@ def test_broker_config_and_add_device(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert "allow_anonymous false" in (folder / "mosquitto.conf").read_text()
     assert (folder / "fleet.password").stat().st_mode & 0o077 == 0
-    added = edgeship("fleet", "add-device", "pump-1", "pump-2", "--dir", str(folder))
+    added = edgeship("fleet", "add-device", "pump-1", "pump-2", "--dir", str(folder),
+                     "--hardware", "cpu")
     assert added.returncode == 0, added.stderr
     users = [line.split(":")[0] for line in (folder / "passwords").read_text().splitlines()]
     assert users == ["fleet", "pump-1", "pump-2"]
     assert (folder / "devices" / "pump-2.password").stat().st_mode & 0o077 == 0
-    reserved = edgeship("fleet", "add-device", "fleet", "--dir", str(folder))
+    reserved = edgeship("fleet", "add-device", "fleet", "--dir", str(folder), "--hardware", "x")
     assert reserved.returncode == 1 and "fleet reader's MQTT user" in reserved.stderr
-    bad = edgeship("fleet", "add-device", "a/b", "--dir", str(folder))
+    bad = edgeship("fleet", "add-device", "a/b", "--dir", str(folder), "--hardware", "x")
     assert bad.returncode == 1 and "invalid device id 'a/b'" in bad.stderr
     (tmp_path / "a-file").write_text("")
     unwritable = edgeship("fleet", "broker-config", str(tmp_path / "a-file" / "broker"))
@@ -95,6 +97,7 @@ def test_watch_with_the_broker_down_decides_nothing_and_fails_the_run(tmp_path, 
                                                                       bucket, keys_dir):
     publish(1, rollout=5)
     (tmp_path / "reader").write_text("x")
+    register(tmp_path, ["d1"], "cpu", "stable")  # devices.json beside the password file
     watch = edgeship("rollout", "watch", "--broker", f"mqtt://127.0.0.1:{free_port()}",
                      "--password-file", str(tmp_path / "reader"), "--bucket", bucket.url,
                      "--keys", str(keys_dir), "--soak", "0")

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from edgeship.contract import rollout_bucket
-from edgeship.edge_pusher.fleet.status import BuildRow
+from edgeship.edge_pusher.fleet.registry import Identity
+from edgeship.edge_pusher.fleet.status import BUILD_FAILURES, BuildRow
 from edgeship.edge_pusher.fleet.watch import Policy, decide, watch_once
 from edgeship.errors import OtaError
 from tests.edge_pusher.fleet.test_status import report
@@ -18,11 +19,21 @@ POLICY = Policy(stages=(5, 25, 100), min_healthy=3, soak_seconds=600, max_failur
 
 
 def row(rollout=5, running=0, unhealthy=0, refused=None, soaked=3600, covered=50) -> BuildRow:
+    """A build's row as distinct covered devices make it: ``running`` of them run it (of
+    which ``unhealthy`` are), others refused it by reason."""
+    failed = sum(n for reason, n in (refused or {}).items() if reason in BUILD_FAILURES)
     r = BuildRow("stable", "sensor", 2, "cpu", rollout, "active",
                  since=(NOW - timedelta(seconds=soaked)).isoformat().replace("+00:00", "Z"),
-                 covered=covered, running=running, unhealthy=unhealthy)
+                 covered=covered, running=running, unhealthy=unhealthy,
+                 healthy=running - unhealthy, failures=unhealthy + failed,
+                 tried=running + failed)
     r.refused.update(refused or {})
     return r
+
+
+def registered(reports: dict, hardware: str = "cpu") -> dict:
+    """A registry listing every reporting device as what it claims (on ``stable``)."""
+    return {d: Identity(r.get("hardware", hardware), "stable") for d, r in reports.items()}
 
 
 @pytest.mark.parametrize(("build", "action", "to", "why"), [
@@ -70,21 +81,24 @@ def test_watch_once_advances_and_halts_on_a_real_repository(repo, publish) -> No
     reports = {d: report(d, 2) for d in on_v2} | {f"o{i}": report(f"o{i}", 1)
                                                    for i in range(20)}
     later = datetime.now(timezone.utc) + timedelta(hours=2)
-    (decision,) = watch_once(repo, reports, "stable", POLICY, now=later)
+    (decision,) = watch_once(repo, reports, "stable", POLICY, now=later,
+                             registry=registered(reports))
     assert (decision.action, decision.rollout, decision.to) == ("advance", 5, 25)
     entry = {e["version"]: e for e in repo.read_index("stable")["models"]["sensor"]}[2]
     assert entry["rollout"] == 25
-    (decision,) = watch_once(repo, reports, "stable", POLICY)
+    (decision,) = watch_once(repo, reports, "stable", POLICY, registry=registered(reports))
     assert decision.action == "hold" and "soak" in decision.why  # a new stage soaks again
 
     reports[on_v2[0]] = report(on_v2[0], 2, health="unhealthy")
     reports[on_v2[1]] = report(on_v2[1], 2, health="unhealthy")
-    (decision,) = watch_once(repo, reports, "stable", POLICY, now=later)
+    (decision,) = watch_once(repo, reports, "stable", POLICY, now=later,
+                             registry=registered(reports))
     assert decision.action == "halt" and decision.counts["failures"] == 2
     entry = {e["version"]: e for e in repo.read_index("stable")["models"]["sensor"]}[2]
     assert (entry["state"], entry["rollout"]) == ("halted", 25)
     # halted: no longer watched; v1 is again the newest active build, and complete
-    (decision,) = watch_once(repo, reports, "stable", POLICY, now=later)
+    (decision,) = watch_once(repo, reports, "stable", POLICY, now=later,
+                             registry=registered(reports))
     assert (decision.version, decision.action) == (1, "done")
 
 
@@ -95,12 +109,12 @@ def test_stale_reports_and_no_reports_decide_nothing(repo, publish) -> None:
     later = datetime.now(timezone.utc) + timedelta(hours=2)
     policy = Policy()  # reports older than an hour are stale
     with pytest.raises(OtaError, match="no device report newer than 3600 s \\(0 stale\\)"):
-        watch_once(repo, {}, "stable", policy, now=later)
+        watch_once(repo, {}, "stable", policy, now=later, registry={})
     on_v2 = [f"d{i}" for i in range(3000) if rollout_bucket(f"d{i}", "sensor", 2) < 5][:4]
     old = (later - timedelta(hours=3)).isoformat()
     dark = {d: report(d, 2) | {"time": old} for d in on_v2}
     with pytest.raises(OtaError, match="\\(4 stale\\)"):
-        watch_once(repo, dark, "stable", policy, now=later)
+        watch_once(repo, dark, "stable", policy, now=later, registry=registered(dark))
     assert {e["version"]: e["rollout"] for e in
             repo.read_index("stable")["models"]["sensor"]}[2] == 5
 
