@@ -192,6 +192,16 @@ def load_signers(keys_dir: str | os.PathLike, role: str, root: Root | None = Non
     return signers
 
 
+def check_online_keys(keys_dir: str | os.PathLike) -> str:
+    """``keys_dir`` if it can sign every online role, else :class:`OtaError` naming what is
+    missing. Pipelines call it before their first step, so a folder that cannot sign stops a
+    run at once, not at push minutes later."""
+    root = load_root(keys_dir).signed
+    for role in ONLINE_ROLES:
+        load_signers(keys_dir, role, root)
+    return str(keys_dir)
+
+
 def public_key_of(keys_dir: str | os.PathLike, role: str) -> Key:
     root = load_root(keys_dir).signed
     return root.keys[root.roles[role].keyids[0]]

@@ -125,12 +125,9 @@ def _run_tfx(args: argparse.Namespace) -> int:
 
 def _checked_keys(keys: Path) -> str:
     """Fail before the first step, not at push minutes later, when --keys cannot sign."""
-    from edgeship.edge_pusher.keys import ONLINE_ROLES, load_root, load_signers
+    from edgeship.edge_pusher.keys import check_online_keys
 
-    root = load_root(keys).signed
-    for role in ONLINE_ROLES:
-        load_signers(keys, role, root)
-    return str(keys)
+    return check_online_keys(keys)
 
 
 def _demo_keys(workdir: Path) -> str:

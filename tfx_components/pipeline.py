@@ -2,7 +2,7 @@
 
     from edgeship.tfx.pipeline import sensor_pipeline, run_local
     run_local(sensor_pipeline("work/root", "work/metadata.sqlite", bucket_url="file:///ota",
-                              keys_dir="keys"))
+                              keys_dir="keys"))   # keys from `edgeship keys init keys`
 
 ML Metadata lives in SQLite at ``metadata_path``; with ``enable_cache`` (the default) a second
 run with nothing changed reuses every step's outputs, as TFX does.
@@ -14,6 +14,7 @@ from typing import Any
 
 from tfx import v1 as tfx
 
+from edgeship.edge_pusher.keys import check_online_keys
 from edgeship.tfx.components import EdgePusher, Evaluate, Ingest, Quantize, Train, Validate
 
 
@@ -56,5 +57,11 @@ def sensor_pipeline(pipeline_root: str, metadata_path: str, bucket_url: str, key
 
 
 def run_local(pipeline: tfx.dsl.Pipeline) -> None:
-    """Run under TFX's LocalDagRunner (in this process, one step after another)."""
+    """Run under TFX's LocalDagRunner (in this process, one step after another). The pushers'
+    keys are checked first: keys that cannot sign stop the run before its first step, not at
+    push minutes later. (A pipeline compiled for a cluster names keys inside its pods, so
+    :func:`sensor_pipeline` cannot check them.)"""
+    for component in pipeline.components:
+        if isinstance(component, EdgePusher):
+            check_online_keys(component.exec_properties["keys_dir"])
     tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -162,3 +162,27 @@ def test_the_bundled_sensor_csv_is_the_size_docs_data_says(tmp_path: Path) -> No
     assert said, "docs/data.md no longer gives the sensor CSV's size"
     size = Path(materialize("sensor", str(tmp_path))).stat().st_size / 1e6
     assert abs(size - float(said.group(1))) < 0.05, f"{size:.2f} MB"
+
+
+@pytest.mark.slow
+def test_the_train_readmes_module_file_fits_every_data_kind(tmp_path: Path) -> None:
+    """The README's own ``build_model`` on sensor windows and images (table rows: the train
+    tests' own module file)."""
+    from tests.helpers.builders import image_examples, sensor_examples
+
+    module = tmp_path / "my_model.py"
+    module.write_text(SNIPPETS["components/train/README.md#1"])
+    made = {"sensor": sensor_examples, "image": image_examples}
+    script = """
+import json, sys
+from edgeship.components.train.executor import run_train
+runs = json.load(open(sys.argv[1]))
+print(json.dumps({kind: run_train(examples, model, epochs=1, module_file=module, min_steps=1,
+                                  max_steps=4)["parameters"]
+                  for kind, (examples, model, module) in runs.items()}))
+"""
+    runs = {kind: (str(make(tmp_path / kind)), str(tmp_path / f"model-{kind}"), str(module))
+            for kind, make in made.items()}
+    proc = _run(script, runs, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(json.loads(proc.stdout.splitlines()[-1])) == set(made)

@@ -181,3 +181,14 @@ def test_the_pipeline_compiles_for_kubeflow_v2_with_edgeships_image(tmp_path: Pa
     executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
     assert len(executors) == 6
     assert "edgeship.tfx.components.QuantizeExecutor" in text
+
+
+def test_run_local_checks_the_keys_before_the_first_step(tmp_path: Path) -> None:
+    """tfx.md's run_local with a keys folder that was never made: one line, and no step ran."""
+    from edgeship.errors import OtaError
+
+    with pytest.raises(OtaError, match="keys init"):
+        run_local(sensor_pipeline(str(tmp_path / "root"), str(tmp_path / "metadata.sqlite"),
+                                  bucket_url=str(tmp_path / "bucket"),
+                                  keys_dir=str(tmp_path / "keys")))
+    assert not (tmp_path / "root").exists()
