@@ -66,7 +66,8 @@ def test_sensor_pipeline_runs_every_step_and_publishes(sensor_run) -> None:
     lines = step_lines(result.stdout)
     assert list(lines) == STEPS
     assert all(" SUCCESS " in line for line in lines.values())
-    assert "BLESSED" in lines["evaluate"]
+    assert "BLESSED: accuracy " in lines["evaluate"] and "NOT BLESSED" not in lines["evaluate"]
+    assert "eval examples beats the majority class" in lines["evaluate"]
     assert "int8" in result.stdout  # the variant table
     assert (workdir / "bucket" / "metadata" / "timestamp.json").is_file()
     assert (workdir / "run.log").is_file()
@@ -152,6 +153,34 @@ def test_tabular_pipeline_on_a_users_csv(tabular_run) -> None:
     lines = step_lines(result.stdout)
     assert list(lines) == STEPS
     assert "3 classes" in lines["ingest"]
+
+
+@pytest.mark.slow
+def test_a_label_independent_of_the_features_is_not_blessed_and_not_pushed(tmp_path: Path) -> None:
+    """76 % of the rows are 'on_time' whatever the features say: with the defaults (no
+    min_accuracy) evaluate refuses the model for want of evidence, says why in its one row,
+    and push publishes nothing."""
+    rng = np.random.default_rng(11)
+    data = tmp_path / "flights.csv"
+    with open(data, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["distance", "hour", "carrier", "outcome"])
+        for _ in range(900):
+            writer.writerow([f"{rng.uniform(100, 3000):.1f}", f"{rng.integers(0, 24)}",
+                             str(rng.choice(["aa", "bb", "cc"])),
+                             "on_time" if rng.random() < 0.763 else "late"])
+    workdir = tmp_path / "run"
+    result = run_plant(data, workdir)
+    assert result.returncode == 0, result.stderr + result.stdout[-3000:]
+    lines = step_lines(result.stdout)
+    assert list(lines) == STEPS
+    evaluate = lines["evaluate"]
+    assert re.search(r"NOT BLESSED: accuracy \d+\.\d% \[\d+\.\d%, \d+\.\d%\] on \d+ eval examples "
+                     r"does not beat the majority class 'on_time' \(\d+\.\d%\)", evaluate), evaluate
+    assert "not pushed: evaluate did not bless the model" in lines["push"]
+    assert not list((workdir / "bucket").rglob("*.tflite")), "nothing reaches the bucket"
+    (blessing,) = (workdir / "pipeline_root").rglob("evaluate/blessing/NOT_BLESSED")
+    assert blessing.read_text().splitlines()[0] in evaluate
 
 
 @pytest.mark.slow
