@@ -85,11 +85,13 @@ class PushOutcome:
     bucket: str = ""
     version: int | None = None
     timestamp_version: int | None = None
+    rollout: int = 100
 
     def line(self) -> str:
         if not self.pushed:
             return f"not pushed: {self.reason}"
-        return f"pushed v{self.version} to {self.bucket}: {', '.join(self.targets)}"
+        stage = f" at {self.rollout}% rollout" if self.rollout < 100 else ""
+        return f"pushed v{self.version}{stage} to {self.bucket}: {', '.join(self.targets)}"
 
 
 def blessing_state(path: str | None, what: str) -> tuple[bool, str]:
@@ -232,7 +234,7 @@ def _push(quantized_dir: str, evaluate_blessing: str | None, quantize_blessing: 
                                 p.rollout_percent, custom))
     result = repo.publish(releases)
     return PushOutcome(True, "", result.paths, repo.bucket.url, releases[0].version or None,
-                       result.timestamp_version)
+                       result.timestamp_version, p.rollout_percent)
 
 
 def _measured_file(quantized_dir: str, variant: str, report: dict[str, Any]) -> bytes:

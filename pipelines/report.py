@@ -24,10 +24,11 @@ def _validate(s: dict[str, Any]) -> str:
 
 
 def _train(s: dict[str, Any]) -> str:
+    note = f" ({s['schedule']})" if s.get("schedule") else ""
     return (
         f"train accuracy {_pct(s.get('train_accuracy'))}, eval accuracy "
         f"{_pct(s.get('eval_accuracy'))}, {s.get('parameters', '?')} parameters, "
-        f"{s.get('epochs', '?')} epochs"
+        f"{s.get('epochs', '?')} epochs{note}"
     )
 
 

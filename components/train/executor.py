@@ -185,10 +185,26 @@ def run_train(
         "train_accuracy": train_accuracy,
         "eval_accuracy": eval_accuracy,
         "epochs": model_meta["epochs_run"],
+        "schedule": _schedule_note(p, plan),
         "parameters": model_meta["parameters"],
         "model": str(model_dir),
         "warning": model_meta["warning"],
     }
+
+
+def _schedule_note(p: TrainParams, plan: data.Schedule) -> str:
+    """Why the passes made differ from ``epochs``, or "": a run told ``epochs=3`` that made 9
+    passes must say that ``min_steps`` (or ``max_steps``) decided, or the parameter reads as
+    ignored."""
+    passes = plan.epochs * plan.passes_per_epoch
+    per_pass = plan.steps_per_epoch // plan.passes_per_epoch
+    if passes > p.epochs and per_pass * p.epochs < p.min_steps:
+        return (f"at most {passes} passes, not epochs={p.epochs}: min_steps={p.min_steps} asks "
+                f"for more steps than {p.epochs} passes of {per_pass} give")
+    if passes < p.epochs and per_pass * p.epochs > p.max_steps:
+        return (f"at most {passes} passes, not epochs={p.epochs}: max_steps={p.max_steps} "
+                "bounds them")
+    return ""
 
 
 # --- checks -------------------------------------------------------------------------------

@@ -110,5 +110,6 @@ def test_push_starts_a_staged_rollout_that_rollout_set_widens(quantized, tmp_pat
                     bucket, keys_dir, rollout_percent=5)
     (entry,) = repo.read_index("stable")["models"]["sensor"]
     assert (entry["version"], entry["rollout"], entry["state"]) == (outcome.version, 5, "active")
+    assert outcome.line().startswith(f"pushed v{outcome.version} at 5% rollout to ")
     repo.change_rollout("sensor", outcome.version, percent=25)
     assert repo.read_index("stable")["models"]["sensor"][0]["rollout"] == 25

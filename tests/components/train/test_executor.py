@@ -221,3 +221,15 @@ def test_near_chance_is_judged_against_the_class_balance() -> None:
     warning = _near_chance(meta, np.array([50, 50, 50]), np.array([9, 9, 8]), list("abc"),
                            "image")
     assert "image_size and channels" in warning
+
+
+def test_the_summary_says_when_min_steps_overrides_epochs(examples, tmp_path) -> None:
+    """epochs=1 on a small split: min_steps decides, and the run says so."""
+    summary = run_train(str(examples["tabular"]), str(tmp_path / "model"), epochs=1,
+                        min_steps=200, max_steps=400)
+    assert summary["schedule"].startswith("at most ")
+    assert "not epochs=1: min_steps=200 asks for more steps than 1 passes of" in \
+        summary["schedule"]
+    quick = run_train(str(examples["tabular"]), str(tmp_path / "model2"), epochs=2,
+                      min_steps=0, max_steps=400)
+    assert quick["schedule"] == ""
