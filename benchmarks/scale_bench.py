@@ -1,7 +1,7 @@
 """How edgeship scales with the data: whole pipelines at growing sizes, side by side in one run.
 
     .venv/bin/python benchmarks/scale_bench.py [--tabular 10000 100000 1000000]
-        [--sensor 10 100] [--plot docs/scale.png] [--json scale.json]
+        [--sensor 10 100] [--plot scale.png] [--json scale.json]
 
 For each size, ``edgeship run`` runs the pipeline on generated data exactly as a user runs it
 (kfp.local, one process per step), and this script records per step: wall time (the run's own
