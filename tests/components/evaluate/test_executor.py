@@ -256,6 +256,18 @@ def test_kfp_metrics_and_confusion_matrix(setup, blessed_run) -> None:
     assert [a["displayName"] for a in matrix["annotationSpecs"]] == CLASSES
     assert [row["row"] for row in matrix["rows"]] == summary["confusion_matrix"]
     assert blessed_run["blessing"].metadata["blessed"] is True
+    # the evidence, as KFP Metrics and on the blessing artifact
+    labels, predicted = setup["labels"], setup["pred_good"]
+    recalls = [np.mean(predicted[labels == i] == i) for i in range(len(CLASSES))]
+    assert logged["balanced_accuracy"] == pytest.approx(np.mean(recalls))
+    assert logged["majority_share"] == pytest.approx(max(np.mean(labels == i) for i in (0, 1)))
+    assert logged["accuracy_lower_95"] < logged["accuracy"] <= logged["accuracy_upper_95"]
+    assert logged["macro_f1"] == pytest.approx(summary["macro_f1"])
+    assert logged["f1_low"] == pytest.approx(summary["per_class"]["low"]["f1"])
+    blessing_meta = blessed_run["blessing"].metadata
+    assert blessing_meta["verdict"] == summary["verdict"]
+    assert blessing_meta["examples"] == len(labels)
+    assert blessing_meta["accuracy_interval"] == summary["accuracy_interval"]
 
 
 def test_not_blessed_names_each_failed_threshold(setup, failed_run) -> None:
