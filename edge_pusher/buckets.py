@@ -20,10 +20,12 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
+import secrets
+import stat
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 
 from edgeship.errors import NotFound, OtaError, PreconditionFailed
 
@@ -70,22 +72,106 @@ def _content_etag(data: bytes) -> str:
 
 
 class FileBucket(Bucket):
-    """A local folder. Conditional writes are serialised by an flock on a sidecar file."""
+    """A local folder (an NFS export, an SD card, tests). Conditional writes are serialised by
+    an flock on a sidecar file.
+
+    Whoever else can write the folder can leave anything in it, so every object is reached as
+    a device reaches it: folder by folder from the root, each opened without following a
+    link (``O_NOFOLLOW``, then ``openat``), and read only when ``fstat`` on what was opened
+    says it is a regular file. A link anywhere below the root (say ``targets/models`` pointing
+    out of the bucket) is refused rather than written through, and a FIFO or a device is
+    refused rather than read (opening a FIFO blocks until a writer comes, under the publish
+    lock). Each refusal is one :class:`OtaError` line naming the object."""
 
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
         self.url = "file://" + self.root
 
-    def _path(self, key: str) -> str:
+    def _parts(self, key: str) -> list[str]:
         clean = os.path.normpath(key)
-        if clean.startswith("..") or os.path.isabs(clean):
+        if clean.startswith("..") or os.path.isabs(clean) or clean == ".":
             raise OtaError(f"bucket key {key!r} escapes the bucket")
-        return os.path.join(self.root, clean)
+        return clean.split(os.sep)
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, *self._parts(key))
+
+    def _unsafe(self, key: str, what: str) -> OtaError:
+        return OtaError(f"{self.join(key)}: {what}; a file bucket holds only folders and "
+                        "regular files (refused, nothing written)")
+
+    @contextlib.contextmanager
+    def _folder(self, key: str, create: bool) -> Iterator[tuple[int, str]]:
+        """(a descriptor of the folder holding ``key``, its last part), the folder reached
+        from the root without following any link; with ``create``, missing folders are made.
+        :class:`NotFound` when a folder is missing, :class:`OtaError` when one is a link or
+        not a folder."""
+        parts = self._parts(key)
+        if create:
+            os.makedirs(self.root, exist_ok=True)
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"{self.join(key)} does not exist") from None
+        try:
+            for i, part in enumerate(parts[:-1]):
+                parent, fd = fd, -1  # _enter closes the parent, whatever happens
+                fd = self._enter(parent, part, create, "/".join(parts[:i + 1]), key)
+            yield fd, parts[-1]
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _enter(self, parent: int, name: str, create: bool, shown: str, key: str) -> int:
+        """The descriptor of folder ``name`` in ``parent`` (which it closes)."""
+        try:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, dir_fd=parent)
+            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           dir_fd=parent)
+        except FileNotFoundError:
+            raise NotFound(f"{self.join(key)} does not exist") from None
+        except OSError as e:
+            kind = _kind_at(parent, name)
+            if kind is None:
+                raise OtaError(f"{self.join(key)}: cannot open folder {shown}: "
+                               f"{e.strerror or e}") from None
+            raise self._unsafe(key, f"{shown} is {kind}, not a folder") from None
+        finally:
+            os.close(parent)
+
+    def _open_file(self, folder: int, name: str, key: str) -> int:
+        """A descriptor of regular file ``name`` in ``folder``: opened without following a
+        link or blocking (a FIFO opens at once), then checked with fstat."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=folder)
+        except FileNotFoundError:
+            raise NotFound(f"{self.join(key)} does not exist") from None
+        except OSError as e:
+            kind = _kind_at(folder, name)
+            if kind is None:
+                raise OtaError(f"{self.join(key)}: cannot open: {e.strerror or e}") from None
+            raise self._unsafe(key, f"is {kind}") from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise self._unsafe(key, f"is {_describe(mode)}")
+        return fd
 
     @contextlib.contextmanager
     def _cas_lock(self):
         os.makedirs(self.root, exist_ok=True)
-        with open(os.path.join(self.root, ".edgeship-cas.lock"), "a+b") as f:
+        with self._folder(".edgeship-cas.lock", create=True) as (folder, name):
+            try:
+                fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                             | os.O_CLOEXEC, 0o644, dir_fd=folder)
+            except OSError as e:
+                raise self._unsafe(name, f"cannot be opened ({e.strerror or e})") from None
+        with os.fdopen(fd, "r+b") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise self._unsafe(name, "is not a regular file")
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
@@ -93,30 +179,51 @@ class FileBucket(Bucket):
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def get_with_etag(self, key: str) -> tuple[bytes, str]:
-        try:
-            with open(self._path(key), "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise NotFound(f"{self.join(key)} does not exist") from None
+        with self._folder(key, create=False) as (folder, name):
+            fd = self._open_file(folder, name, key)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
         return data, _content_etag(data)
 
     def exists(self, key: str) -> bool:
-        return os.path.isfile(self._path(key))
+        """Whether ``key`` is a regular file; a link, FIFO or device there is refused."""
+        try:
+            with self._folder(key, create=False) as (folder, name):
+                kind = _kind_at(folder, name)
+        except NotFound:
+            return False
+        if kind not in (None, "a regular file"):
+            raise self._unsafe(key, f"is {kind}")
+        return kind is not None
 
     def list(self, prefix: str = "") -> list[str]:
         out = []
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
+        for dirpath, dirs, files in os.walk(self.root):
+            for name in [*dirs, *files]:
+                path = os.path.join(dirpath, name)
+                key = os.path.relpath(path, self.root).replace(os.sep, "/")
+                mode = os.lstat(path).st_mode
                 if name.startswith(".edgeship-") or name.endswith(".edgeship-tmp"):
                     continue
-                key = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
-                if key.startswith(prefix):
+                if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                    raise self._unsafe(key, f"is {_describe(mode)}")
+                if stat.S_ISREG(mode) and key.startswith(prefix):
                     out.append(key)
         return sorted(out)
 
-    def _write_temp(self, path: str, data: bytes) -> str:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".edgeship-tmp")
+    @staticmethod
+    def _write_temp(folder: int, name: str, data: bytes) -> str:
+        """A complete, synced copy of ``data`` beside ``name``, in ``folder``; its name."""
+        for _ in range(100):
+            tmp = f".{name}.{secrets.token_hex(6)}.edgeship-tmp"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o644, dir_fd=folder)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise OtaError(f"cannot create a temporary file beside {name}")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -124,28 +231,27 @@ class FileBucket(Bucket):
                 os.fsync(f.fileno())
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=folder)
             raise
         return tmp
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        tmp = self._write_temp(path, data)
-        os.replace(tmp, path)
+        with self._folder(key, create=True) as (folder, name):
+            tmp = self._write_temp(folder, name, data)
+            os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
 
     def put_if_absent(self, key: str, data: bytes) -> str:
-        path = self._path(key)
-        tmp = self._write_temp(path, data)
-        try:
-            os.link(tmp, path)  # atomic create-if-absent of a complete file
-        except FileExistsError:
-            raise PreconditionFailed(f"{self.join(key)} already exists") from None
-        finally:
-            os.unlink(tmp)
+        with self._folder(key, create=True) as (folder, name):
+            tmp = self._write_temp(folder, name, data)
+            try:  # atomic create-if-absent of a complete file
+                os.link(tmp, name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+            except FileExistsError:
+                raise PreconditionFailed(f"{self.join(key)} already exists") from None
+            finally:
+                os.unlink(tmp, dir_fd=folder)
         return _content_etag(data)
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
-        path = self._path(key)
         with self._cas_lock():
             try:
                 _, current = self.get_with_etag(key)
@@ -153,8 +259,7 @@ class FileBucket(Bucket):
                 raise PreconditionFailed(f"{self.join(key)} disappeared") from None
             if current != etag:
                 raise PreconditionFailed(f"{self.join(key)} changed since it was read")
-            tmp = self._write_temp(path, data)
-            os.replace(tmp, path)
+            self.put(key, data)
         return _content_etag(data)
 
     def delete(self, key: str, if_match: str | None = None) -> None:
@@ -166,8 +271,30 @@ class FileBucket(Bucket):
                     return
                 if current != if_match:
                     raise PreconditionFailed(f"{self.join(key)} changed since it was read")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path(key))
+            try:
+                with self._folder(key, create=False) as (folder, name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=folder)
+            except NotFound:
+                return
+
+
+def _describe(mode: int) -> str:
+    for test, what in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"),
+                       (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _kind_at(folder: int, name: str) -> str | None:
+    """What ``name`` in ``folder`` is (without following a link), None when nothing."""
+    try:
+        return _describe(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 class S3Bucket(Bucket):

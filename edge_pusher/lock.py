@@ -87,5 +87,14 @@ class PublishLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        """Release on every way out. When the transaction failed and the release fails too
+        (the bucket broke under it), the transaction's error is the one the user sees, and
+        the lease frees the lock when it runs out."""
+        try:
+            self.release()
+        except Exception as e:
+            if exc is None:
+                raise
+            log.error("publish lock on %s not released (%s); it is free once its lease of "
+                      "%g s runs out", self.bucket.url, e, self.lease)
