@@ -23,6 +23,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # .pyc files each would compile TensorFlow's, TFDV's and TFMA's source again (tens of seconds
 # a step where PYTHONDONTWRITEBYTECODE is set, as on CI machines).
 $(STAMP): pyproject.toml requirements.lock
+	@echo "installing edgeship and its pinned stack into $(VENV)/ (a few minutes the first time)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(UV) pip install --quiet --compile-bytecode --python $(PY) -c requirements.lock \
@@ -41,6 +42,7 @@ system:
 
 $(TFX_STAMP): pyproject.toml requirements-tfx.lock
 	@test -n "$(PYTHON310)" || { echo "make tfx needs Python 3.10: make tfx PYTHON310=/path/to/python3.10"; exit 1; }
+	@echo "installing TFX 1.16 and its pinned stack into $(VENV_TFX)/ (a few minutes the first time)"
 	test -x $(VENV_TFX)/bin/python || $(PYTHON310) -m venv $(VENV_TFX)
 	$(VENV_TFX)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(VENV_TFX)/bin/uv pip install --quiet --compile-bytecode --python $(VENV_TFX)/bin/python \

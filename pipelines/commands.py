@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgeship.errors import InputError, StepFailed
@@ -105,22 +109,46 @@ def _run_tfx(args: argparse.Namespace) -> int:
         raise InputError(f"--orchestrator tfx runs the sensor pipeline, not {args.pipeline}")
     if args.channel:
         args.param.append(f"push__channel={args.channel}")
-    try:
-        from edgeship.tfx.run import parse_params, run_sensor
-    except ImportError as err:
-        raise InputError(f"--orchestrator tfx needs TFX ({err.name} is missing): "
-                         "pip install 'edgeship[tfx]' on Python 3.10, or make tfx") from None
-    params = parse_params(args.param)
+    if importlib.util.find_spec("tfx") is None:
+        raise InputError("--orchestrator tfx needs TFX (tfx is missing): pip install "
+                         "'edgeship[tfx]' on Python 3.10, or make tfx")
     workdir = (Path(args.workdir) if args.workdir else
                Path(".edgeship/runs") / f"sensor-tfx-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     keys = _checked_keys(Path(args.keys).resolve()) if args.keys else _demo_keys(workdir)
     bucket = args.bucket or (workdir / "bucket").as_uri()
     data = str(Path(args.data).resolve()) if args.data else None
-    print(f"edgeship run sensor --orchestrator tfx: working in {workdir}", flush=True)
-    print(run_sensor(workdir, data, args.label, bucket, keys, params))
+    print(f"edgeship run sensor --orchestrator tfx: working in {workdir} (the steps' output "
+          "goes to run.log)", flush=True)
+    with contextlib.nullcontext() if args.debug else _output_to(workdir / "run.log"):
+        from edgeship.tfx.run import parse_params, run_sensor
+
+        table = run_sensor(workdir, data, args.label, bucket, keys, parse_params(args.param))
+    print(table)
     print(f"bucket: {bucket}")
     return 0
+
+
+@contextlib.contextmanager
+def _output_to(log: Path) -> Iterator[None]:
+    """Send everything printed meanwhile (TensorFlow's and Beam's C++ logs, Google clients'
+    warnings: about 120 lines a TFX run) to ``log``, as the KFP route keeps its steps' output
+    in ``run.log``; the terminal keeps the summary and an error's one line."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def _checked_keys(keys: Path) -> str:

@@ -80,6 +80,7 @@ def run_sensor(workdir: Path, data_path: str | None, label: str | None, bucket_u
     return summary(workdir / "metadata.sqlite", time.monotonic() - started)
 
 
+
 def summary(metadata_path: Path, seconds: float) -> str:
     """Each step's state and time in the newest run, from ML Metadata."""
     from ml_metadata.proto import metadata_store_pb2
