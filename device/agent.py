@@ -37,6 +37,7 @@ from edgeship.contract import (
     check_name,
     index_entry,
     index_path,
+    model_entries,
     rollout_covers,
     target_custom,
     target_path,
@@ -168,7 +169,8 @@ class Agent:
         self.state_dir = self.state.path
         self.slots = self.state.slots
         self.repo_url = normalize_repo_url(repo_url)
-        self.device_id = device_id
+        # the id names the device's report topic and its rollout bucket: one path segment
+        self.device_id = check_name("device id", device_id) if device_id else ""
         self.hardware = check_name("hardware", hardware)
         self.channel = check_name("channel", channel)
         self.model = check_name("model name", model) if model else None
@@ -430,7 +432,7 @@ class Agent:
         try:
             with open(cached) as f:
                 return channel_index(json.load(f))
-        except (ValueError, OtaError) as e:
+        except (ValueError, RecursionError, OtaError) as e:
             raise Refusal("invalid-metadata", f"signed channel index is malformed: {e}") \
                 from None
 
@@ -489,17 +491,12 @@ class Agent:
 
     def _entries(self, entries: list[dict], name: str) -> list[IndexEntry]:
         """This model's builds for this hardware, newest first. Each entry is checked: a
-        version beyond 2**63 - 1 would leave the model stuck forever."""
-        found = []
-        for entry in entries:
-            if entry.get("hardware") != self.hardware:
-                continue
-            try:
-                found.append(index_entry(name, entry))
-            except OtaError as e:
-                raise Refusal("invalid-metadata", f"signed channel index: {name}: {e}") \
-                    from None
-        return sorted(found, key=lambda e: e.version, reverse=True)
+        version beyond 2**63 - 1 would leave the model stuck forever, and a build listed twice
+        (revoked and active) could be installed."""
+        try:
+            return model_entries(name, entries, self.hardware)
+        except OtaError as e:
+            raise Refusal("invalid-metadata", f"signed channel index: {name}: {e}") from None
 
     def _revoked(self, models: dict, name: str, version: int) -> bool:
         """The signed index revokes this build for this device's hardware."""
