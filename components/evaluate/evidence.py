@@ -118,6 +118,13 @@ def beats_majority(m: ClassMetrics, min_lift: float = 0.0) -> bool:
     return m.examples > 0 and m.interval[0] > m.majority_share + min_lift
 
 
+def shown(name: object) -> str:
+    """A class name as one line of text: control characters (a newline in a CSV label) are
+    escaped, so the verdict stays one line whatever the labels hold."""
+    text = str(name)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def pct(share: float, digits: int = 1) -> str:
     """A share as a percentage with one decimal: ``0.7634 -> '76.3%'``."""
     return f"{100 * share:.{digits}f}%"
@@ -136,7 +143,7 @@ def majority_line(m: ClassMetrics, classes: Sequence[str], min_lift: float, ok: 
     """The beats-the-majority check as one line, passed or failed; ``short`` leaves out the
     bound it was held to (for the one-line verdict)."""
     name = classes[m.majority_class] if m.majority_class < len(classes) else m.majority_class
-    target = f"the majority class '{name}' ({pct(m.majority_share)})"
+    target = f"the majority class '{shown(name)}' ({pct(m.majority_share)})"
     if min_lift:
         target += f" by min_lift_over_majority {pct(min_lift)}"
     line = f"{accuracy_phrase(m)} {'beats' if ok else 'does not beat'} {target}"
@@ -155,7 +162,8 @@ def recall_failures(m: ClassMetrics, classes: Sequence[str], min_recall: float) 
     for i, recall in enumerate(m.recall):
         if recall is not None and recall < min_recall:
             lines.append(
-                f"recall of class '{classes[i]}' {pct(recall)} ({round(recall * m.support[i]):,} "
-                f"of {m.support[i]:,} eval examples) is below min_class_recall {pct(min_recall)}"
+                f"recall of class '{shown(classes[i])}' {pct(recall)} "
+                f"({round(recall * m.support[i]):,} of {m.support[i]:,} eval examples) is below "
+                f"min_class_recall {pct(min_recall)}"
             )
     return lines

@@ -140,6 +140,14 @@ def test_metrics_of_a_known_matrix() -> None:
     assert math.isclose(sum(m.support), 100)
 
 
+@given(st.text(max_size=20), st.text(max_size=20))
+def test_the_verdict_stays_one_line_whatever_the_class_names(first: str, second: str) -> None:
+    m = class_metrics([[3, 1], [2, 4]])
+    for ok in (True, False):
+        assert "\n" not in majority_line(m, [first, second], 0.0, ok, short=True)
+        assert "\r" not in majority_line(m, [first, second], 0.0, ok)
+
+
 def test_the_check_is_on_unless_turned_off_and_its_parameters_are_checked() -> None:
     assert EvaluateParams().require_beats_majority is True
     assert EvaluateParams().min_lift_over_majority == 0.0
