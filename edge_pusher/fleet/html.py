@@ -77,7 +77,8 @@ def plots(history: list[dict[str, Any]]) -> dict[str, str]:
     for label, counts in sorted(running.items()):
         ax.plot(times, counts, marker="o", markersize=3, label=label)
     ax.set_ylabel("devices running it")
-    ax.legend(fontsize=8)
+    if running:
+        ax.legend(fontsize=8)
     fig.autofmt_xdate()
     figures["Devices per version over time"] = _svg(fig)
     plt.close(fig)
@@ -99,7 +100,8 @@ def plots(history: list[dict[str, Any]]) -> dict[str, str]:
                 label=f"{name} share running")
     ax.set_ylabel("% of devices")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # no build in an index: nothing to name
+        ax.legend(fontsize=7)
     fig.autofmt_xdate()
     figures["Rollout stage and share of the fleet running it"] = _svg(fig)
     plt.close(fig)

@@ -177,7 +177,13 @@ def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
     try:
         client.connect(host, port, keepalive=30)
     except ssl.SSLError as e:  # before OSError, which it is
-        raise OtaError(f"TLS with the broker at {login.url} failed: {e.reason or e}") from None
+        hint = ""
+        if isinstance(e, ssl.SSLCertVerificationError):
+            hint = ("; give the CA certificate that signed the broker's with --ca FILE"
+                    if not login.ca_file else f"; is {login.ca_file} (--ca) the CA that "
+                    "signed the broker's certificate?")
+        raise OtaError(f"TLS with the broker at {login.url} failed: {e.reason or e}{hint}"
+                       ) from None
     except OSError as e:
         raise OtaError(f"cannot reach the broker at {login.url}: {e.strerror or e}") from None
     started = time.monotonic()

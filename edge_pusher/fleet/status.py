@@ -272,7 +272,7 @@ COLUMNS = (("channel", True), ("model", True), ("version", False), ("hardware", 
 def table_cells(row: BuildRow) -> tuple[str, ...]:
     """One build's cells of the status table, as ``fleet status`` and the HTML page show it."""
     rollout = "-" if row.rollout is None else f"{row.rollout}% {row.state}"
-    refused = ", ".join(f"{shown(k, 40)} {v}" for k, v in sorted(row.refused.items())) or "0"
+    refused = ", ".join(f"{shown(k, 64)} {v}" for k, v in sorted(row.refused.items())) or "0"
     return (shown(row.channel), shown(row.name), str(row.version), shown(row.hardware), rollout,
             str(row.running), str(row.unhealthy), str(row.pending), refused, str(row.reverted))
 

@@ -185,6 +185,10 @@ def test_tls_with_a_self_signed_ca(tmp_path) -> None:
         other = self_signed(tmp_path / "other-pki")  # a broker this CA did not sign
         with pytest.raises(OtaError, match="TLS with the broker .* CERTIFICATE_VERIFY_FAILED"):
             read_reports(reader(broker, ca_file=other.ca))
+        # issue 25: with no CA given (the system's), the error names the flag that fixes it
+        with pytest.raises(OtaError, match="CERTIFICATE_VERIFY_FAILED; give the CA "
+                           "certificate that signed the broker's with --ca FILE"):
+            read_reports(reader(broker))
     finally:
         broker.stop()
 
@@ -222,6 +226,9 @@ def test_a_device_cannot_take_over_another_devices_session(broker) -> None:
 
 @pytest.mark.parametrize(("payload", "why"), [
     (b"[" * 30_000 + b"]" * 30_000, "not JSON"),  # deeper than json can recurse
+    # issue 18: 14,000 newlines in a model name made an 8.9 MB page; a model name is a name
+    (report("pump-1").replace(b'"sensor"', json.dumps("s\n" * 14_000).encode()),
+     "active is not a model name and version"),
     (json.dumps({"pad": "x" * 70_000}).encode(), "bytes, over 65536"),
     (b"\xff\xfe", "not JSON"),
 ])

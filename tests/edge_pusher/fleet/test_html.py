@@ -80,3 +80,44 @@ def test_device_chosen_names_are_text_not_markup_or_math(tmp_path) -> None:
     write_report(str(page), rows, FleetReports(reports=reports, read_at=0.0), None)
     text = page.read_text()
     assert "<script>" not in text and "&lt;script&gt;" in text
+
+
+def test_one_report_cannot_bloat_the_page_or_the_history(tmp_path) -> None:
+    """Issue 18: 1,700 refusal keys in one report added 210 KB to every history line and made
+    `report --html` 12-15x slower; long device strings went into the page whole. The reader
+    keeps a report's first 50 refusals, cuts reasons to 64 characters, and says so."""
+    from edgeship.edge_pusher.fleet.reports import MAX_REFUSALS, parse
+
+    refused = {f"m{i}/1/cpu": "self-test-failed" + "x" * 200 for i in range(10)}
+    refused |= {f"m{i}/1/cpu": "x" for i in range(10, 1_700)}
+    flood = report("d1", 1, refused=refused) | {"schema_version": 1}
+    payload = json.dumps(flood).encode()
+    assert len(payload) < 64 * 1024  # a report the broker and the reader take
+    device_id, kept, cut = parse("edgeship/devices/d1/state", payload, "edgeship")
+    assert len(kept["refused"]) == MAX_REFUSALS
+    assert cut == ("1700 refusals, 50 kept (0 malformed keys, 1650 over 50; reasons cut to "
+                   "64 characters)")
+    assert [len(reason) for reason in kept["refused"].values()][9:11] == [64, 1]
+    reports = {device_id: kept} | {f"d{i}": report(f"d{i}", 1) for i in range(2, 20)}
+    rows = fleet_status(reports, {})
+    history_line = json.dumps({"builds": [r.as_dict() for r in rows]})
+    assert len(history_line) < 40_000, len(history_line)  # was 210 KB from this report alone
+    page = tmp_path / "fleet.html"
+    got = FleetReports(reports=reports, cut=[f"edgeship/devices/d1/state: {cut}"], read_at=0.0)
+    write_report(str(page), rows, got, None, notes=[f"1 report cut (e.g. {got.cut[0]})"])
+    text = page.read_text()
+    assert "1650 over 50" in text
+    assert len(text) < 1_500_000, len(text)
+
+
+def test_device_text_on_the_page_is_escaped_and_cut(tmp_path) -> None:
+    """Control characters and long strings from a report are escaped and cut in the table
+    and the plots' labels, saying how much was cut."""
+    reason = "\x1b[2J" + "\n" * 300 + "y" * 60
+    reports = {"d1": report("d1", 1, refused={"sensor/2/cpu": reason})}
+    rows = fleet_status(reports, {})
+    page = tmp_path / "fleet.html"
+    write_report(str(page), rows, FleetReports(reports=reports, read_at=0.0), None)
+    text = page.read_text()
+    assert "\x1b" not in text and "\\x1b[2J\\n\\n" in text and "more)" in text
+    assert "1 device reporting" in text  # issue 25: not "1 devices"

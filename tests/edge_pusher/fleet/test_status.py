@@ -94,3 +94,28 @@ def test_a_covered_device_with_no_model_counts_as_covered() -> None:
     rows = {(r.version, r.hardware): r for r in fleet_status(
         reports, {"stable": {"sensor": [entry(1, 100), entry(2, 50)]}})}
     assert rows[(2, "cpu")].covered == 4 and rows[(2, "cpu")].failures == 1
+
+
+def test_device_text_cannot_draw_table_rows_or_drive_the_terminal() -> None:
+    """Issue 18: `fleet status` printed device-supplied text raw, so a report could draw a
+    fake table row or clear the operator's screen with ANSI escapes."""
+    fake = "x\nstable   sensor   9   cpu   100% active   999\x1b[2J\x1b]0;owned\x07\u202e"
+    reports = {"d1": report("d1", 1, refused={"sensor/2/cpu": fake})}
+    table = format_table(fleet_status(reports, {}))
+    assert len(table.splitlines()) == 3  # the header and two builds, nothing drawn
+    assert not any(ch in table for ch in "\x1b\x07\u202e")
+    assert "x\\nstable" in table and "\\x1b[2J" in table and "\\u202e" in table
+
+
+def test_a_device_counts_once_per_build_whatever_its_report_repeats() -> None:
+    """Issue 18: active-and-unhealthy plus a refusal (or one refusal under two spellings of
+    its key) counted one device as two failures."""
+    ids = [f"d{i}" for i in range(3000) if rollout_bucket(f"d{i}", "sensor", 2) < 50][:5]
+    reports = {d: report(d, 2, health="healthy") for d in ids[1:]}
+    reports[ids[0]] = report(ids[0], 2, health="unhealthy", refused={
+        "sensor/2/cpu": "self-test-failed", "sensor/02/cpu": "model-load-failed"})
+    rows = {(r.version, r.hardware): r for r in fleet_status(
+        reports, {"stable": {"sensor": [entry(1, 100), entry(2, 50)]}})}
+    v2 = rows[(2, "cpu")]
+    assert (v2.failures, v2.tried, v2.healthy, v2.running) == (1, 5, 4, 5)
+    assert sum(v2.refused.values()) == 1
