@@ -198,6 +198,19 @@ def damage(draw) -> dict[str, tuple[str, bytes]]:
     return done
 
 
+def _blocked(state: str, rel: str) -> bool:
+    """Whether any folder between ``state`` and ``rel`` is not a folder (a file, a link, a
+    FIFO): ``tuf`` made a file blocks ``tuf/root_history/2.root.json``, not only its parent
+    (found with EDGESHIP_FUZZ_EXAMPLES=20000: makedirs then failed on the file)."""
+    parts = rel.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        ancestor = os.path.join(state, *parts[:i])
+        if os.path.islink(ancestor) or (os.path.lexists(ancestor)
+                                        and not os.path.isdir(ancestor)):
+            return True
+    return False
+
+
 def _apply(state: str, changes: dict[str, tuple[str, bytes]]) -> None:
     for rel, (kind, data) in changes.items():
         path = os.path.join(state, rel)
@@ -211,10 +224,9 @@ def _apply(state: str, changes: dict[str, tuple[str, bytes]]) -> None:
             os.unlink(path)
         if kind == "delete":
             continue
-        parent = os.path.dirname(path)
-        if os.path.islink(parent) or (os.path.lexists(parent) and not os.path.isdir(parent)):
-            continue  # an earlier change made the parent a file, a link or a FIFO
-        os.makedirs(parent, exist_ok=True)
+        if _blocked(state, rel):
+            continue  # an earlier change made an ancestor a file, a link or a FIFO
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         if kind == "dir":
             os.makedirs(path)
         elif kind == "symlink":
@@ -235,6 +247,8 @@ def _apply(state: str, changes: dict[str, tuple[str, bytes]]) -> None:
 # Found by hypothesis: a change below a folder an earlier change made a symlink.
 @example(changes={"slots/b/meta.json": ("delete", b""), "slots/b": ("symlink", b""),
                   "slots/b/model.tflite": ("dir", b"")})
+# Found by hypothesis (20,000 examples): a change two folders below one made a file.
+@example(changes={"tuf": ("bytes", b"x"), "tuf/root_history/2.root.json": ("bytes", b"{}")})
 def test_any_state_folder_polls_and_reports(publish, make_agent, tiny_models, tmp_path,
                                             changes) -> None:
     """The property of the hardening issue: whatever the state folder holds, ``poll_once``
