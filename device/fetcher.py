@@ -12,6 +12,13 @@ poll for hours, since a per-read socket timeout never fires while bytes trickle 
 has a deadline and a minimum average rate, and a whole poll has a deadline
 (:class:`TransferLimits`); past any of them the download ends with python-tuf's
 ``SlowRetrievalError``, which the agent records as the refusal ``slow-retrieval``.
+
+:class:`FileFetcher` holds a ``file://`` bucket to the same rules: whoever can write an SD
+card or an NFS export can leave a FIFO (opening it blocks), ``/dev/zero`` (reading it never
+ends) or a link out of the bucket where a file belongs, and a stalled mount blocks ``open`` and
+``read`` inside the kernel. It reads regular files inside the bucket only (:class:`UnsafeFile`,
+the refusal ``unsafe-file``), no longer than the length python-tuf asks for, and in a thread of
+its own that the poll waits for under its deadlines.
 """
 
 from __future__ import annotations
