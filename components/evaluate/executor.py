@@ -414,9 +414,12 @@ def _gate(
             "BLESSED without the majority check (require_beats_majority is false): "
         verdict += majority
     else:
-        # the evidence leads whenever it refused; otherwise the first failed threshold
-        verdict = "NOT BLESSED: " + (failed[0] if beats or not p.require_beats_majority
-                                     else majority)
+        # the evidence leads whenever it refused; otherwise the first failed threshold, with
+        # the eval examples and the interval still stated
+        if p.require_beats_majority and not beats:
+            verdict = f"NOT BLESSED: {majority}"
+        else:
+            verdict = f"NOT BLESSED: {failed[0]} ({majority})"
         if len(failed) > 1:
             verdict += f"; {len(failed) - 1} more failed check(s) in the blessing"
         if train_warning:

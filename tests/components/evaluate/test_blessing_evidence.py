@@ -155,6 +155,9 @@ def test_min_class_recall_refuses_a_model_that_misses_a_class(unbalanced, tmp_pa
     assert summary["blessed"] is False
     assert summary["verdict"].startswith("NOT BLESSED: recall of class 'late' 0.0% (0 of ")
     assert "is below min_class_recall 20.0%" in summary["verdict"]
+    # whichever check refused, the verdict states the eval examples and the interval
+    assert "on 300 eval examples does not beat the majority class 'on_time'" in \
+        summary["verdict"]
 
 
 @pytest.mark.parametrize("balance,blessed", [(6, True), (10, False)])
