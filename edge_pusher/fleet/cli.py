@@ -88,13 +88,15 @@ def _flags(vetted, path: str, reports) -> list[str]:
         lines.append(f"no device registry at {path}: reports are shown unchecked (register "
                      "devices with 'edgeship fleet add-device ID --hardware H --channel C')")
     if vetted.unregistered:
-        lines.append(f"{len(vetted.unregistered)} unregistered devices ignored: "
+        lines.append(f"{len(vetted.unregistered)} unregistered "
+                     f"{_plural(len(vetted.unregistered), 'device')} ignored: "
                      f"{', '.join(vetted.unregistered[:10])}"
                      + (" ..." if len(vetted.unregistered) > 10 else ""))
     for device_id, why in sorted(vetted.mismatched.items())[:10]:
         lines.append(f"{device_id} ignored: {why}")
     if len(vetted.mismatched) > 10:
-        lines.append(f"... and {len(vetted.mismatched) - 10} more mismatched devices ignored")
+        lines.append(f"... and {len(vetted.mismatched) - 10} more devices claiming another "
+                     "hardware or channel ignored")
     if reports.skipped:
         lines.append(f"{len(reports.skipped)} {_plural(len(reports.skipped), 'report')} "
                      f"skipped (e.g. {shown(reports.skipped[0], 200)})")
