@@ -1,6 +1,7 @@
 """Fleet figures in one run: a 200-device staged rollout (tests/helpers/fleet_sim.py: real agents,
-repository and Mosquitto) and the rollout watcher's CPU time per cycle at 200 and 2,000
-devices, side by side.
+repository and Mosquitto, every device registered with its hardware and channel as
+``fleet add-device --hardware --channel`` does) and the rollout watcher's CPU time per cycle at
+200 and 2,000 devices (registry read and reports vetted against it included), side by side.
 
     .venv/bin/python benchmarks/fleet_bench.py [--json fleet.json]
 

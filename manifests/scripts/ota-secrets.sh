@@ -79,15 +79,20 @@ kc -n kubeflow create secret generic edgeship-ota-writer \
   --from-literal=AWS_ENDPOINT_URL="${ENDPOINT}" \
   --dry-run=client -o yaml | apply
 # The broker's password file (hashes) and the fleet reader's password. broker-config keeps the
-# users already in BROKER (devices from `edgeship fleet add-device ID --dir BROKER`), so a re-run
+# users already in BROKER (devices from `edgeship fleet add-device ID --hardware H --dir BROKER`), so a re-run
 # rotates nothing. Its mosquitto.conf and acl stay unused: manifests/local/fleet has their
 # in-cluster equivalents.
 log "creating fleet broker secrets in namespace edgeship-ota"
 "${VENV_BIN}/edgeship" fleet broker-config "${BROKER}" >/dev/null
 kc -n edgeship-ota create secret generic fleet-broker-passwords \
   --from-file=passwords="${BROKER}/passwords" --dry-run=client -o yaml | apply
+# The device registry (`add-device --hardware H --channel C`) goes beside the reader's
+# password, where `rollout watch` looks for it; without one the watcher refuses to run.
+registry=()
+[[ -e "${BROKER}/devices.json" ]] && registry=(--from-file=devices.json="${BROKER}/devices.json")
 kc -n edgeship-ota create secret generic fleet-reader-password \
-  --from-file=fleet.password="${BROKER}/fleet.password" --dry-run=client -o yaml | apply
+  --from-file=fleet.password="${BROKER}/fleet.password" ${registry[@]+"${registry[@]}"} \
+  --dry-run=client -o yaml | apply
 # SeaweedFS reads s3.json at start: restart it so rotated credentials take effect.
 kc -n edgeship-ota rollout restart deploy/ota-bucket >/dev/null
 # Mosquitto reads its password file at start too (retained reports return as devices report).

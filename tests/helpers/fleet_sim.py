@@ -3,7 +3,8 @@ while the rollout policy (``edgeship rollout watch``'s ``watch_once``) steers tw
 
 Devices run in a few worker processes (device code only, as on a device), each polling its
 share of the fleet every ``interval`` seconds, every device with its own MQTT credentials and
-connection. A quarter of the devices are a second hardware variant, ``arm``. The driver:
+connection, registered (``fleet add-device --hardware --channel``) as the hardware it runs. A
+quarter of the devices are a second hardware variant, ``arm``. The driver:
 
 1. publishes v1 for both variants at 100 % and waits for the whole fleet to run it;
 2. rollout A: publishes v2 at the first stage; the watcher advances it through its stages as
@@ -106,7 +107,9 @@ class Fleet:
         keys.init_keys(work / "keys")
         self.repo = Repository(FileBucket(str(work / "bucket")), str(work / "keys"))
         self.broker = Broker(work / "broker")
-        add_devices(self.broker.folder, self.ids)
+        for variant in VARIANTS:  # the identity each may report for: the watcher reads it
+            add_devices(self.broker.folder, [d for d in self.ids if self.hardware[d] == variant],
+                        variant, "stable")
         self.broker.start()
         self.workers: list[subprocess.Popen] = []
         self.stats_files, self.spec_files = [], []
@@ -167,6 +170,12 @@ class Fleet:
         self.repo.publish(releases)
         return time.monotonic()
 
+    def registry(self):
+        """The device registry as the watcher reads it (``devices.json``)."""
+        from edgeship.edge_pusher.fleet.registry import read_registry, registry_path
+
+        return read_registry(registry_path(self.broker.folder))
+
     def login(self):
         from edgeship.mqtt import BrokerLogin
 
@@ -208,7 +217,8 @@ def steer(fleet: Fleet, policy, done, timeout: float, watch_every: float,
         cpu_start = time.process_time()
         try:
             reports = read_reports(fleet.login(), wait=30)
-            made = watch_once(fleet.repo, reports.reports, "stable", policy)
+            made = watch_once(fleet.repo, reports.reports, "stable", policy,
+                              registry=fleet.registry())
         except OtaError:
             blind += 1  # no data (the broker down, or no report yet): nothing decided
             time.sleep(watch_every)
@@ -311,12 +321,17 @@ def watcher_cost(devices: int, cycles: int = 3, work: Path | None = None) -> dic
     """The watcher's CPU time per cycle over ``devices`` retained reports. The reports are a
     real device's report under ``devices`` ids, published by a test-only user the ACL lets
     write every device topic (so that thousands of devices need no thousands of agents)."""
+    from edgeship.edge_pusher.fleet.registry import register
     from edgeship.edge_pusher.fleet.reports import read_reports
     from edgeship.edge_pusher.fleet.watch import Policy, watch_once
 
     work = work or Path(tempfile.mkdtemp(prefix="edgeship-watch-"))
     fleet = Fleet(work, 0, 0, 1.0)
     try:
+        ids = device_ids(devices)
+        for variant in VARIANTS:
+            register(fleet.broker.folder, [d for i, d in enumerate(ids)
+                                           if hardware_of(i) == variant], variant, "stable")
         fleet.publish(1, 100)
         fleet.publish(2, 25)
         fleet.broker.stop()
@@ -344,7 +359,8 @@ def watcher_cost(devices: int, cycles: int = 3, work: Path | None = None) -> dic
         for _ in range(cycles):
             started, cpu_start = time.monotonic(), time.process_time()
             reports = read_reports(fleet.login(), wait=60)
-            watch_once(fleet.repo, reports.reports, "stable", policy)
+            watch_once(fleet.repo, reports.reports, "stable", policy,
+                       registry=fleet.registry())
             cpu.append(time.process_time() - cpu_start)
             wall.append(time.monotonic() - started)
             seen = len(reports.reports)
