@@ -121,3 +121,14 @@ def test_device_text_on_the_page_is_escaped_and_cut(tmp_path) -> None:
     text = page.read_text()
     assert "\x1b" not in text and "\\x1b[2J\\n\\n" in text and "more)" in text
     assert "1 device reporting" in text  # issue 25: not "1 devices"
+
+
+def test_an_empty_refusal_chart_has_no_negative_ticks() -> None:
+    """Issue 25: with no refusal, the chart's axis ran from -0.045 to 0.045."""
+    from edgeship.edge_pusher.fleet.html import plots
+
+    reports = {f"d{i}": report(f"d{i}", 1) for i in range(3)}
+    history = [{"time": "2026-11-30T10:00:00Z", "devices": 3,
+                "builds": [r.as_dict() for r in fleet_status(reports, {})]}]
+    svg = plots(history)["Refusal reasons (now)"]
+    assert "\u22120" not in svg and "0.04" not in svg  # matplotlib's minus sign, or 0.045
