@@ -77,8 +77,11 @@ def trim(report: dict[str, Any]) -> str | None:
         return None
     report["refused"] = kept
     over = len(refused) - malformed - len(kept)
-    return (f"{len(refused)} refusals, {len(kept)} kept ({malformed} malformed keys, {over} "
-            f"over {MAX_REFUSALS}; reasons cut to {MAX_REASON} characters)")
+    long = sum(len(r) > MAX_REASON for r in refused.values())
+    said = [f"{malformed} malformed keys" if malformed else "",
+            f"{over} over {MAX_REFUSALS}" if over else "",
+            f"{long} reasons cut to {MAX_REASON} characters" if long else ""]
+    return f"{len(refused)} refusals, {len(kept)} kept ({'; '.join(w for w in said if w)})"
 
 
 def report_problem(report: object, device_id: str) -> str | None:
