@@ -93,7 +93,7 @@ def measure(version: str, work: Path, wheel: Path, model: Path) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     ap.add_argument("--pythons", nargs="+", default=["3.10", "3.11", "3.12", "3.13"])
     ap.add_argument("--model")
     ap.add_argument("--json", help="also write results here")

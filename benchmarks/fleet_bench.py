@@ -27,7 +27,7 @@ from tests.helpers.fleet_sim import simulate, watcher_cost  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--interval", type=float, default=10.0, help="device poll interval")
     parser.add_argument("--json")

@@ -16,6 +16,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from _machine import machine_facts  # (benchmarks/ is the script folder)
 from scale_bench import write_sensor, write_table
@@ -54,7 +55,7 @@ def measure(examples: Path, work: Path, smoothing: float, epochs: int) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     ap.add_argument("--tabular", nargs="*", type=int, default=[100_000, 1_000_000])
     ap.add_argument("--sensor", nargs="*", type=int, default=[10])
     ap.add_argument("--smoothing", nargs="*", type=float, default=[0.0, 0.1])
@@ -74,7 +75,7 @@ def main() -> int:
             here = work / name.replace(" ", "-")
             here.mkdir()
             data = write(here / "data.csv", size)
-            sensor = {"group_column": "machine_id", "time_column": "time"}
+            sensor: dict[str, Any] = {"group_column": "machine_id", "time_column": "time"}
             run_ingest(kind, str(data), str(here / "examples"), label=label,
                        **(sensor if kind == "sensor" else {}))
             data.unlink()

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,6 +143,7 @@ def client_metadata_bytes(bucket: FileBucket, root: Path, name: str, version: in
                      bootstrap=root.read_bytes())
         up.refresh()
         info = up.get_targetinfo(index_path("stable"))
+        assert info is not None, "the index is not signed for"
         up.download_target(info, os.path.join(d, "index.json"))
         assert up.get_targetinfo(target_path(name, "stable", version, "cpu")) is not None
         return {"requests": counter.requests, "bytes": counter.bytes}
@@ -187,13 +189,13 @@ def bench_scaling(work: Path, model: Path, total: int) -> list[dict]:
 
 def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     ap.add_argument("--targets", type=int, default=10000)
     ap.add_argument("--model")
     ap.add_argument("--json", help="also write results here")
     args = ap.parse_args()
     model = find_model(args.model)
-    results = {"machine": machine_facts()}
+    results: dict[str, Any] = {"machine": machine_facts()}
     with tempfile.TemporaryDirectory(prefix="ota-bench-") as tmp:
         work = Path(tmp)
         print("machine:", json.dumps(results["machine"]))

@@ -44,7 +44,7 @@ def weight_bytes(path: Path) -> int:
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
-    return sum(len(b.data) for b in model.buffers if b.data is not None)
+    return sum(len(b.data) for b in model.buffers or [] if b.data is not None)
 
 
 def run(names: list[str], work: Path, latency_runs: int, hyperparameters: dict) -> list[dict]:
@@ -110,7 +110,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--workdir", default="")
     parser.add_argument("--latency-runs", type=int, default=1000)
     parser.add_argument("--models", nargs="*", default=["sensor", "vision", "tabular"])

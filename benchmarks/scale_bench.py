@@ -108,6 +108,7 @@ def run(pipeline: str, data: Path, label: str | None, work: Path) -> dict:
     start = time.perf_counter()
     with PeakMemory() as memory, subprocess.Popen(argv, stdout=subprocess.PIPE,
                                                   text=True) as proc:
+        assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
             lines.append(line)
             started = re.match(r"\.\.\. (\w+) running", line)
@@ -164,7 +165,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     ap.add_argument("--tabular", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--sensor", nargs="*", type=int, default=[10, 100],
                     help="multiples of the bundled sensor data")

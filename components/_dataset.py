@@ -32,7 +32,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -126,6 +126,8 @@ def iter_batches(
     ).prefetch(2)
     try:
         for batch in parsed.as_numpy_iterator():
+            # parse_example's output: a dict of columns (TF types the iterator as arrays)
+            batch = cast(Columns, batch)
             yield _columns(batch, meta), batch[meta["label_feature"]].astype(np.int64)
     except (tf.errors.OpError, UnicodeDecodeError) as err:  # TF's message may quote raw bytes
         _diagnose(examples_dir, split, meta)  # raises the precise error where it can
@@ -288,7 +290,9 @@ def build_encoding(meta: dict[str, Any], train: Columns | Iterable[Columns]) -> 
         }
     vocabs: dict[str, set[str]] = {f["name"]: set() for f in features if f["dtype"] == "string"}
     moments = {f["name"]: Moments() for f in features if f["dtype"] != "string"}
-    for batch in [train] if isinstance(train, dict) else train:
+    # (cast: the checker reads a dict that is also an Iterable[Columns] as keyed by Columns)
+    batches = [cast(Columns, train)] if isinstance(train, dict) else train
+    for batch in batches:
         for name, vocab in vocabs.items():
             vocab.update(v for v in batch[name] if v is not None)
         for name, moment in moments.items():

@@ -42,10 +42,10 @@ class Outcome:
 
 def route(element: Any) -> Iterator[Any]:
     """Send bad rows to the ``bad`` output and everything else to the main one."""
-    import apache_beam as beam
+    from apache_beam.pvalue import TaggedOutput
 
     if isinstance(element, BadRow):
-        yield beam.pvalue.TaggedOutput("bad", element)
+        yield TaggedOutput("bad", element)
     else:
         yield element
 
@@ -72,6 +72,9 @@ def run(
     """Run the pipeline to completion and return what the driver needs to check."""
     import apache_beam as beam
     from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.textio import WriteToText
+    from apache_beam.io.tfrecordio import WriteToTFRecord
+    from apache_beam.pvalue import AsSingleton
 
     from edgeship.components import _progress
     from edgeship.components._beam import count_progress, pipeline_options
@@ -89,10 +92,11 @@ def run(
         )
         items = items | "Progress" >> count_progress("ingest", "examples encoded")
         encoded = items | "EncodeAndSplit" >> beam.Map(
-            _encode, classes=beam.pvalue.AsSingleton(classes), eval_ratio=eval_ratio
+            _encode, classes=AsSingleton(classes), eval_ratio=eval_ratio
         )
         by_split = encoded | "BySplit" >> beam.Partition(
-            lambda e, _n: SPLITS.index(e[0]), len(SPLITS)
+            # Beam documents a plain callable here; its type comment says WithTypeHints
+            lambda e, _n: SPLITS.index(e[0]), len(SPLITS)  # pyright: ignore[reportArgumentType]
         )
         for split, examples in zip(SPLITS, by_split, strict=True):
             _ = (
@@ -102,7 +106,7 @@ def run(
                 | f"Records-{split}" >> beam.FlatMap(lambda bucket: bucket[1])
                 | f"Progress-{split}" >> count_progress("ingest", "examples written")
                 | f"Write-{split}"
-                >> beam.io.WriteToTFRecord(
+                >> WriteToTFRecord(
                     str(split_dir(out_dir, split) / "data"),
                     file_name_suffix=".tfrecord.gz",
                     compression_type=CompressionTypes.GZIP,
@@ -120,7 +124,7 @@ def run(
         _ = (
             (counts, class_report, bad_report)
             | "Reports" >> beam.Flatten()
-            | "WriteReport" >> beam.io.WriteToText(str(work / "report"), file_name_suffix=".jsonl")
+            | "WriteReport" >> WriteToText(str(work / "report"), file_name_suffix=".jsonl")
         )
     return _read_outcome(work)
 

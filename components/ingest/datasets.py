@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -174,8 +174,10 @@ def write_digits(folder: Path) -> Path:
     """scikit-learn's 1797 8x8 digits (values 0..16) as grey PNGs scaled to 0..255."""
     from PIL import Image
     from sklearn.datasets import load_digits
+    from sklearn.utils import Bunch
 
-    digits = load_digits()
+    # a Bunch unless return_X_y is set; scikit-learn types every call as either
+    digits = cast(Bunch, load_digits())
     for index, (image, target) in enumerate(zip(digits.images, digits.target, strict=True)):
         target_dir = folder / str(int(target))
         target_dir.mkdir(parents=True, exist_ok=True)
@@ -195,8 +197,9 @@ def write_wine_csv(path: Path) -> Path:
     that they work as feature names in every later step.
     """
     from sklearn.datasets import load_wine
+    from sklearn.utils import Bunch
 
-    wine = load_wine()
+    wine = cast(Bunch, load_wine())  # a Bunch, as load_digits above
     names = [n.replace("/", "_") for n in wine.feature_names]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

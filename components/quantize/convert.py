@@ -142,7 +142,8 @@ def save_single_example_model(loaded: Any, spec: ServingSpec, target: str | os.P
 
     fn = loaded.signatures[spec.signature]
     module = tf.Module()
-    module.model = loaded  # tracks the variables the signature function reads
+    # tracks the variables the signature function reads (tf.Module declares no attributes)
+    module.model = loaded  # pyright: ignore[reportAttributeAccessIssue]
 
     @tf.function(
         input_signature=[tf.TensorSpec([1, *spec.input_shape], tf.float32, name=spec.input_name)]

@@ -418,6 +418,9 @@ def run_quantize(
                 report["self_test"] = self_test
             log.info("%s: accuracy %.4f, %d bytes", variant, row["accuracy"], row["size_bytes"])
         if "int8" in made and _over_budget(report["variants"]["int8"], p.max_accuracy_drop):
+            # int8 was chosen, so the calibration set was drawn above
+            assert calibration is not None and held_back is not None
+            assert held_back_labels is not None
             held = (held_back, held_back_labels)
             report["int8_remedies"] = _int8_remedies(static_dir, calibration, held, x_eval, out,
                                                      p)

@@ -7,7 +7,19 @@ file itself is read instead: this is what a converter wrote and what a compiler 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from edgeship.errors import InputError
+
+T = TypeVar("T")
+
+
+def _part(value: T | None, what: str, source: str) -> T:
+    """A part every runnable model has; the flatbuffer's object API makes each one optional,
+    and a file without it would otherwise fail later with a TypeError naming nothing."""
+    if value is None:
+        raise InputError(f"{source}: not a runnable TFLite model: it has no {what}")
+    return value
 
 
 def _enum_names(enum_class: type) -> dict[int, str]:
@@ -18,15 +30,22 @@ def read_operators(tflite: str | Path | bytes) -> dict[str, Any]:
     """The operators of a .tflite file (path or content), with their tensors, in run order."""
     from ai_edge_litert import schema_py_generated as schema
 
+    source = "the model" if isinstance(tflite, bytes) else str(tflite)
     content = tflite if isinstance(tflite, bytes) else Path(tflite).read_bytes()
     model = schema.ModelT.InitFromPackedBuf(content, 0)
     op_names = _enum_names(schema.BuiltinOperator)
     type_names = _enum_names(schema.TensorType)
-    subgraph = model.subgraphs[0]
+    subgraphs = _part(model.subgraphs, "subgraphs", source)
+    if not subgraphs:
+        raise InputError(f"{source}: not a runnable TFLite model: it has no subgraphs")
+    subgraph = subgraphs[0]
+    tensors = _part(subgraph.tensors, "tensors", source)
+    buffers = model.buffers or []
+    codes = _part(model.operatorCodes, "operator codes", source)
 
     def tensor(index: int) -> dict[str, Any]:
-        t = subgraph.tensors[index]
-        buffer = model.buffers[t.buffer] if t.buffer else None
+        t = tensors[index]
+        buffer = buffers[t.buffer] if t.buffer else None
         constant = buffer is not None and (
             (buffer.data is not None and len(buffer.data) > 0) or (buffer.size or 0) > 0
         )
@@ -41,8 +60,8 @@ def read_operators(tflite: str | Path | bytes) -> dict[str, Any]:
         }
 
     operators = []
-    for index, op in enumerate(subgraph.operators):
-        code = model.operatorCodes[op.opcodeIndex]
+    for index, op in enumerate(subgraph.operators or []):
+        code = codes[op.opcodeIndex]
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
         name = op_names.get(builtin, str(builtin))
         if name == "CUSTOM":
@@ -53,12 +72,12 @@ def read_operators(tflite: str | Path | bytes) -> dict[str, Any]:
                 "index": index,
                 "op": name,
                 "version": int(code.version),
-                "inputs": [tensor(i) for i in op.inputs if i >= 0],
-                "outputs": [tensor(i) for i in op.outputs if i >= 0],
+                "inputs": [tensor(i) for i in (op.inputs or []) if i >= 0],
+                "outputs": [tensor(i) for i in (op.outputs or []) if i >= 0],
                 "options": op.builtinOptions,
             }
         )
-    return {"subgraphs": len(model.subgraphs), "operators": operators}
+    return {"subgraphs": len(subgraphs), "operators": operators}
 
 
 def float_operators(tflite: str | Path | bytes) -> list[str]:
