@@ -83,6 +83,10 @@ class FileBucket(Bucket):
     refused rather than read (opening a FIFO blocks until a writer comes, under the publish
     lock). Each refusal is one :class:`OtaError` line naming the object."""
 
+    #: What a publish reads back (metadata, the channel index, the lock) is far smaller; a
+    #: larger file is refused unread (a 3 GiB sparse file would exhaust memory under the lock).
+    max_read_bytes = 64 << 20
+
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
         self.url = "file://" + self.root
@@ -154,10 +158,14 @@ class FileBucket(Bucket):
             if kind is None:
                 raise OtaError(f"{self.join(key)}: cannot open: {e.strerror or e}") from None
             raise self._unsafe(key, f"is {kind}") from None
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(fd)
-            raise self._unsafe(key, f"is {_describe(mode)}")
+            raise self._unsafe(key, f"is {_describe(st.st_mode)}")
+        if st.st_size > self.max_read_bytes:
+            os.close(fd)
+            raise OtaError(f"{self.join(key)} is {st.st_size} bytes, more than any object a "
+                           f"publish reads ({self.max_read_bytes}); refused unread")
         return fd
 
     @contextlib.contextmanager
@@ -182,7 +190,9 @@ class FileBucket(Bucket):
         with self._folder(key, create=False) as (folder, name):
             fd = self._open_file(folder, name, key)
         with os.fdopen(fd, "rb") as f:
-            data = f.read()
+            data = f.read(self.max_read_bytes + 1)  # a file that grew since fstat: cut off
+        if len(data) > self.max_read_bytes:
+            raise OtaError(f"{self.join(key)} is more than {self.max_read_bytes} bytes")
         return data, _content_etag(data)
 
     def exists(self, key: str) -> bool:

@@ -87,6 +87,19 @@ def test_a_fifo_in_the_bucket_is_refused_without_hanging_and_the_lock_is_let_go(
     assert not isinstance(result, BaseException), result
 
 
+def test_a_sparse_3_gib_file_where_a_publish_reads_is_refused_unread(published, keys_dir,
+                                                                    tiny_models):
+    path = Path(published.root, "metadata", "timestamp.json")
+    saved = path.read_bytes()
+    os.truncate(path, 3 << 30)
+    err = _publish(published, keys_dir, tiny_models, 2)
+    _one_line_naming(err, "metadata/timestamp.json", "3221225472 bytes", "refused unread")
+    assert not published.exists(LOCK_KEY)
+    path.write_bytes(saved)
+    result = _publish(published, keys_dir, tiny_models, 2)
+    assert not isinstance(result, BaseException), result
+
+
 @pytest.mark.parametrize("make", [
     lambda path: os.symlink("/dev/zero", path),  # reading it never ends
     lambda path: os.mkfifo(path),  # opening it blocks
