@@ -60,13 +60,17 @@ system:
 			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(TFX_STAMP): pyproject.toml requirements-tfx.lock
+# The same strict editable install as .venv/ (both link the one tree under build/).
+TFX_FULL_INSTALL = $(VENV_TFX)/bin/uv pip install --quiet --compile-bytecode \
+	--python $(VENV_TFX)/bin/python -c requirements-tfx.lock -e '.[tfx,dev]' $(STRICT)
+TFX_RELINK = $(VENV_TFX)/bin/uv pip install --quiet --no-deps --python $(VENV_TFX)/bin/python \
+	-e . $(STRICT)
+$(TFX_STAMP): pyproject.toml requirements-tfx.lock $(DEV_FILES)
 	@test -n "$(PYTHON310)" || { echo "make tfx needs Python 3.10: make tfx PYTHON310=/path/to/python3.10"; exit 1; }
 	@echo "installing TFX 1.16 and its pinned stack into $(VENV_TFX)/ (a few minutes the first time)"
 	test -x $(VENV_TFX)/bin/python || $(PYTHON310) -m venv $(VENV_TFX)
 	$(VENV_TFX)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(VENV_TFX)/bin/uv pip install --quiet --compile-bytecode --python $(VENV_TFX)/bin/python \
-		-c requirements-tfx.lock -e '.[tfx,dev]'
+	$(if $(filter-out $(DEV_FILES),$?),$(TFX_FULL_INSTALL),$(TFX_RELINK))
 	touch $(TFX_STAMP)
 
 tfx: $(TFX_STAMP)
@@ -103,15 +107,16 @@ lint: $(STAMP) lint-imports
 # source folders, reading edgeship.* from the strict editable install. It bundles Node.js in its
 # wheel and runs offline. TYPECHECK_PENDING are paths still being changed under issue 23, with
 # type errors of their own (listed by `make typecheck-pending`, which is not yet part of `make
-# test`); tfx_components/ needs TFX, which only .venv-tfx has. Take a path out of the list once
-# `make typecheck-pending` is clean for it: from then on `make typecheck` holds it.
+# test`). Take a path out of the list once `make typecheck-pending` is clean for it: from then
+# on `make typecheck` holds it. tfx_components/ is checked against .venv-tfx, where TFX is.
 TYPECHECK_PENDING := device edge_pusher/fleet edge_pusher/buckets.py edge_pusher/lock.py \
 	edge_pusher/repository.py edge_pusher/cli.py components/evaluate components/train \
-	edgeship/contract.py edgeship/mqtt.py tfx_components
-TYPECHECK_FILES = $(filter-out $(addsuffix %,$(TYPECHECK_PENDING)),$(shell find \
+	edgeship/contract.py edgeship/mqtt.py
+TYPECHECK_FILES = $(filter-out $(addsuffix %,$(TYPECHECK_PENDING) tfx_components),$(shell find \
 	$(PACKAGE_FOLDERS) benchmarks -name __pycache__ -prune -o -name '*.py' -print | LC_ALL=C sort))
-typecheck: $(STAMP)
+typecheck: $(STAMP) $(TFX_STAMP)
 	$(VENV)/bin/basedpyright --pythonpath $(PY) $(TYPECHECK_FILES)
+	$(VENV)/bin/basedpyright --pythonpath $(VENV_TFX)/bin/python tfx_components
 
 typecheck-pending: $(STAMP)
 	$(VENV)/bin/basedpyright --pythonpath $(PY) $(TYPECHECK_PENDING)

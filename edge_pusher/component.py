@@ -24,7 +24,8 @@ def push(
     channel: str = "stable",
     rollout_percent: int = 100,
     pipeline_run: str = "",
-) -> NamedTuple("Outputs", [("pushed", bool), ("message", str)]):
+    # KFP's spelling of named outputs; spelled inline, as the body runs alone from its source
+) -> NamedTuple("Outputs", [("pushed", bool), ("message", str)]):  # pyright: ignore[reportInvalidTypeForm]
     """Sign and publish every blessed hardware variant of a quantized model to an OTA bucket.
 
     Like TFX's Pusher, a model that either blessing rejects is not published and the step still

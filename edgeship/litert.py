@@ -127,9 +127,12 @@ def load(model: str | bytes, *, delegate: str | None = None, num_threads: int | 
         from ai_edge_litert.interpreter import Interpreter, load_delegate
 
         delegates = [load_delegate(delegate)] if delegate else None
-        source = {"model_content": model} if isinstance(model, bytes) else {"model_path": model}
-        interpreter = Interpreter(**source, experimental_delegates=delegates,
-                                  num_threads=num_threads)
+        if isinstance(model, bytes):
+            interpreter = Interpreter(model_content=model, experimental_delegates=delegates,
+                                      num_threads=num_threads)
+        else:
+            interpreter = Interpreter(model_path=model, experimental_delegates=delegates,
+                                      num_threads=num_threads)
         interpreter.allocate_tensors()
         return interpreter
     except Exception as err:  # noqa: BLE001 - LiteRT raises ValueError/RuntimeError/OSError

@@ -7,7 +7,10 @@ stays light (the device install carries this package without kfp).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from kfp.dsl.base_component import BaseComponent
 
 
 def build_chain(
@@ -39,24 +42,28 @@ def build_chain(
     from edgeship.edge_pusher.component import push
     from edgeship.pipelines.cluster import apply_cluster_settings
 
-    ingest_task = ingest(kind=kind, **ingest_args)
+    # kfp types @dsl.component(...) as returning the function it decorates; each is a component,
+    # whose call adds a PipelineTask to the pipeline
+    ingest_op, validate_op, train_op, evaluate_op, quantize_op, push_op = cast(
+        "tuple[BaseComponent, ...]", (ingest, validate, train, evaluate, quantize, push))
+    ingest_task = ingest_op(kind=kind, **ingest_args)
     examples = ingest_task.outputs["examples"]
-    validate_task = validate(examples=examples, schema_path=schema_path)
+    validate_task = validate_op(examples=examples, schema_path=schema_path)
     # Train reads the Examples directly; running it after validate means anomalies stop the run.
-    train_task = train(examples=examples, epochs=epochs).after(validate_task)
-    evaluate_task = evaluate(
+    train_task = train_op(examples=examples, epochs=epochs).after(validate_task)
+    evaluate_task = evaluate_op(
         examples=examples,
         model=train_task.outputs["model"],
         min_accuracy=min_accuracy,
         slice_feature=slice_feature,
     )
-    quantize_task = quantize(
+    quantize_task = quantize_op(
         model=train_task.outputs["model"],
         examples=examples,
         model_blessing=evaluate_task.outputs["blessing"],
         max_accuracy_drop=max_accuracy_drop,
     )
-    push_task = push(
+    push_task = push_op(
         quantized_models=quantize_task.outputs["quantized"],
         evaluate_blessing=evaluate_task.outputs["blessing"],
         quantize_blessing=quantize_task.outputs["blessing"],

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from edgeship.errors import InputError
 from edgeship.pipelines.sensor import sensor_pipeline
 from edgeship.pipelines.tabular import tabular_pipeline
 from edgeship.pipelines.vision import vision_pipeline
 
-PIPELINES: dict[str, Callable] = {
+if TYPE_CHECKING:
+    from kfp.dsl.base_component import BaseComponent
+
+# @dsl.pipeline makes each a pipeline component (kfp types the decorator as returning a Callable)
+PIPELINES = cast("dict[str, BaseComponent]", {
     "sensor": sensor_pipeline,
     "vision": vision_pipeline,
     "tabular": tabular_pipeline,
-}
+})
 
 
 def default_parameters(name: str) -> dict[str, Any]:
@@ -37,7 +40,7 @@ def default_ingest(name: str) -> tuple[str, str, dict[str, Any]]:
     return kind, data_path, {k: defaults[k] for k in accepted & set(defaults)}
 
 
-def get_pipeline(name: str) -> Callable:
+def get_pipeline(name: str) -> BaseComponent:
     """Return the ``@dsl.pipeline`` function registered under ``name``."""
     if name not in PIPELINES:
         raise InputError(f"unknown pipeline '{name}' (choose from {', '.join(PIPELINES)})")

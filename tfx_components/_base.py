@@ -46,8 +46,16 @@ class StepExecutor(base_executor.BaseExecutor):
                      {name: _single(value) for name, value in output_dict.items()}, params)
 
 
+if typing.TYPE_CHECKING:
+    class StepComponent(base_component.BaseComponent):
+        """A class :func:`make_component` returns, as a checker sees it: its parameters come
+        from the step's dataclass at run time, where unknown ones raise TypeError."""
+
+        def __init__(self, **kwargs: Any) -> None: ...
+
+
 def make_component(name: str, executor: type[StepExecutor], inputs: Inputs, outputs: Outputs,
-                   doc: str) -> type[base_component.BaseComponent]:
+                   doc: str) -> type[StepComponent]:
     """A TFX component class ``name``: ``Component(input=channel, ..., param=value)``, its
     execution parameters the executor's ``PARAMS`` (parameters left out take their
     defaults)."""
@@ -77,13 +85,13 @@ def make_component(name: str, executor: type[StepExecutor], inputs: Inputs, outp
         made = {key: types.Channel(type=kind) for key, kind in outputs.items()}
         base_component.BaseComponent.__init__(self, spec=spec(**channels, **made, **values))
 
-    return type(name, (base_component.BaseComponent,), {
+    return typing.cast("type[StepComponent]", type(name, (base_component.BaseComponent,), {
         "__module__": module,
         "__doc__": doc,
         "SPEC_CLASS": spec,
         "EXECUTOR_SPEC": executor_spec.ExecutorClassSpec(executor),
         "__init__": __init__,
-    })
+    }))
 
 
 def _has_default(f: dataclasses.Field) -> bool:
@@ -91,7 +99,10 @@ def _has_default(f: dataclasses.Field) -> bool:
 
 
 def _default(f: dataclasses.Field) -> Any:
-    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    assert f.default_factory is not dataclasses.MISSING  # only called when _has_default(f)
+    return f.default_factory()
 
 
 def _tfx_type(hint: Any) -> Any:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfx import v1 as tfx
+# TFX's public API (tfx.v1), whose package re-exports it without __all__
+from tfx.v1 import dsl, orchestration  # pyright: ignore[reportPrivateImportUsage]
 
 from edgeship.edge_pusher.keys import check_online_keys
 from edgeship.tfx.components import EdgePusher, Evaluate, Ingest, Quantize, Train, Validate
@@ -20,7 +21,7 @@ from edgeship.tfx.components import EdgePusher, Evaluate, Ingest, Quantize, Trai
 
 def sensor_pipeline(pipeline_root: str, metadata_path: str, bucket_url: str, keys_dir: str,
                     data_path: str = "builtin:sensor", model_name: str = "sensor-fault",
-                    enable_cache: bool = True, **params: Any) -> tfx.dsl.Pipeline:
+                    enable_cache: bool = True, **params: Any) -> dsl.Pipeline:
     """The six steps on vibration recordings (the KFP sensor pipeline's data parameters);
     ``params`` are ``<step>__<parameter>`` overrides, e.g. ``train__epochs=5``."""
     def step(name: str, **defaults: Any) -> dict[str, Any]:
@@ -46,17 +47,17 @@ def sensor_pipeline(pipeline_root: str, metadata_path: str, bucket_url: str, key
                       **step("push", bucket_url=bucket_url, keys_dir=keys_dir,
                              model_name=model_name))
     push.add_upstream_node(validate)  # no model is published from data that failed validation
-    return tfx.dsl.Pipeline(
+    return dsl.Pipeline(
         pipeline_name="edgeship-sensor",
         pipeline_root=pipeline_root,
         components=[ingest, validate, train, evaluate, quantize, push],
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        metadata_connection_config=orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path),
         enable_cache=enable_cache,
     )
 
 
-def run_local(pipeline: tfx.dsl.Pipeline) -> None:
+def run_local(pipeline: dsl.Pipeline) -> None:
     """Run under TFX's LocalDagRunner (in this process, one step after another). The pushers'
     keys are checked first: keys that cannot sign stop the run before its first step, not at
     push minutes later. (A pipeline compiled for a cluster names keys inside its pods, so
@@ -64,4 +65,4 @@ def run_local(pipeline: tfx.dsl.Pipeline) -> None:
     for component in pipeline.components:
         if isinstance(component, EdgePusher):
             check_online_keys(component.exec_properties["keys_dir"])
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    orchestration.LocalDagRunner().run(pipeline)

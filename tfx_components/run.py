@@ -101,7 +101,9 @@ def summary(metadata_path: Path, seconds: float) -> str:
         if execution is None:
             lines.append(f"{name:<11}{'-':<10}{'':>8}")
             continue
-        state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+        # ml_metadata's generated protos ship without .pyi files: a checker sees no classes
+        state = metadata_store_pb2.Execution.State.Name(  # pyright: ignore[reportAttributeAccessIssue]
+            execution.last_known_state)
         took = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
         lines.append(f"{name:<11}{state:<10}{took:>8.1f}")
     lines.append(f"{'total':<21}{seconds:>8.1f}")
