@@ -26,6 +26,11 @@ def _enum_names(enum_class: type) -> dict[int, str]:
     return {v: k for k, v in vars(enum_class).items() if not k.startswith("_")}
 
 
+def _indices(values: Any) -> list[int]:
+    """An operator's tensor indices (a numpy array once unpacked, or None), -1s left out."""
+    return [int(i) for i in values if i >= 0] if values is not None else []
+
+
 def read_operators(tflite: str | Path | bytes) -> dict[str, Any]:
     """The operators of a .tflite file (path or content), with their tensors, in run order."""
     from ai_edge_litert import schema_py_generated as schema
@@ -72,8 +77,8 @@ def read_operators(tflite: str | Path | bytes) -> dict[str, Any]:
                 "index": index,
                 "op": name,
                 "version": int(code.version),
-                "inputs": [tensor(i) for i in (op.inputs or []) if i >= 0],
-                "outputs": [tensor(i) for i in (op.outputs or []) if i >= 0],
+                "inputs": [tensor(i) for i in _indices(op.inputs)],
+                "outputs": [tensor(i) for i in _indices(op.outputs)],
                 "options": op.builtinOptions,
             }
         )

@@ -39,3 +39,33 @@ def test_a_subgraph_without_operator_codes_is_refused() -> None:
     model.subgraphs = [subgraph]
     with pytest.raises(InputError, match="the model: .* it has no operator codes"):
         read_operators(packed(model))
+
+
+def test_operators_read_with_their_tensors_in_order() -> None:
+    """The unpacked flatbuffer holds tensor indices as numpy arrays (-1: an absent input)."""
+    model = schema.ModelT()
+    model.version = 3
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.ADD
+    code.version = 1
+    model.operatorCodes = [code]
+    subgraph = schema.SubGraphT()
+    subgraph.tensors = []
+    for name in (b"a", b"b", b"sum"):
+        tensor = schema.TensorT()
+        tensor.name = name
+        tensor.shape = [1, 4]
+        subgraph.tensors.append(tensor)
+    op = schema.OperatorT()
+    op.opcodeIndex = 0
+    op.inputs = [0, 1, -1]
+    op.outputs = [2]
+    subgraph.operators = [op]
+    model.subgraphs = [subgraph]
+    read = read_operators(packed(model))
+    assert read["subgraphs"] == 1
+    (add,) = read["operators"]
+    assert add["op"] == "ADD"
+    assert [t["name"] for t in add["inputs"]] == ["a", "b"]
+    assert [t["name"] for t in add["outputs"]] == ["sum"]
+    assert add["inputs"][0]["shape"] == [1, 4]
