@@ -185,7 +185,8 @@ STATE_PATHS = {
 
 @st.composite
 def damage(draw) -> dict[str, tuple[str, bytes]]:
-    """Up to four state paths, each deleted, made a folder, or given other bytes."""
+    """Up to four state paths, each deleted, made a folder, a link, a FIFO or a 3 GiB sparse
+    file, or given other bytes."""
     chosen = draw(st.lists(st.sampled_from(sorted(STATE_PATHS)), max_size=4, unique=True))
     done = {}
     for path in chosen:
@@ -193,7 +194,8 @@ def damage(draw) -> dict[str, tuple[str, bytes]]:
         content = st.binary(max_size=32) | json_values.map(lambda v: json.dumps(v).encode())
         if corpus:
             content = content | mutated(corpus).map(lambda v: json.dumps(v).encode())
-        kind = draw(st.sampled_from(["delete", "dir", "bytes", "bytes", "symlink", "fifo"]))
+        kind = draw(st.sampled_from(["delete", "dir", "bytes", "bytes", "symlink", "fifo",
+                                     "huge"]))
         done[path] = (kind, draw(content) if kind == "bytes" else b"")
     return done
 
@@ -233,6 +235,9 @@ def _apply(state: str, changes: dict[str, tuple[str, bytes]]) -> None:
             os.symlink("/dev/zero", path)  # reading it never ends
         elif kind == "fifo":
             os.mkfifo(path)  # opening it blocks
+        elif kind == "huge":  # 3 GiB, sparse: read whole, it ended every poll in MemoryError
+            Path(path).write_bytes(b"")
+            os.truncate(path, 3 << 30)
         else:
             Path(path).write_bytes(data)
 
