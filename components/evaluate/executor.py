@@ -157,6 +157,10 @@ def run_evaluate(
         # Without TFMA thresholds TFMA reports "missing_thresholds": nothing of TFMA's to gate.
         tfma_ok, failures = _tfma.read_validation(str(out)) if gated else (True, [])
         measured = evidence.class_metrics(candidate["confusion_matrix"])
+        if measured.examples != candidate["examples"]:  # the verdict's count must be the truth
+            raise RuntimeError(
+                f"{out}: TFMA's confusion matrix counts {measured.examples} eval examples, its "
+                f"example count {candidate['examples']}")
         failed, passed = _threshold_lines(failures, candidate, baseline, min_accuracy,
                                           max_accuracy_decrease)
         gate = _gate(measured, classes, p, failed, passed, train_warning)
