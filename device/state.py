@@ -242,9 +242,10 @@ def _what_is_there(found: str) -> str:
 
 def _cache_cap(parts: tuple[str, ...]) -> int | None:
     """The most the agent (or python-tuf for it) reads of a cached file, None elsewhere."""
-    if parts[0] == "tuf" and len(parts) > 1:
-        return tuf_cache_cap("/".join(parts[1:]))
-    return MAX_INDEX_BYTES if parts[0] == "cache" and len(parts) == 2 else None
+    head, rest = parts[0], parts[1:]
+    if head == "tuf" and rest:
+        return tuf_cache_cap("/".join(rest))
+    return MAX_INDEX_BYTES if head == "cache" and len(rest) == 1 else None
 
 
 def _too_large(parts: tuple[str, ...], path: str) -> str | None:
