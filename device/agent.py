@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import random
@@ -37,6 +36,7 @@ from edgeship.contract import (
     check_name,
     index_entry,
     index_path,
+    load_json,
     model_entries,
     rollout_covers,
     target_custom,
@@ -430,8 +430,8 @@ class Agent:
             updater.download_target(info, filepath=cached + ".partial")
             os.replace(cached + ".partial", cached)
         try:
-            with open(cached) as f:
-                return channel_index(json.load(f))
+            with open(cached, "rb") as f:
+                return channel_index(load_json(f.read()))
         except (ValueError, RecursionError, OtaError) as e:
             raise Refusal("invalid-metadata", f"signed channel index is malformed: {e}") \
                 from None

@@ -53,8 +53,10 @@ from edgeship.contract import (
     check_rollout,
     check_version,
     index_path,
+    load_json,
     model_entries,
     target_path,
+    utc_stamp,
 )
 from edgeship.edge_pusher import keys as keyring
 from edgeship.edge_pusher.buckets import Bucket
@@ -185,7 +187,7 @@ class Repository:
                         rel.version = _next_version(rel.name, channel, max(known, default=0))
                 for rel in rels:
                     self._check_newer(index, rel)
-                since = self._clock().isoformat().replace("+00:00", "Z")
+                since = utc_stamp(self._clock())
                 for rel in rels:
                     self._add_target(st, rel)
                     _index_add(index, rel, since)
@@ -266,7 +268,7 @@ class Repository:
                 entry["state"] = state
                 if percent is not None:
                     entry["rollout"] = percent
-                entry["since"] = self._clock().isoformat().replace("+00:00", "Z")
+                entry["since"] = utc_stamp(self._clock())
             changed.extend(dict(e) for e in entries)
             self._write_index(st, channel, index)
 
@@ -478,7 +480,7 @@ class Repository:
         data = self.bucket.get(content_key(path, tf.hashes["sha256"]))
         tf.verify_length_and_hashes(data)
         try:
-            index = json.loads(data)
+            index = load_json(data)
             _check_index(index)
         except (ValueError, RecursionError, OtaError) as e:
             raise OtaError(f"channel {channel}'s signed index in {self.bucket.url} is malformed "

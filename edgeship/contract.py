@@ -17,9 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -70,16 +72,21 @@ def check_rollout(value: object) -> int:
     return _bounded_int(value, "rollout", 0, 100, "an integer 0..100")
 
 
+_DECIMAL_RE = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
 def _bounded_int(value: object, what: str, low: int, high: int, expected: str) -> int:
-    """``value`` as an int within low..high; a bool, a float or a padded string is refused."""
+    """``value`` as an int within low..high: an int, or the decimal digits of one. A bool, a
+    float, a padded string ("5\n", full-width spaces) or one with a leading zero is refused,
+    so that one text has one meaning for every reader."""
     wrong = OtaError(f"invalid {what} {value!r}: must be {expected}")
-    if isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _DECIMAL_RE.fullmatch(value):
+        number = int(value)
+    else:
         raise wrong
-    try:
-        number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):
-        raise wrong from None
-    if not low <= number <= high or str(number) != str(value).strip():
+    if not low <= number <= high:
         raise wrong
     return number
 
@@ -194,7 +201,7 @@ def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
     if not isinstance(index, dict) or not isinstance(index.get("models"), dict):
         raise OtaError("channel index has no 'models' object")
     schema = index.get("schema_version", 1)
-    if schema not in (1, INDEX_SCHEMA_VERSION) or isinstance(schema, bool):
+    if type(schema) is not int or schema not in (1, INDEX_SCHEMA_VERSION):
         raise OtaError(f"channel index has schema_version {schema!r}; this edgeship reads "
                        f"1 and {INDEX_SCHEMA_VERSION}")
     for key, value in index.items():
@@ -210,6 +217,45 @@ def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
                 raise OtaError(f"channel index entry of {name!r}: field {deep[0]!r} nests deeper "
                                "than the index's schema")
     return models
+
+
+_UTC_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def utc_stamp(moment: datetime) -> str:
+    """How the channel index writes a moment (a stage's start): UTC, to the second."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_utc_time(value: object) -> bool:
+    """A rollout stage's start as the publisher writes it: second precision, UTC, ``Z``."""
+    if not isinstance(value, str) or not _UTC_TIME_RE.fullmatch(value):
+        return False
+    try:
+        datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    return True
+
+
+def load_json(data: bytes | str) -> Any:
+    """Parse signed JSON (a channel index) or a device's report, refusing duplicate keys: a
+    document whose keys repeat reads one way to Python (the last wins) and another to a
+    reader that keeps the first, so it has no one meaning. Raises ``ValueError`` (also for
+    nesting deep enough to exhaust the parser's recursion)."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in found:
+                raise ValueError(f"key {key!r} appears twice in one object")
+            found[key] = value
+        return found
+
+    try:
+        return json.loads(data, object_pairs_hook=unique)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _is_scalar(value: object) -> bool:
@@ -231,6 +277,9 @@ def index_entry(name: str, entry: dict[str, Any]) -> IndexEntry:
     if state not in ENTRY_STATES:
         raise OtaError(f"channel index entry of {name!r}: state {state!r} is not one of "
                        f"{', '.join(ENTRY_STATES)}")
+    if "since" in entry and not _is_utc_time(entry["since"]):
+        raise OtaError(f"channel index entry of {name!r}: since {entry['since']!r} is not a "
+                       "UTC time (YYYY-MM-DDTHH:MM:SSZ)")
     return IndexEntry(check_version(entry["version"]),
                       check_name("hardware", entry.get("hardware")), entry["path"],
                       check_rollout(entry["rollout"]), state)

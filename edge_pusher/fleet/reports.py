@@ -8,14 +8,21 @@ guessed at; a device can lie about itself, never about another.
 
 from __future__ import annotations
 
-import json
+import re
 import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeship.contract import REPORT_SCHEMA_VERSION, check_name, devices_filter, topic_device_id
+from edgeship.contract import (
+    REPORT_SCHEMA_VERSION,
+    check_name,
+    check_version,
+    devices_filter,
+    load_json,
+    topic_device_id,
+)
 from edgeship.edge_pusher.fleet.status import refusal_key, shown
 from edgeship.errors import OtaError
 from edgeship.mqtt import BrokerLogin
@@ -27,8 +34,9 @@ MAX_REPORT_BYTES = 64 * 1024
 #: is not a device's report; the rest are cut (and said), so that one report cannot add a
 #: thousand rows to the table, the page and every line of the history.
 MAX_REFUSALS = 50
-#: Characters of a refusal reason kept (reasons are refusal codes, e.g. ``self-test-failed``).
-MAX_REASON = 64
+#: What a refusal reason looks like: a code. Anything else (free text that would read as
+#: table cells, "self-test-failed 37, ...", or lookalike hyphens) is shown as ``other``.
+REASON_CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")  # at most 64 characters
 #: How long to wait for the broker's answer to connect and subscribe.
 CONNECT_SECONDS = 10.0
 #: Retained reports arrive right after the subscription (flagged retained; live ones are not);
@@ -48,8 +56,16 @@ class FleetReports:
     read_at: float = 0.0
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_version(value: object) -> bool:
+    """A version as devices hold them: an int 1 .. 2**63 - 1 (a 4,000-digit one would widen
+    every line of the status table and the history)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return False
+    try:
+        check_version(value)
+    except OtaError:
+        return False
+    return True
 
 
 def _is_name(value: object) -> bool:
@@ -63,8 +79,8 @@ def _is_name(value: object) -> bool:
 def trim(report: dict[str, Any]) -> str | None:
     """Cut what no honest report holds and nothing counts: refusal keys that are not
     ``name/version/hardware`` of names, refusals beyond :data:`MAX_REFUSALS` (in the order the
-    device sent them: its newest first), reasons beyond :data:`MAX_REASON` characters. Says
-    what it cut, or None."""
+    device sent them: its newest first); a reason that is not a refusal code reads ``other``.
+    Says what it cut, or None."""
     refused = report.get("refused") or {}
     kept, malformed = {}, 0
     for key, reason in refused.items():
@@ -72,15 +88,15 @@ def trim(report: dict[str, Any]) -> str | None:
         if parsed is None or not (_is_name(parsed[0]) and _is_name(parsed[2])):
             malformed += 1
         elif len(kept) < MAX_REFUSALS:
-            kept[key] = reason[:MAX_REASON]
-    if len(kept) == len(refused) and all(len(r) <= MAX_REASON for r in refused.values()):
+            kept[key] = reason if REASON_CODE.fullmatch(reason) else "other"
+    if kept == refused:
         return None
     report["refused"] = kept
     over = len(refused) - malformed - len(kept)
-    long = sum(len(r) > MAX_REASON for r in refused.values())
+    odd = sum(not REASON_CODE.fullmatch(r) for r in refused.values())
     said = [f"{malformed} malformed keys" if malformed else "",
             f"{over} over {MAX_REFUSALS}" if over else "",
-            f"{long} reasons cut to {MAX_REASON} characters" if long else ""]
+            f"{odd} reasons that are not refusal codes shown as 'other'" if odd else ""]
     return f"{len(refused)} refusals, {len(kept)} kept ({'; '.join(w for w in said if w)})"
 
 
@@ -99,7 +115,7 @@ def report_problem(report: object, device_id: str) -> str | None:
             return str(e)
     active = report.get("active")
     if active is not None and not (isinstance(active, dict) and _is_name(active.get("name"))
-                                   and _is_int(active.get("version"))):
+                                   and _is_version(active.get("version"))):
         return "active is not a model name and version"
     refused = report.get("refused", {})
     if not (isinstance(refused, dict) and all(isinstance(k, str) and isinstance(v, str)
@@ -107,7 +123,7 @@ def report_problem(report: object, device_id: str) -> str | None:
         return "refused is not build -> reason"
     health = report.get("health")
     if health is not None and not (isinstance(health, dict) and health.get("state") in (
-            "healthy", "unhealthy") and _is_int(health.get("version"))):
+            "healthy", "unhealthy") and _is_version(health.get("version"))):
         return "health is not a state and version"
     if not isinstance(report.get("last_result", {}), dict):
         return "last_result is not an object"
@@ -126,9 +142,9 @@ def parse(topic: str, payload: bytes, prefix: str
     if len(payload) > MAX_REPORT_BYTES:
         return f"{topic}: {len(payload)} bytes, over {MAX_REPORT_BYTES}"
     try:
-        report = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return f"{topic}: not JSON"
+        report = load_json(payload)
+    except (ValueError, UnicodeDecodeError) as e:
+        return f"{topic}: not JSON ({shown(str(e), 80)})"
     problem = report_problem(report, device_id)
     if problem:
         return f"{topic}: {shown(problem, 160)}"

@@ -169,6 +169,7 @@ def fleet_status(reports: dict[str, dict[str, Any]],
 
     for device_id, report in reports.items():
         channel, hardware, active = report["channel"], report["hardware"], report.get("active")
+        follows = followed_model(report, entries)
         if active:
             running = row(channel, active["name"], active["version"], hardware)
             running.running.add(device_id)
@@ -184,6 +185,8 @@ def fleet_status(reports: dict[str, dict[str, Any]],
             if parsed is None or parsed[2] != hardware:
                 continue  # another hardware's build never reaches this device
             name, version, _ = parsed
+            if name != follows:
+                continue  # a device speaks only of builds of the model it follows
             refused = row(channel, name, version, hardware)
             if not covers(device_id, channel, name, version, hardware):
                 refused.uncovered.add(device_id)
@@ -194,9 +197,7 @@ def fleet_status(reports: dict[str, dict[str, Any]],
             elif _stronger(reason, refused.refused.get(device_id)):
                 refused.refused[device_id] = reason
         for (ch, name), builds in entries.items():
-            follows = active["name"] == name if active else True
-            mentions = any(key.startswith(f"{name}/") for key in report.get("refused", {}))
-            if ch != channel or not (follows or mentions):
+            if ch != channel or name != follows:
                 continue  # a device following another model never takes this one
             for entry, _ in builds:
                 if entry.hardware == hardware and rollout_covers(entry.rollout, device_id, name,
@@ -237,19 +238,29 @@ def checked_entries(indexes: dict[str, dict[str, list[dict]]]
     return found
 
 
+def followed_model(report: dict[str, Any],
+                   entries: dict[tuple[str, str], list[tuple[IndexEntry, dict]]]) -> str | None:
+    """The model a device follows, as the agent picks it: the one it runs, or, with none yet,
+    the channel's only model for its hardware; None when the channel offers several (the
+    device was told which with ``--model``, which its report does not say). What a device
+    says of another model's builds counts for nothing: it never takes them, so its word on
+    them is no evidence (and would let devices of one model stop another's rollout)."""
+    channel, hardware, active = report["channel"], report["hardware"], report.get("active")
+    if active:
+        return str(active["name"])
+    names = {name for (ch, name), builds in entries.items() if ch == channel
+             and any(e.hardware == hardware for e, _ in builds)}
+    return names.pop() if len(names) == 1 else None
+
+
 def _next_build(device_id: str, report: dict[str, Any],
                 entries: dict[tuple[str, str], list[tuple[IndexEntry, dict]]]
                 ) -> tuple[str, IndexEntry] | None:
     """The build this device is still to take, as the agent would choose it, or None."""
     channel, hardware, active = report["channel"], report["hardware"], report.get("active")
-    if active:
-        names = [active["name"]]
-    else:
-        names = sorted({name for (ch, name), builds in entries.items() if ch == channel
-                        and any(e.hardware == hardware for e, _ in builds)})
-        if len(names) != 1:
-            return None  # no model, or the device must be told which (--model)
-    name = names[0]
+    name = followed_model(report, entries)
+    if name is None:
+        return None  # no model, or the device must be told which (--model)
     refused = report.get("refused", {})
     for entry, _ in entries.get((channel, name), []):
         if entry.hardware != hardware:

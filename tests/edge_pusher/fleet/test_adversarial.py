@@ -294,3 +294,27 @@ def test_unregistered_devices_count_for_nothing() -> None:
         assert "ignored 4 from unregistered devices" in str(e)
     else:
         raise AssertionError("no registered device: no data, nothing decided")
+
+
+def test_devices_of_another_model_cannot_stop_this_ones_rollout() -> None:
+    """Found by an outside attacker: two devices running `camera`, whose hash falls inside
+    sensor v2's stage, reported sensor v2 as failing its self-test and revoked it over three
+    sensor devices running it healthily. A device speaks only of the model it follows."""
+    sensor = _covered_ids(25, 3)
+    camera = _covered_ids(25, 5)[3:]
+    reports = {d: report(d, "cpu", "healthy") for d in sensor}
+    for d in camera:
+        liar = report(d, "cpu", "v1")
+        liar["active"] = {"name": "camera", "version": 1, "sha256": "x"}
+        liar["refused"] = {"sensor/2/cpu": "self-test-failed"}
+        reports[d] = liar
+    registry = {d: Identity("cpu", "stable") for d in reports}
+    models = index(25) | {"camera": [{"version": 1, "hardware": "cpu", "rollout": 100,
+                                      "state": "active", "since": STAMP,
+                                      "path": "models/camera/stable/1/cpu/model.tflite"}]}
+    policy = Policy(stages=(5, 25, 50, 100), min_healthy=3, min_failures=2, soak_seconds=0,
+                    on_failure="revoke")
+    (decision,) = [d for d in plan(reports, registry, models, "stable", policy, NOW)
+                   if (d.name, d.hardware) == ("sensor", "cpu")]
+    assert decision.counts["failures"] == 0 and decision.counts["tried"] == 3
+    assert (decision.action, decision.to) == ("advance", 50), decision.line()
