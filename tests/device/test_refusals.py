@@ -315,6 +315,21 @@ def test_a_revoked_build_listed_again_as_active_is_never_installed(
     assert_refused(v1_device, keys_dir, model_bytes, "invalid-metadata")
 
 
+def test_a_signed_index_with_a_repeated_key_is_refused(v1_device, repo, keys_dir, model_bytes,
+                                                       tiny_models):
+    """Python keeps the last of two equal keys, a C reader the first: with v2 revoked in one
+    copy and active in the other, the index means two things, so it means nothing."""
+    from tests.helpers.ota import sign_raw_index
+
+    index = _index_with_v2(repo, tiny_models, version=2)
+    entries = json.dumps(index["models"]["sensor"])
+    revoked = json.dumps([dict(e, state="revoked") for e in index["models"]["sensor"]])
+    text = f'{{"models": {{"sensor": {revoked}, "sensor": {entries}}}, "schema_version": 2}}'
+    sign_raw_index(repo, "stable", text.encode())
+    status = assert_refused(v1_device, keys_dir, model_bytes, "invalid-metadata")
+    assert "appears twice" in status["last_error"]["message"]
+
+
 def test_a_deeply_nested_signed_index_is_invalid_metadata_not_a_crash(
         v1_device, repo, keys_dir, model_bytes):
     from tests.helpers.ota import sign_raw_index

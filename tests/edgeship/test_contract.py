@@ -154,3 +154,37 @@ def test_a_build_listed_twice_is_refused_whatever_its_states() -> None:
     assert contract.model_entries("m", twice, "arm") == []
     other = entry | {"version": 4}
     assert [e.version for e in contract.model_entries("m", [entry, other])] == [4, 3]
+
+
+@pytest.mark.parametrize("value", ["5\n", " 5", "\u20035\u3000", "\x0b5\x0c", "05", "+5", "5.0",
+                                   "٥"])
+def test_a_padded_or_lookalike_version_string_is_refused(value) -> None:
+    with pytest.raises(OtaError, match="invalid version"):
+        contract.check_version(value)
+
+
+def test_signed_json_with_a_repeated_key_has_no_one_meaning() -> None:
+    with pytest.raises(ValueError, match="'sensor' appears twice"):
+        contract.load_json(b'{"models": {"sensor": [], "sensor": []}}')
+    with pytest.raises(ValueError, match="nested too deeply"):
+        contract.load_json("[" * 100_000 + "]" * 100_000)
+    assert contract.load_json(b'{"a": {"b": 1}}') == {"a": {"b": 1}}
+
+
+@pytest.mark.parametrize("since, ok", [("2026-12-07T19:00:00Z", True), (5, False),
+                                       ("2026-12-07T19:00:00", False),
+                                       ("2026-13-07T19:00:00Z", False),
+                                       ("2026-12-07T19:00:00+00:00", False)])
+def test_an_index_entry_since_is_a_utc_time(since, ok) -> None:
+    entry = {"version": 1, "hardware": "cpu", "rollout": 5, "path": "p", "since": since}
+    if ok:
+        assert contract.index_entry("m", entry).version == 1
+    else:
+        with pytest.raises(OtaError, match="is not a UTC time"):
+            contract.index_entry("m", entry)
+
+
+def test_an_index_schema_version_is_an_integer() -> None:
+    for schema in (2.0, True, "2"):
+        with pytest.raises(OtaError, match="schema_version"):
+            contract.channel_index({"models": {}, "schema_version": schema})
