@@ -19,6 +19,8 @@ def build_chain(
     ingest_args: dict[str, Any],
     epochs: Any,
     min_accuracy: Any,
+    require_beats_majority: Any,
+    min_lift_over_majority: Any,
     max_accuracy_drop: Any,
     model_name: Any,
     bucket_url: Any,
@@ -55,6 +57,8 @@ def build_chain(
         examples=examples,
         model=train_task.outputs["model"],
         min_accuracy=min_accuracy,
+        require_beats_majority=require_beats_majority,
+        min_lift_over_majority=min_lift_over_majority,
         slice_feature=slice_feature,
     )
     quantize_task = quantize_op(

@@ -8,6 +8,7 @@ asks for another: those are the literals below.
 
 from kfp import dsl
 
+from edgeship.components.evaluate.executor import EvaluateParams as Evaluate
 from edgeship.components.ingest.executor import IngestParams as Ingest
 from edgeship.components.quantize.executor import QuantizeParams as Quantize
 from edgeship.components.validate.executor import ValidateParams as Validate
@@ -26,6 +27,8 @@ def vision_pipeline(
     schema_path: str = Validate.schema_path,
     epochs: int = 20,
     min_accuracy: float = 0.8,
+    require_beats_majority: bool = Evaluate.require_beats_majority,
+    min_lift_over_majority: float = Evaluate.min_lift_over_majority,
     max_accuracy_drop: float = Quantize.max_accuracy_drop,
     model_name: str = "vision",
     bucket_url: str = CLUSTER_BUCKET_URL,
@@ -45,6 +48,8 @@ def vision_pipeline(
         schema_path=schema_path,
         epochs=epochs,
         min_accuracy=min_accuracy,
+        require_beats_majority=require_beats_majority,
+        min_lift_over_majority=min_lift_over_majority,
         max_accuracy_drop=max_accuracy_drop,
         model_name=model_name,
         bucket_url=bucket_url,
