@@ -5,7 +5,7 @@ The broker folder::
 
     mosquitto.conf     listener, no anonymous access, the files below, persistence
     acl                a device writes only its own report topic and reads nothing; the fleet
-                       reader reads every device's report and writes nothing
+                       reader reads every device's report (its own topic is never read)
     passwords          Mosquitto's password file (PBKDF2-SHA512 hashes, never the passwords)
     fleet.password     the fleet reader's password (for fleet status, report, rollout watch)
     devices.json       the device registry: each device's hardware and channel (registry.py)
@@ -33,11 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeship.contract import DEFAULT_TOPIC_PREFIX, check_name, devices_filter
-from edgeship.edge_pusher.fleet.registry import read_registry, register, registry_path
+from edgeship.edge_pusher.fleet.registry import (
+    FLEET_READER,
+    read_registry,
+    register,
+    registry_path,
+)
 from edgeship.errors import OtaError
 
-#: The fleet side's MQTT user: reads every report, writes nothing. No device may take its name.
-FLEET_READER = "fleet"
 #: The user Mosquitto becomes when started as root and its configuration names none.
 MOSQUITTO_USER = "mosquitto"
 #: Mosquitto's own PBKDF2 parameters (``mosquitto_passwd``); the passwords are random 32-byte
@@ -152,6 +155,7 @@ def add_devices(folder: str | os.PathLike, device_ids: list[str], hardware: str 
     deleted here. A running broker reads the password file again on SIGHUP. With
     ``hardware`` (and ``channel``), record the devices' identity in the registry the watcher
     reads (``devices.json``); everything is checked before anything is written."""
+    device_ids = list(dict.fromkeys(device_ids))  # "d1 d1" is one device
     for device_id in device_ids:
         check_name("device id", device_id)
         if device_id == FLEET_READER:
@@ -185,7 +189,8 @@ def acl(prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
     check_name("topic prefix", prefix)
     return (
         "# Written by edgeship fleet broker-config. Anything not granted here is refused.\n"
-        f"# The fleet reader reads every device's report and writes nothing.\n"
+        f"# The fleet reader reads every device's report. (The device pattern below lets it\n"
+        f"# write {prefix}/devices/{FLEET_READER}/state too: the fleet side never reads that.)\n"
         f"user {FLEET_READER}\n"
         f"topic read {devices_filter(prefix)}\n"
         "\n"

@@ -58,7 +58,21 @@ def _indexes(args) -> dict[str, dict]:
         raise OtaError("--bucket needs --keys (the repository's keys directory)")
     from edgeship.edge_pusher.cli import _repository
 
-    return {args.channel: _repository(args).read_index(args.channel)["models"]}
+    repo = _repository(args)
+    _check_watched(repo, args)
+    return {args.channel: repo.read_index(args.channel)["models"]}
+
+
+def _check_watched(repo, args) -> None:
+    """A mistyped --bucket or --channel shows and decides nothing: say so, and fail."""
+    from edgeship.contract import index_path
+
+    if not repo.bucket.exists("metadata/timestamp.json"):
+        raise OtaError(f"{args.bucket} holds no repository (no metadata/timestamp.json): "
+                       "check --bucket")
+    if repo.target(index_path(args.channel)) is None:
+        raise OtaError(f"channel {args.channel!r} has no index in {args.bucket}: check "
+                       "--channel (nothing was ever published to it)")
 
 
 def _snapshot(rows, devices: int, read_at: float) -> dict:
@@ -161,9 +175,10 @@ def _cmd_status(args) -> int:
     from edgeship.edge_pusher.fleet.status import fleet_status, format_table
     from edgeship.edge_pusher.fleet.watch import append_jsonl
 
+    indexes = _indexes(args)  # a mistyped --bucket or --channel fails before the broker
     reports = read_reports(_login(args))
     vetted, path = _vetted(args, reports)
-    rows = fleet_status(vetted.reports, _indexes(args))
+    rows = fleet_status(vetted.reports, indexes)
     append_jsonl(args.history, [_snapshot(rows, len(vetted.reports), reports.read_at)])
     if args.json:
         print(json.dumps({"devices": len(vetted.reports), "registry_checked": vetted.checked,
@@ -186,9 +201,10 @@ def _cmd_report(args) -> int:
     from edgeship.edge_pusher.fleet.status import fleet_status
     from edgeship.edge_pusher.fleet.watch import append_jsonl
 
+    indexes = _indexes(args)  # a mistyped --bucket or --channel fails before the broker
     reports = read_reports(_login(args))
     vetted, path = _vetted(args, reports)
-    rows = fleet_status(vetted.reports, _indexes(args))
+    rows = fleet_status(vetted.reports, indexes)
     append_jsonl(args.history, [_snapshot(rows, len(vetted.reports), reports.read_at)])
     write_report(args.html, rows, reports, args.history, notes=_flags(vetted, path, reports),
                  devices=len(vetted.reports))
@@ -198,7 +214,6 @@ def _cmd_report(args) -> int:
 
 @_user_files
 def _cmd_watch(args) -> int:
-    from edgeship.contract import index_path
     from edgeship.edge_pusher.cli import _repository
     from edgeship.edge_pusher.fleet.registry import read_registry, vet
     from edgeship.edge_pusher.fleet.reports import read_reports
@@ -208,13 +223,7 @@ def _cmd_watch(args) -> int:
     policy = Policy(tuple(args.stages), args.min_healthy, args.soak, args.max_failure_share,
                     args.on_failure, args.min_failures, args.max_report_age)
     repo, login = _repository(args), _login(args)
-    # A mistyped --bucket or --channel watches nothing: say so, and fail the run.
-    if not repo.bucket.exists("metadata/timestamp.json"):
-        raise OtaError(f"{args.bucket} holds no repository (no metadata/timestamp.json): "
-                       "check --bucket")
-    if repo.target(index_path(args.channel)) is None:
-        raise OtaError(f"channel {args.channel!r} has no index in {args.bucket}: check "
-                       "--channel (nothing was ever published to it)")
+    _check_watched(repo, args)
     registry_file = _registry_file(args)
     read_registry(registry_file)  # the watcher counts registered devices only: none, no run
     stop = threading.Event()

@@ -18,16 +18,22 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship.contract import check_name
+from edgeship.contract import check_name, load_json
 from edgeship.errors import OtaError
 
 #: The registry's file name in the broker folder.
 REGISTRY_FILE = "devices.json"
 REGISTRY_SCHEMA_VERSION = 1
+#: The fleet reader's MQTT user: never a device (the ACL's device pattern would let its
+#: password write a report of its own, and a registry entry would give that report a vote).
+FLEET_READER = "fleet"
+#: The largest registry read: about 100 bytes a device, so a million devices fit.
+MAX_REGISTRY_BYTES = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -65,15 +71,14 @@ def read_registry(path: str | os.PathLike) -> dict[str, Identity]:
     """Device id -> identity. A missing or malformed registry is an :class:`OtaError` naming
     the file: counting devices nobody registered would let any login speak for any build."""
     try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read())
+        data = load_json(_read_regular(path))
     except FileNotFoundError:
         raise OtaError(f"{path}: no device registry; register each device with 'edgeship "
                        "fleet add-device ID --hardware H --channel C --dir BROKER_DIR' (the "
                        "watcher counts registered devices only)") from None
     except OSError as e:
         raise OtaError(f"{path}: cannot read the device registry ({e.strerror})") from None
-    except (ValueError, RecursionError):
+    except ValueError:
         raise OtaError(f"{path}: the device registry is not JSON") from None
     devices = data.get("devices") if isinstance(data, dict) else None
     if not isinstance(devices, dict) or data.get("schema_version") != REGISTRY_SCHEMA_VERSION:
@@ -83,6 +88,8 @@ def read_registry(path: str | os.PathLike) -> dict[str, Identity]:
     for device_id, identity in devices.items():
         try:
             check_name("device id", device_id)
+            if device_id == FLEET_READER:
+                raise OtaError(f"{FLEET_READER!r} is the fleet reader, not a device")
             if not isinstance(identity, dict):
                 raise OtaError(f"device {device_id}: not an object")
             found[device_id] = Identity(check_name("hardware", identity.get("hardware")),
@@ -90,6 +97,23 @@ def read_registry(path: str | os.PathLike) -> dict[str, Identity]:
         except OtaError as e:
             raise OtaError(f"{path}: {e}") from None
     return found
+
+
+def _read_regular(path: str | os.PathLike) -> bytes:
+    """The registry's bytes, if it is a regular file of at most :data:`MAX_REGISTRY_BYTES`:
+    a FIFO or ``/dev/zero`` put in its place must not hang or exhaust the watcher."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OtaError(f"{path}: the device registry is not a regular file")
+        if info.st_size > MAX_REGISTRY_BYTES:
+            raise OtaError(f"{path}: the device registry is {info.st_size} bytes, over "
+                           f"{MAX_REGISTRY_BYTES}")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(MAX_REGISTRY_BYTES + 1)
+    finally:
+        os.close(fd)
 
 
 def register(folder: str | os.PathLike, device_ids: list[str], hardware: str,

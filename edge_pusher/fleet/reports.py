@@ -23,6 +23,7 @@ from edgeship.contract import (
     load_json,
     topic_device_id,
 )
+from edgeship.edge_pusher.fleet.registry import FLEET_READER
 from edgeship.edge_pusher.fleet.status import refusal_key, shown
 from edgeship.errors import OtaError
 from edgeship.mqtt import BrokerLogin
@@ -137,6 +138,8 @@ def parse(topic: str, payload: bytes, prefix: str
     device_id = topic_device_id(topic, prefix)
     if device_id is None:
         return f"{shown(topic, 160)}: not a device report topic"
+    if device_id == FLEET_READER:  # the ACL's device pattern lets the reader write it
+        return f"{topic}: the fleet reader's own topic, not a device's"
     if not payload:  # a cleared retained message: the device was removed
         return f"{topic}: empty"
     if len(payload) > MAX_REPORT_BYTES:

@@ -318,3 +318,41 @@ def test_devices_of_another_model_cannot_stop_this_ones_rollout() -> None:
                    if (d.name, d.hardware) == ("sensor", "cpu")]
     assert decision.counts["failures"] == 0 and decision.counts["tried"] == 3
     assert (decision.action, decision.to) == ("advance", 50), decision.line()
+
+
+def test_the_fleet_readers_own_topic_and_name_never_count(tmp_path) -> None:
+    """Found by an outside attacker: the ACL's device pattern lets the fleet reader's password
+    write edgeship/devices/fleet/state, and a registry listing 'fleet' gave it a vote."""
+    import json as json_module
+
+    from edgeship.edge_pusher.fleet.registry import read_registry
+    from edgeship.edge_pusher.fleet.reports import parse
+
+    payload = json_module.dumps(report("fleet", "cpu", "healthy")).encode()
+    assert "the fleet reader's own topic" in parse("edgeship/devices/fleet/state", payload,
+                                                   "edgeship")
+    path = tmp_path / "devices.json"
+    path.write_text(json_module.dumps({"schema_version": 1, "devices": {
+        "fleet": {"hardware": "cpu", "channel": "stable"}}}))
+    try:
+        read_registry(path)
+    except OtaError as e:
+        assert "'fleet' is the fleet reader, not a device" in str(e)
+    else:
+        raise AssertionError("a registry naming the reader was taken")
+
+
+def test_a_registry_that_is_not_a_regular_file_is_refused_at_once(tmp_path) -> None:
+    import os
+
+    from edgeship.edge_pusher.fleet.registry import read_registry
+
+    fifo = tmp_path / "devices.json"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        try:
+            read_registry(path)
+        except OtaError as e:
+            assert "not a regular file" in str(e)
+        else:
+            raise AssertionError(f"{path} was read as a registry")

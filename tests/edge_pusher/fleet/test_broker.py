@@ -251,3 +251,14 @@ def test_a_read_that_runs_out_of_time_is_no_data(broker) -> None:
     many_reports(broker, 3000)
     with pytest.raises(OtaError, match="still sending reports after 0.01 s .* incomplete"):
         read_reports(reader(broker), wait=0.01)
+
+
+def test_a_device_named_twice_is_one_device(tmp_path) -> None:
+    """`fleet add-device d1 d1` wrote the password, then ended in an internal error."""
+    from edgeship.edge_pusher.fleet.broker import add_devices, broker_config
+    from edgeship.edge_pusher.fleet.registry import read_registry, registry_path
+
+    broker_config(tmp_path, listen="127.0.0.1:1883")
+    paths = add_devices(tmp_path, ["d1", "d1"], "cpu", "stable")
+    assert [p.name for p in paths] == ["d1.password"]
+    assert list(read_registry(registry_path(tmp_path))) == ["d1"]

@@ -110,7 +110,8 @@ def test_watch_with_the_broker_down_decides_nothing_and_fails_the_run(tmp_path, 
 def test_watch_on_a_mistyped_bucket_or_channel_fails_in_one_line(tmp_path, repo, publish,
                                                                   bucket, keys_dir) -> None:
     """Issue 18: `rollout watch --once` on a mistyped --bucket or --channel printed nothing
-    and exited 0, so a CronJob looked healthy while doing nothing."""
+    and exited 0, so a CronJob looked healthy while doing nothing; `fleet status` showed an
+    empty fleet."""
     publish(1)
     (tmp_path / "reader").write_text("x")
     register(tmp_path, ["d1"], "cpu", "stable")
@@ -118,13 +119,15 @@ def test_watch_on_a_mistyped_bucket_or_channel_fails_in_one_line(tmp_path, repo,
              str(tmp_path / "reader"), "--keys", str(keys_dir)]
     empty = tmp_path / "typo"
     empty.mkdir()
-    done = edgeship("rollout", "watch", *flags, "--bucket", f"file://{empty}")
-    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
-    assert "holds no repository (no metadata/timestamp.json): check --bucket" in done.stderr
-    assert not list(empty.iterdir())  # nothing created there
-    done = edgeship("rollout", "watch", *flags, "--bucket", bucket.url, "--channel", "stabel")
-    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
-    assert "channel 'stabel' has no index" in done.stderr and "check --channel" in done.stderr
+    for command in (["rollout", "watch"], ["fleet", "status"]):  # status showed nothing, 0
+        done = edgeship(*command, *flags, "--bucket", f"file://{empty}")
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert "holds no repository (no metadata/timestamp.json): check --bucket" in done.stderr
+        assert not list(empty.iterdir())  # nothing created there
+        done = edgeship(*command, *flags, "--bucket", bucket.url, "--channel", "stabel")
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert "channel 'stabel' has no index" in done.stderr and "check --channel" in \
+            done.stderr
 
 
 @pytest.mark.parametrize("bad", [["--soak", "nan"], ["--soak", "-1"], ["--interval", "-1"],
