@@ -256,9 +256,13 @@ def _cmd_watch(args) -> int:
 
 
 def _stages(value: str) -> list[int]:
+    """Percentages as the signed index holds them (ASCII digits: int() also reads "1_0" and
+    other scripts' digits)."""
+    from edgeship.contract import check_rollout
+
     try:
-        return [int(v) for v in value.split(",")]
-    except ValueError:
+        return [check_rollout(v) for v in value.split(",")]
+    except OtaError:
         raise argparse.ArgumentTypeError(f"{value!r}: give percentages like 5,25,100") from None
 
 

@@ -133,7 +133,8 @@ def test_watch_on_a_mistyped_bucket_or_channel_fails_in_one_line(tmp_path, repo,
 @pytest.mark.parametrize("bad", [["--soak", "nan"], ["--soak", "-1"], ["--interval", "-1"],
                                  ["--interval", "0"], ["--interval", "inf"],
                                  ["--max-report-age", "nan"], ["--max-failure-share", "1.5"],
-                                 ["--min-healthy", "1.5"], ["--min-failures", "-2"]])
+                                 ["--min-healthy", "1.5"], ["--min-failures", "-2"],
+                                 ["--stages", "1_0,2_5,10_0"], ["--stages", "5,٢٥,100"]])
 def test_non_finite_or_negative_numbers_are_usage_errors(bad, tmp_path) -> None:
     """Issue 18: `--soak nan` skipped the soak; `--interval -1` spun."""
     done = edgeship("rollout", "watch", "--broker", "mqtt://127.0.0.1:1", "--password-file",
