@@ -21,6 +21,10 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from edgeship.errors import step_errors
 
+#: The custom property of every output artifact that holds the step's summary (JSON): what
+#: ``edgeship run --orchestrator tfx`` shows in its table, read back from ML Metadata.
+SUMMARY_PROPERTY = "edgeship_summary"
+
 #: (artifact type, optional) of an input; the artifact type of an output.
 Inputs = dict[str, tuple[type[types.Artifact], bool]]
 Outputs = dict[str, type[types.Artifact]]
@@ -29,12 +33,14 @@ Outputs = dict[str, type[types.Artifact]]
 class StepExecutor(base_executor.BaseExecutor):
     """Runs one step: subclasses (at module level, where TFX finds them by name) set
     ``STEP`` (the name its errors start with), ``PARAMS`` (the step's dataclass) and
-    ``run(inputs, outputs, params)``, which gets one artifact, or None, per name."""
+    ``run(inputs, outputs, params)``, which gets one artifact, or None, per name, and returns
+    the step executor's summary."""
 
     STEP: str
     PARAMS: type
 
-    def run(self, inputs: dict[str, Any], outputs: dict[str, Any], params: Any) -> None:
+    def run(self, inputs: dict[str, Any], outputs: dict[str, Any], params: Any
+            ) -> dict[str, Any]:
         raise NotImplementedError
 
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 - TFX's API
@@ -42,8 +48,12 @@ class StepExecutor(base_executor.BaseExecutor):
         with step_errors(self.STEP):
             params = self.PARAMS(**{name: _decode(value, hints[name])
                                     for name, value in exec_properties.items() if name in hints})
-            self.run({name: _single(value) for name, value in input_dict.items()},
-                     {name: _single(value) for name, value in output_dict.items()}, params)
+            outputs = {name: _single(value) for name, value in output_dict.items()}
+            summary = self.run({name: _single(value) for name, value in input_dict.items()},
+                               outputs, params)
+        text = json.dumps(summary, default=str)
+        for artifact in outputs.values():
+            artifact.set_string_custom_property(SUMMARY_PROPERTY, text)
 
 
 if typing.TYPE_CHECKING:

@@ -40,62 +40,72 @@ SPLITS = '["train", "eval"]'  # TFX's encoding of split names, as artifact_utils
 class IngestExecutor(StepExecutor):
     STEP, PARAMS = "ingest", IngestParams
 
-    def run(self, inputs: dict[str, Any], outputs: dict[str, Any], p: IngestParams) -> None:
+    def run(self, inputs: dict[str, Any], outputs: dict[str, Any],
+            p: IngestParams) -> dict[str, Any]:
         examples = outputs["examples"]
-        run_ingest(p.kind, p.data_path, examples.uri, p)
+        summary = run_ingest(p.kind, p.data_path, examples.uri, p)
         examples.split_names = SPLITS
+        return summary
 
 
 class ValidateExecutor(StepExecutor):
     STEP, PARAMS = "validate", ValidateParams
 
-    def run(self, inputs: dict[str, Any], outputs: dict[str, Any], p: ValidateParams) -> None:
+    def run(self, inputs: dict[str, Any], outputs: dict[str, Any],
+            p: ValidateParams) -> dict[str, Any]:
         curated, baseline = inputs.get("curated_schema"), inputs.get("baseline_statistics")
         p = dataclasses.replace(p, schema_path=curated.uri if curated else p.schema_path,
                                 baseline_statistics_path=(baseline.uri if baseline
                                                           else p.baseline_statistics_path))
-        run_validate(inputs["examples"].uri, outputs["statistics"].uri, outputs["schema"].uri,
-                     outputs["anomalies"].uri, p)
+        summary = run_validate(inputs["examples"].uri, outputs["statistics"].uri,
+                               outputs["schema"].uri, outputs["anomalies"].uri, p)
         for name in ("statistics", "anomalies"):
             outputs[name].split_names = inputs["examples"].split_names
+        return summary
 
 
 class TrainExecutor(StepExecutor):
     STEP, PARAMS = "train", TrainParams
 
-    def run(self, inputs: dict[str, Any], outputs: dict[str, Any], p: TrainParams) -> None:
-        run_train(inputs["examples"].uri, outputs["model"].uri, p,
-                  logs_dir=outputs["model_run"].uri)
+    def run(self, inputs: dict[str, Any], outputs: dict[str, Any],
+            p: TrainParams) -> dict[str, Any]:
+        return run_train(inputs["examples"].uri, outputs["model"].uri, p,
+                         logs_dir=outputs["model_run"].uri)
 
 
 class EvaluateExecutor(StepExecutor):
     STEP, PARAMS = "evaluate", EvaluateParams
 
-    def run(self, inputs: dict[str, Any], outputs: dict[str, Any], p: EvaluateParams) -> None:
+    def run(self, inputs: dict[str, Any], outputs: dict[str, Any],
+            p: EvaluateParams) -> dict[str, Any]:
         baseline = inputs.get("baseline_model")
         if baseline:
             p = dataclasses.replace(p, baseline_model_path=baseline.uri)
         summary = run_evaluate(inputs["examples"].uri, inputs["model"].uri,
                                outputs["blessing"].uri, outputs["evaluation"].uri, p)
         set_blessed(outputs["blessing"], summary["blessed"], inputs["model"], baseline)
+        return summary
 
 
 class QuantizeExecutor(StepExecutor):
     STEP, PARAMS = "quantize", QuantizeParams
 
-    def run(self, inputs: dict[str, Any], outputs: dict[str, Any], p: QuantizeParams) -> None:
+    def run(self, inputs: dict[str, Any], outputs: dict[str, Any],
+            p: QuantizeParams) -> dict[str, Any]:
         blessing = inputs.get("model_blessing")
         with tempfile.TemporaryDirectory() as report:  # the Markdown report is KFP's UI output
             summary = run_quantize(inputs["model"].uri, inputs["examples"].uri,
                                    outputs["quantized"].uri, outputs["blessing"].uri, report, p,
                                    model_blessing_dir=blessing.uri if blessing else "")
         set_blessed(outputs["blessing"], summary["blessed"], inputs["model"])
+        return summary
 
 
 class PushExecutor(StepExecutor):
     STEP, PARAMS = "push", PushParams
 
-    def run(self, inputs: dict[str, Any], outputs: dict[str, Any], p: PushParams) -> None:
+    def run(self, inputs: dict[str, Any], outputs: dict[str, Any],
+            p: PushParams) -> dict[str, Any]:
         model_blessing = inputs.get("model_blessing")
         quantize_blessing = inputs.get("quantize_blessing")
         pushed = outputs["pushed_model"]
@@ -107,6 +117,7 @@ class PushExecutor(StepExecutor):
         if outcome.pushed:
             pushed.set_string_custom_property("pushed_destination", outcome.bucket)
             pushed.set_string_custom_property("pushed_version", str(outcome.version))
+        return {"pushed": outcome.pushed, "message": outcome.line()}
 
 
 Ingest = make_component(

@@ -82,30 +82,54 @@ def run_sensor(workdir: Path, data_path: str | None, label: str | None, bucket_u
 
 
 def summary(metadata_path: Path, seconds: float) -> str:
-    """Each step's state and time in the newest run, from ML Metadata."""
+    """Each step's state, time and key result in the newest run, from ML Metadata (the result
+    as ``edgeship run``'s KFP route shows it: the summary each executor recorded on its
+    outputs), then the quantized variants."""
     from ml_metadata.proto import metadata_store_pb2
     from tfx.orchestration import metadata
+
+    from edgeship.components.summaries import step_line
+    from edgeship.tfx._base import SUMMARY_PROPERTY
 
     config = metadata.sqlite_metadata_connection_config(str(metadata_path))
     with metadata.Metadata(config) as store:
         executions = store.store.get_executions()
         types = {t.id: t.name for t in store.store.get_execution_types()}
-    newest: dict[str, Any] = {}
-    for execution in executions:
-        name = types[execution.type_id].rsplit(".", 1)[-1]
-        if name in COMPONENTS and (name not in newest or execution.id > newest[name].id):
-            newest[name] = execution
-    lines = [f"{'step':<11}{'state':<10}{'seconds':>8}"]
-    for name in COMPONENTS:
+        newest: dict[str, Any] = {}
+        for execution in executions:
+            name = types[execution.type_id].rsplit(".", 1)[-1]
+            if name in COMPONENTS and (name not in newest or execution.id > newest[name].id):
+                newest[name] = execution
+        summaries = _summaries(store.store, newest, SUMMARY_PROPERTY)
+    lines = [f"{'step':<11}{'state':<10}{'seconds':>8}  result"]
+    for name, step in zip(COMPONENTS, STEP_PARAMS, strict=True):
         execution = newest.get(name)
         if execution is None:
             lines.append(f"{name:<11}{'-':<10}{'':>8}")
             continue
-        # ml_metadata's generated protos ship without .pyi files: a checker sees no classes
-        state = metadata_store_pb2.Execution.State.Name(  # pyright: ignore[reportAttributeAccessIssue]
-            execution.last_known_state)
+        state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
         took = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
-        lines.append(f"{name:<11}{state:<10}{took:>8.1f}")
+        result = step_line(step, summaries.get(name))
+        lines.append(f"{name:<11}{state:<10}{took:>8.1f}  {result}".rstrip())
     lines.append(f"{'total':<21}{seconds:>8.1f}")
+    table = (summaries.get("Quantize") or {}).get("table")
+    if table:
+        lines += ["", "quantized variants:", table]
     return "\n".join(lines)
 
+
+def _summaries(store: Any, executions: dict[str, Any], prop: str) -> dict[str, dict[str, Any]]:
+    """Component name -> the summary its execution recorded on its outputs (a cached
+    execution's outputs are the run's that made them)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    found: dict[str, dict[str, Any]] = {}
+    for name, execution in executions.items():
+        events = store.get_events_by_execution_ids([execution.id])
+        outputs = [e.artifact_id for e in events
+                   if e.type == metadata_store_pb2.Event.OUTPUT]
+        for artifact in store.get_artifacts_by_id(outputs):
+            if prop in artifact.custom_properties:
+                found[name] = json.loads(artifact.custom_properties[prop].string_value)
+                break
+    return found

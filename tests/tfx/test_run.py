@@ -19,10 +19,14 @@ def _run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, env=subprocess_env(), timeout=1200)
 
 
-def _states(stdout: str) -> dict[str, str]:
-    return {line.split()[0]: line.split()[1] for line in stdout.splitlines()
+def _rows(stdout: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in stdout.splitlines()
             if line.split()[:1] and line.split()[0] in
             ("Ingest", "Validate", "Train", "Evaluate", "Quantize", "EdgePusher")}
+
+
+def _states(stdout: str) -> dict[str, str]:
+    return {step: line.split()[1] for step, line in _rows(stdout).items()}
 
 
 @pytest.mark.slow
@@ -32,9 +36,19 @@ def test_a_run_publishes_and_a_second_one_comes_from_the_cache(tmp_path: Path) -
     first = _run(tmp_path, "--param", "train__epochs=3")
     assert first.returncode == 0, first.stderr[-3000:]
     assert set(_states(first.stdout).values()) == {"COMPLETE"}, first.stdout
+    # issue 25: the table says what each step did, as the KFP route's does, and TensorFlow's
+    # and Google's clients' ~120 lines of noise go to run.log, not the terminal
+    rows = _rows(first.stdout)
+    assert rows["Evaluate"].count("BLESSED: accuracy") == 1 and "eval examples" in \
+        rows["Evaluate"]
+    assert "min_steps=500 asks for more steps than 3 passes" in rows["Train"]
+    assert "pushed v1 to " in rows["EdgePusher"] and "quantized variants:" in first.stdout
+    assert len(first.stderr.splitlines()) <= 2, first.stderr[-3000:]
+    assert "tensorflow" in (tmp_path / "run.log").read_text().lower()
     second = _run(tmp_path, "--param", "train__epochs=3")
     assert second.returncode == 0, second.stderr[-3000:]
     assert set(_states(second.stdout).values()) == {"CACHED"}, second.stdout
+    assert _rows(second.stdout)["Evaluate"].split()[3:] == rows["Evaluate"].split()[3:]
     agent = Agent(str(tmp_path / "device"), str(tmp_path / "bucket"), device_id="d-1",
                   trusted_root=str(tmp_path / "keys" / "root_history" / "1.root.json"))
     assert agent.poll_once().action == "updated"
