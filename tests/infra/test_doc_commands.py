@@ -125,9 +125,13 @@ def _tabular_csv(path: Path) -> None:
 @pytest.fixture
 def scratch(tmp_path: Path, tiny_models: Path, moto_endpoint: str, monkeypatch) -> Path:
     """A user's empty folder, plus the files the docs name as placeholders."""
+    import logging
+
     import boto3
 
     from tests.helpers.builders import photo_folder
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
 
     _tabular_csv(tmp_path / "my.csv")
     shutil.copy(tmp_path / "my.csv", tmp_path / "plant.csv")
