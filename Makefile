@@ -12,7 +12,7 @@ PYTHON310 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.1
 	$(shell command -v python3.10 2>/dev/null))
 
 .PHONY: install system tools demo test test-fast test-tfx tfx lint lint-imports lint-manifests \
-	compile clean image kind-load kind-up kind-down kind-e2e typecheck typecheck-pending
+	compile clean image kind-load kind-up kind-down kind-e2e typecheck
 
 # Debian packages the tests run: Mosquitto (the MQTT broker devices report to; the fleet tests
 # start their own instances on 127.0.0.1) and Chromium (renders the fleet report, headless).
@@ -103,23 +103,14 @@ test-fast: $(STAMP)
 lint: $(STAMP) lint-imports
 	$(VENV)/bin/ruff check .
 
-# Types: basedpyright (pyproject.toml's [tool.basedpyright]: basic mode, Python 3.10) on the
-# source folders, reading edgeship.* from the strict editable install. It bundles Node.js in its
-# wheel and runs offline. TYPECHECK_PENDING are paths still being changed under issue 23, with
-# type errors of their own (listed by `make typecheck-pending`, which is not yet part of `make
-# test`). Take a path out of the list once `make typecheck-pending` is clean for it: from then
-# on `make typecheck` holds it. tfx_components/ is checked against .venv-tfx, where TFX is.
-TYPECHECK_PENDING := device edge_pusher/fleet edge_pusher/buckets.py edge_pusher/lock.py \
-	edge_pusher/repository.py edge_pusher/cli.py components/evaluate components/train \
-	edgeship/contract.py edgeship/mqtt.py
-TYPECHECK_FILES = $(filter-out $(addsuffix %,$(TYPECHECK_PENDING) tfx_components),$(shell find \
+# Types: basedpyright (pyproject.toml's [tool.basedpyright]: basic mode, Python 3.10) on every
+# source folder, reading edgeship.* from the strict editable install. It bundles Node.js in its
+# wheel and runs offline. tfx_components/ is checked against .venv-tfx, where TFX is.
+TYPECHECK_FILES = $(filter-out tfx_components%,$(shell find \
 	$(PACKAGE_FOLDERS) benchmarks -name __pycache__ -prune -o -name '*.py' -print | LC_ALL=C sort))
 typecheck: $(STAMP) $(TFX_STAMP)
 	$(VENV)/bin/basedpyright --pythonpath $(PY) $(TYPECHECK_FILES)
 	$(VENV)/bin/basedpyright --pythonpath $(VENV_TFX)/bin/python tfx_components
-
-typecheck-pending: $(STAMP)
-	$(VENV)/bin/basedpyright --pythonpath $(PY) $(TYPECHECK_PENDING)
 
 # Package boundaries (pyproject.toml's [tool.importlinter]) on the layout an install creates:
 # the repository's folders become edgeship.* only when installed, and import-linter reads a

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from tuf.api import exceptions as tuf_exc
-from tuf.api.metadata import TargetFile
+from tuf.api.metadata import TargetFile  # pyright: ignore[reportPrivateImportUsage]
 from tuf.ngclient import Updater, UpdaterConfig
 
 from edgeship.contract import (
@@ -68,8 +68,9 @@ log = logging.getLogger(__name__)
 
 # Hard caps on what a device will download for metadata (endless-data attack on metadata).
 # The same caps bound what is read back from the device's own cache (CappedUpdater).
-_CONFIG = dict(timestamp_max_length=TIMESTAMP_MAX_BYTES, snapshot_max_length=SNAPSHOT_MAX_BYTES,
-               targets_max_length=TARGETS_MAX_BYTES, root_max_length=ROOT_MAX_BYTES)
+_CONFIG = UpdaterConfig(timestamp_max_length=TIMESTAMP_MAX_BYTES,
+                        snapshot_max_length=SNAPSHOT_MAX_BYTES,
+                        targets_max_length=TARGETS_MAX_BYTES, root_max_length=ROOT_MAX_BYTES)
 #: A slot's file larger than this is not hashed to find which signed build it is.
 MAX_MODEL_BYTES = 1 << 30
 #: Reasons that are faults of the way to the repository, not something the device refused.
@@ -236,7 +237,7 @@ class Agent:
             target_base_url=f"{self.repo_url}/targets/",
             target_dir=self.state.file("cache"),
             fetcher=self._fetcher,
-            config=UpdaterConfig(**_CONFIG),
+            config=_CONFIG,
             bootstrap=self._trusted_root(),
         )
 
@@ -450,10 +451,16 @@ class Agent:
                 raise Refusal("ambiguous-model", f"channel {self.channel} has models "
                               f"{', '.join(names)}; choose one with --model")
             name = names[0] if names else None
+        nothing = PollResult(True, "no-model", None,
+                             f"no {self.hardware} build on channel {self.channel} covers this "
+                             "device")
+        if name is None:
+            return nothing
         entries = self._entries(models.get(name, []), name)
         # Versions only go up within (name, channel), and each hardware has its own builds, so
         # the active version says nothing about another channel's or hardware's numbering.
-        same_model = bool(active) and (
+        active_version = int(active["version"]) if active is not None else None
+        same_model = active is not None and (
             active.get("name"), active.get("channel"), active.get("hardware")) == (
             name, self.channel, self.hardware)
         bad = self.state.bad_versions()
@@ -462,7 +469,7 @@ class Agent:
             # Rollback at the model level: never replace the active model with an older one,
             # unless the signed index revoked the active one: then what the index offers this
             # device replaces it, as it would for a device without a model.
-            if same_model and version <= int(active["version"]) and not kept_revoked:
+            if same_model and version <= (active_version or 0) and not kept_revoked:
                 break
             # Halted and revoked builds reach no further device; the signed index, not the
             # build, carries the rollout, so an operator changes it without a new build.
@@ -481,13 +488,11 @@ class Agent:
         if kept_revoked:
             return PollResult(True, "kept-revoked", "revoked-no-fallback",
                               f"{kept_revoked} is revoked, and the index offers no other build "
-                              "to go back to: kept", int(active["version"]) if active else None)
+                              "to go back to: kept", active_version)
         if same_model:
-            return PollResult(True, "up-to-date", None,
-                              f"{active['name']} v{active['version']} is current",
-                              active["version"])
-        return PollResult(True, "no-model", None,
-                          f"no {self.hardware} build on channel {self.channel} covers this device")
+            return PollResult(True, "up-to-date", None, f"{name} v{active_version} is current",
+                              active_version)
+        return nothing
 
     def _entries(self, entries: list[dict], name: str) -> list[IndexEntry]:
         """This model's builds for this hardware, newest first. Each entry is checked: a

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import urllib3
+import urllib3.connection
+import urllib3.util
 from tuf.api import exceptions
 from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
@@ -210,11 +212,12 @@ class _HTTPSConnection(_WatchedConnection, urllib3.connection.HTTPSConnection):
 
 
 class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
+    # urllib3 declares the base protocol class; a subclass of its HTTPConnection is one
+    ConnectionCls = _HTTPConnection  # pyright: ignore[reportAssignmentType]
 
 
 class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
+    ConnectionCls = _HTTPSConnection  # pyright: ignore[reportAssignmentType]
 
 
 _WATCHED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
@@ -312,7 +315,8 @@ class HttpFetcher(Urllib3Fetcher):
         ``SlowRetrievalError``.)"""
         if watch.fired:
             return exceptions.SlowRetrievalError(f"{url}: {late}")
-        reason = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
+        reason = (error.reason or error) if isinstance(error, urllib3.exceptions.MaxRetryError) \
+            else error
         if isinstance(reason, urllib3.exceptions.ConnectTimeoutError):  # NewConnectionError too
             return exceptions.DownloadError(f"{url}: cannot connect: {_why(reason)}")
         if isinstance(reason, urllib3.exceptions.TimeoutError):

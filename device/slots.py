@@ -119,7 +119,7 @@ class SlotStore:
 
     def active_slot(self) -> str | None:
         pointer = self.read_pointer()
-        return pointer if pointer in SLOTS else None
+        return pointer if isinstance(pointer, str) and pointer in SLOTS else None
 
     def read_pointer(self) -> str | Damaged | None:
         """The slot ``active`` names, None when there is no pointer, or what is wrong with it."""
@@ -150,8 +150,10 @@ class SlotStore:
         install. (Whether those are the *signed* ones is for the agent and
         ``device_status`` to check against the TUF metadata.)"""
         meta = self.meta(slot)
-        identity = (meta["length"], meta["sha256"]) if meta else None
-        if identity is None or file_identity(self.model_path(slot), identity[0]) != identity:
+        if slot is None or not meta:
+            return None
+        identity = (meta["length"], meta["sha256"])
+        if file_identity(self.model_path(slot), identity[0]) != identity:
             return None
         return meta
 

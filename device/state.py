@@ -324,8 +324,8 @@ def device_status(state_dir: str, identity: dict[str, Any] | None = None,
     damaged += [m for m in metas.values() if isinstance(m, Damaged)]
     slot = pointer if isinstance(pointer, str) else None
     active = None
-    if slot and isinstance(metas[slot], dict):
-        meta = metas[slot]
+    meta = metas[slot] if slot else None
+    if slot and isinstance(meta, dict):
         active = {k: meta.get(k) for k in ("name", "version", "sha256", "hardware",
                                            "channel", "activated_at")} | {"slot": slot}
         cache = _signed_cache(state, trusted_root)

@@ -16,14 +16,14 @@ import os
 from collections.abc import Iterator
 from urllib import parse
 
-from tuf.api.metadata import (
-    Metadata,
-    Root,
-    Snapshot,
-    SuccinctRoles,
-    TargetFile,
-    Targets,
-    Timestamp,
+from tuf.api.metadata import (  # documented names, re-exported without __all__
+    Metadata,  # pyright: ignore[reportPrivateImportUsage]
+    Root,  # pyright: ignore[reportPrivateImportUsage]
+    Snapshot,  # pyright: ignore[reportPrivateImportUsage]
+    SuccinctRoles,  # pyright: ignore[reportPrivateImportUsage]
+    TargetFile,  # pyright: ignore[reportPrivateImportUsage]
+    Targets,  # pyright: ignore[reportPrivateImportUsage]
+    Timestamp,  # pyright: ignore[reportPrivateImportUsage]
 )
 from tuf.ngclient import Updater
 

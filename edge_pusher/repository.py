@@ -29,18 +29,18 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from securesystemslib.signer import Signer
+from securesystemslib.signer import Signer  # pyright: ignore[reportPrivateImportUsage]
 from tuf.api.exceptions import UnsignedMetadataError
-from tuf.api.metadata import (
-    Delegations,
-    Metadata,
-    MetaFile,
-    Root,
-    Snapshot,
-    SuccinctRoles,
-    TargetFile,
-    Targets,
-    Timestamp,
+from tuf.api.metadata import (  # documented names, re-exported without __all__
+    Delegations,  # pyright: ignore[reportPrivateImportUsage]
+    Metadata,  # pyright: ignore[reportPrivateImportUsage]
+    MetaFile,  # pyright: ignore[reportPrivateImportUsage]
+    Root,  # pyright: ignore[reportPrivateImportUsage]
+    Snapshot,  # pyright: ignore[reportPrivateImportUsage]
+    SuccinctRoles,  # pyright: ignore[reportPrivateImportUsage]
+    TargetFile,  # pyright: ignore[reportPrivateImportUsage]
+    Targets,  # pyright: ignore[reportPrivateImportUsage]
+    Timestamp,  # pyright: ignore[reportPrivateImportUsage]
 )
 
 from edgeship.contract import (
@@ -416,17 +416,17 @@ class Repository:
     def _rekey_bins(self, st: _State) -> None:
         root = st.root.signed
         keys = {k: root.keys[k] for k in root.roles["targets"].keyids}
-        succinct = st.targets.signed.delegations.succinct_roles
-        st.targets.signed.delegations.keys = keys
+        delegations, succinct = _succinct(st)
+        delegations.keys = keys
         succinct.keyids = list(keys)
         succinct.threshold = root.roles["targets"].threshold
         st.dirty.add("targets")
 
     def _bin_names(self, st: _State) -> list[str]:
-        return list(st.targets.signed.delegations.succinct_roles.get_roles())
+        return list(_succinct(st)[1].get_roles())
 
     def _bin_for(self, st: _State, path: str) -> str:
-        return st.targets.signed.delegations.succinct_roles.get_role_for_target(path)
+        return _succinct(st)[1].get_role_for_target(path)
 
     def _bin(self, st: _State, name: str, trusted_roots: list[Root] | None = None
              ) -> Metadata[Targets]:
@@ -592,6 +592,16 @@ class Repository:
                  self.bucket.url)
         return PublishResult(paths=paths, timestamp_version=ts.version,
                              snapshot_version=snap_version)
+
+
+def _succinct(st: _State) -> tuple[Delegations, SuccinctRoles]:
+    """Top-level targets' delegations, which are hashed bins in every repository edgeship
+    writes; anything else is a repository it did not write."""
+    delegations = st.targets.signed.delegations
+    if delegations is None or delegations.succinct_roles is None:
+        raise OtaError("targets metadata delegates to no hashed bins: not a repository "
+                       "edgeship wrote; refusing to publish on top of it")
+    return delegations, delegations.succinct_roles
 
 
 def _verifies(delegator: Root | Targets, role: str, md: Metadata) -> bool:

@@ -52,14 +52,15 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # ---------------------------------------------------------------------- names and versions
 
 
-def check_name(kind: str, value: str) -> str:
-    """Reject names that could escape a path segment or collide after URL quoting."""
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or value in (".", ".."):
-        raise OtaError(
-            f"invalid {kind} {value!r}: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
+def check_name(kind: str, value: object) -> str:
+    """``value`` if it is a name; reject names that could escape a path segment or collide
+    after URL quoting (and anything that is not a string: a parsed document's field)."""
+    if isinstance(value, str) and _NAME_RE.fullmatch(value) and value not in (".", ".."):
+        return value
+    raise OtaError(
+        f"invalid {kind} {value!r}: use 1-64 letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit"
+    )
 
 
 def check_version(value: object) -> int:

@@ -39,9 +39,10 @@ class BrokerLogin:
     def client(self, client_id: str):
         """A paho-mqtt client set up with these credentials (not yet connected)."""
         import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
 
         host, port, tls = self.endpoint()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         client.username_pw_set(self.username, self.password)
         if tls:
             client.tls_set(ca_certs=self.ca_file)

@@ -49,7 +49,7 @@ def record_batch(
         arrays.append(pa.array(probs.astype(np.float32).tolist(), pa.large_list(pa.float32())))
     if slice_feature:
         names.append(slice_feature)
-        arrays.append(pa.array([None if v is None else [v] for v in slice_values]))
+        arrays.append(pa.array([None if v is None else [v] for v in slice_values or []]))
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
@@ -122,11 +122,12 @@ def run(batch, config, output_path: str, beam_pipeline_args: list[str]) -> None:
     """Run TFMA's extract-evaluate-write over the batch; TFMA's files land in output_path."""
     import apache_beam as beam
     import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis import constants as tfma_constants
 
     models = [
         tfma.types.EvalSharedModel(
             model_name=spec.name,
-            model_type=tfma.constants.MATERIALIZED_PREDICTION,
+            model_type=tfma_constants.MATERIALIZED_PREDICTION,
             is_baseline=spec.is_baseline,
         )
         for spec in config.model_specs

@@ -351,10 +351,11 @@ def _threshold_lines(
     for failure in failures:
         if "message" in failure:
             failed.append(f"TFMA validation failed: {failure['message']}")
-        elif failure["change"]:
+        elif failure["change"]:  # a change threshold exists only against a baseline
             drop = -failure["value"]
+            was = f"{baseline['accuracy']:.4f}" if baseline is not None else "?"
             failed.append(
-                f"accuracy fell by {drop:.4f} against the baseline ({baseline['accuracy']:.4f} "
+                f"accuracy fell by {drop:.4f} against the baseline ({was} "
                 f"-> {accuracy:.4f}), more than max_accuracy_decrease {-failure['bound']:.4f} "
                 f"by {drop + failure['bound']:.4f}"
             )

@@ -365,7 +365,9 @@ def _fit(model, examples_dir: str, meta: dict[str, Any], encoding: dict[str, Any
     )
     callbacks = [
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=EARLY_STOP_PATIENCE, min_delta=EARLY_STOP_MIN_DELTA,
+            # Keras annotates min_delta as int; its docs and code take a float
+            monitor="val_loss", patience=EARLY_STOP_PATIENCE,
+            min_delta=EARLY_STOP_MIN_DELTA,  # pyright: ignore[reportArgumentType]
             restore_best_weights=True, start_from_epoch=plan.min_epochs,
         ),
         epoch_callback(progress, plan.epochs, plan.steps_per_epoch),
@@ -417,7 +419,8 @@ def _export(model, path: Path, input_shape: tuple[int, ...], num_classes: int) -
         fn=lambda inputs: {OUTPUT_NAME: model(inputs, training=False)},
         input_signature=[tf.TensorSpec([None, *input_shape], tf.float32, name=INPUT_NAME)],
     )
-    archive.write_out(str(path), verbose=False)
+    # ExportArchive is the TensorFlow backend's class at run time, which has write_out
+    archive.write_out(str(path), verbose=False)  # pyright: ignore[reportAttributeAccessIssue]
     _verify_signature(path, input_shape, num_classes)
 
 

@@ -146,7 +146,7 @@ def _cmd_broker_config(args) -> int:
               "--tls-key and --tls-ca, or listen on 127.0.0.1", file=sys.stderr)
     account = broker_user(args.user)
     blocked = unreachable_by(folder, account) if account else None
-    if blocked is not None:
+    if account is not None and blocked is not None:
         print(f"edgeship: warning: started as root, Mosquitto runs as {account.pw_name!r}, "
               f"which cannot enter {blocked}; choose a broker folder it can reach (e.g. under "
               "/etc/mosquitto), or --user root", file=sys.stderr)

@@ -66,7 +66,7 @@ def plots(history: list[dict[str, Any]]) -> dict[str, str]:
 
     matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
     matplotlib.rcParams["text.parse_math"] = False  # labels are devices' words, not TeX
-    times = _times(history)
+    times: Any = _times(history)  # datetimes: matplotlib plots them; its stubs say ArrayLike
     figures = {}
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
