@@ -108,9 +108,10 @@ lint: $(STAMP) lint-imports
 # wheel and runs offline. tfx_components/ is checked against .venv-tfx, where TFX is.
 TYPECHECK_FILES = $(filter-out tfx_components%,$(shell find \
 	$(PACKAGE_FOLDERS) benchmarks -name __pycache__ -prune -o -name '*.py' -print | LC_ALL=C sort))
+# -p names the configuration: otherwise a pyrightconfig.json in any parent folder wins over it.
 typecheck: $(STAMP) $(TFX_STAMP)
-	$(VENV)/bin/basedpyright --pythonpath $(PY) $(TYPECHECK_FILES)
-	$(VENV)/bin/basedpyright --pythonpath $(VENV_TFX)/bin/python tfx_components
+	$(VENV)/bin/basedpyright -p pyproject.toml --pythonpath $(PY) $(TYPECHECK_FILES)
+	$(VENV)/bin/basedpyright -p pyproject.toml --pythonpath $(VENV_TFX)/bin/python tfx_components
 
 # Package boundaries (pyproject.toml's [tool.importlinter]) on the layout an install creates:
 # the repository's folders become edgeship.* only when installed, and import-linter reads a

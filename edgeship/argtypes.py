@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import threading
 from collections.abc import Callable
 
 
@@ -32,10 +33,13 @@ def _number_type(convert: Callable[[str], float], low: float, high: float, what:
     return parse
 
 
+#: The longest wait Python's threads and queues take (about 292 years): a larger timeout
+#: overflows there.
+MAX_SECONDS = threading.TIMEOUT_MAX
 #: Seconds, 0 or more (a deadline, a soak, an age).
-seconds = _number_type(float, 0.0, math.inf, "a finite number of seconds >= 0")
+seconds = _number_type(float, 0.0, MAX_SECONDS, "a number of seconds from 0 to 9.2e9")
 #: Seconds, more than 0 (an interval between cycles: 0 would spin).
-positive_seconds = _number_type(float, 0.0, math.inf, "a finite number of seconds > 0",
+positive_seconds = _number_type(float, 0.0, MAX_SECONDS, "a number of seconds > 0, at most 9.2e9",
                                 low_open=True)
 #: Any finite amount, 0 or more (a rate).
 non_negative = _number_type(float, 0.0, math.inf, "a finite number >= 0")

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import importlib.util
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -114,16 +115,29 @@ def _run_tfx(args: argparse.Namespace) -> int:
                          "'edgeship[tfx]' on Python 3.10, or make tfx")
     workdir = (Path(args.workdir) if args.workdir else
                Path(".edgeship/runs") / f"sensor-tfx-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    created = not workdir.exists()
     workdir.mkdir(parents=True, exist_ok=True)
+    quiet = contextlib.nullcontext() if args.debug else _output_to(workdir / "run.log")
+    try:
+        with quiet:  # importing TFX prints TensorFlow's and Google's clients' lines
+            try:
+                from edgeship.tfx.run import parse_params, run_sensor
+            except ImportError as err:  # TFX is there, but not all it needs (e.g. TFMA)
+                raise InputError(f"--orchestrator tfx needs TFX's stack ({err.name} is "
+                                 "missing): pip install 'edgeship[tfx]' on Python 3.10, or "
+                                 "make tfx") from None
+            params = parse_params(args.param)
+    except InputError:
+        if created:  # a mistyped --param leaves nothing behind
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
     keys = _checked_keys(Path(args.keys).resolve()) if args.keys else _demo_keys(workdir)
     bucket = args.bucket or (workdir / "bucket").as_uri()
     data = str(Path(args.data).resolve()) if args.data else None
     print(f"edgeship run sensor --orchestrator tfx: working in {workdir} (the steps' output "
           "goes to run.log)", flush=True)
     with contextlib.nullcontext() if args.debug else _output_to(workdir / "run.log"):
-        from edgeship.tfx.run import parse_params, run_sensor
-
-        table = run_sensor(workdir, data, args.label, bucket, keys, parse_params(args.param))
+        table = run_sensor(workdir, data, args.label, bucket, keys, params)
     print(table)
     print(f"bucket: {bucket}")
     return 0

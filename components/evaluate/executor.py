@@ -163,8 +163,10 @@ def run_evaluate(
                 f"example count {candidate['examples']}")
         failed, passed = _threshold_lines(failures, candidate, baseline, min_accuracy,
                                           max_accuracy_decrease)
+        if not tfma_ok and not failed:  # one verdict: the gate's, which TFMA's refusal joins
+            failed.append("TFMA's validation did not pass")
         gate = _gate(measured, classes, p, failed, passed, train_warning)
-        ok = tfma_ok and gate["blessed"]
+        ok = gate["blessed"]
         summary = _summary(candidate, baseline, classes, measured, gate) | {
             "eval_split_examples": sample.total}
         report = {

@@ -149,7 +149,7 @@ def add_users(folder: str | os.PathLike, users: list[str]) -> dict[str, str]:
 
 
 def add_devices(folder: str | os.PathLike, device_ids: list[str], hardware: str | None = None,
-                channel: str | None = None) -> list[Path]:
+                channel: str | None = None, model: str | None = None) -> list[Path]:
     """Create (or rotate) devices' credentials; return the files holding their passwords, each
     of which goes onto its device (``device poll --mqtt-password-file``) and should then be
     deleted here. A running broker reads the password file again on SIGHUP. With
@@ -167,6 +167,8 @@ def add_devices(folder: str | os.PathLike, device_ids: list[str], hardware: str 
     if hardware is not None:
         check_name("hardware", hardware)
         check_name("channel", channel or "")
+        if model is not None:
+            check_name("model name", model)
         if registry_path(folder).exists():
             read_registry(registry_path(folder))  # a damaged registry: say so, write nothing
     paths = []
@@ -175,7 +177,7 @@ def add_devices(folder: str | os.PathLike, device_ids: list[str], hardware: str 
         _write_private(path, password + "\n")
         paths.append(path)
     if hardware is not None:
-        register(folder, device_ids, hardware, channel or "")
+        register(folder, device_ids, hardware, channel or "", model)
     return paths
 
 

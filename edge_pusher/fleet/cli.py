@@ -160,10 +160,12 @@ def _cmd_broker_config(args) -> int:
 def _cmd_add_device(args) -> int:
     from edgeship.edge_pusher.fleet.broker import add_devices
 
-    paths = add_devices(args.dir, args.device_id, args.hardware, args.channel)
-    for device_id, path in zip(args.device_id, paths, strict=True):
+    device_ids = list(dict.fromkeys(args.device_id))  # "d1 d1" is one device
+    paths = add_devices(args.dir, device_ids, args.hardware, args.channel, args.model)
+    model = f", model {args.model}" if args.model else ""
+    for device_id, path in zip(device_ids, paths, strict=True):
         print(f"{device_id}: password in {path}; registered as {args.hardware} on "
-              f"{args.channel}")
+              f"{args.channel}{model}")
     print("put each on its device (device poll --mqtt-password-file) and delete it here; a "
           "running broker takes new passwords after SIGHUP")
     return 0
@@ -314,6 +316,8 @@ def register(subparsers, rollout_subparsers) -> None:
                    help="the hardware the device may report for (its builds' --hardware)")
     p.add_argument("--channel", default="stable",
                    help="the channel the device follows (default stable)")
+    p.add_argument("--model", help="the model the device runs: its reports then count for "
+                   "that model's builds only (recommended when a channel carries several)")
     p.set_defaults(func=_cmd_add_device)
     for name, text, func in (("status", "devices per model and version", _cmd_status),
                              ("report", "the same as a self-contained HTML page", _cmd_report)):

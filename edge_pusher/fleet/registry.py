@@ -16,9 +16,11 @@ channel than its registered identity is ignored and flagged as a *mismatch*.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,10 +40,13 @@ MAX_REGISTRY_BYTES = 128 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Identity:
-    """What a registered device may speak for."""
+    """What a registered device may speak for: builds of its hardware on its channel, and, when
+    it was registered with a model, of that model only (without one, a device's word counts for
+    the model its report says it runs, which a lying device chooses)."""
 
     hardware: str
     channel: str
+    model: str | None = None
 
 
 @dataclass
@@ -92,8 +97,11 @@ def read_registry(path: str | os.PathLike) -> dict[str, Identity]:
                 raise OtaError(f"{FLEET_READER!r} is the fleet reader, not a device")
             if not isinstance(identity, dict):
                 raise OtaError(f"device {device_id}: not an object")
-            found[device_id] = Identity(check_name("hardware", identity.get("hardware")),
-                                        check_name("channel", identity.get("channel")))
+            model = identity.get("model")
+            found[device_id] = Identity(
+                check_name("hardware", identity.get("hardware")),
+                check_name("channel", identity.get("channel")),
+                None if model is None else check_name("model name", model))
         except OtaError as e:
             raise OtaError(f"{path}: {e}") from None
     return found
@@ -117,31 +125,42 @@ def _read_regular(path: str | os.PathLike) -> bytes:
 
 
 def register(folder: str | os.PathLike, device_ids: list[str], hardware: str,
-             channel: str) -> Path:
+             channel: str, model: str | None = None) -> Path:
     """Record (or change) the identity of ``device_ids``; the file is replaced atomically, so
-    a watcher reading it at the same time sees the old registry or the new, never half."""
+    a watcher reading it at the same time sees the old registry or the new, never half. Two
+    registrations at once (a provisioning script) take turns under a lock, so neither is
+    lost, and each writes its own temporary file."""
     check_name("hardware", hardware)
     check_name("channel", channel)
+    if model is not None:
+        check_name("model name", model)
     for device_id in device_ids:
         check_name("device id", device_id)
     path = registry_path(folder)
-    devices: dict[str, dict[str, str]] = {}
-    if path.exists():
-        devices = {d: {"hardware": i.hardware, "channel": i.channel}
-                   for d, i in read_registry(path).items()}
-    for device_id in device_ids:
-        devices[device_id] = {"hardware": hardware, "channel": channel}
-    text = json.dumps({"schema_version": REGISTRY_SCHEMA_VERSION,
-                       "devices": dict(sorted(devices.items()))}, indent=1) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        devices: dict[str, dict[str, str]] = {}
+        if path.exists():
+            devices = {d: _entry(i) for d, i in read_registry(path).items()}
+        for device_id in device_ids:
+            devices[device_id] = _entry(Identity(hardware, channel, model))
+        text = json.dumps({"schema_version": REGISTRY_SCHEMA_VERSION,
+                           "devices": dict(sorted(devices.items()))}, indent=1) + "\n"
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
+
+
+def _entry(identity: Identity) -> dict[str, str]:
+    entry = {"hardware": identity.hardware, "channel": identity.channel}
+    return entry | ({"model": identity.model} if identity.model else {})
 
 
 def vet(reports: dict[str, dict[str, Any]], registry: dict[str, Identity] | None) -> Vetted:
@@ -161,5 +180,15 @@ def vet(reports: dict[str, dict[str, Any]], registry: dict[str, Identity] | None
                 f"claims {claimed[0]!r} on {claimed[1]!r}, registered as "
                 f"{identity.hardware} on {identity.channel}")
             continue
+        if identity.model:
+            active = report.get("active") or {}
+            if active and active.get("name") != identity.model:
+                vetted.mismatched[device_id] = (
+                    f"claims to run {active.get('name')!r}, registered for model "
+                    f"{identity.model}")
+                continue
+            refused = report.get("refused") or {}  # its word on other models' builds: none
+            report = report | {"refused": {k: v for k, v in refused.items()
+                                           if k.startswith(f"{identity.model}/")}}
         vetted.reports[device_id] = report
     return vetted

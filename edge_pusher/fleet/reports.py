@@ -94,7 +94,7 @@ def trim(report: dict[str, Any]) -> str | None:
         return None
     report["refused"] = kept
     over = len(refused) - malformed - len(kept)
-    odd = sum(not REASON_CODE.fullmatch(r) for r in refused.values())
+    odd = sum(not REASON_CODE.fullmatch(refused[key]) for key in kept)
     said = [f"{malformed} malformed keys" if malformed else "",
             f"{over} over {MAX_REFUSALS}" if over else "",
             f"{odd} reasons that are not refusal codes shown as 'other'" if odd else ""]

@@ -108,7 +108,7 @@ def test_publish_numbers_out_of_range_are_usage_errors(flag, value, capsys):
 
 @pytest.mark.parametrize("flag, value", [
     ("--interval", "-1"), ("--interval", "0"), ("--interval", "nan"), ("--poll-timeout", "inf"),
-    ("--file-timeout", "0"), ("--min-rate", "-5"), ("--rate-grace", "nan")])
+    ("--file-timeout", "0"), ("--min-rate", "-5"), ("--rate-grace", "nan"), ("--interval", "1e10")])
 def test_device_poll_numbers_out_of_range_are_usage_errors(flag, value, capsys):
     with pytest.raises(SystemExit) as e:
         cli.build_parser().parse_args(["device", "poll", "--repo", "file:///r", "--trusted-root",

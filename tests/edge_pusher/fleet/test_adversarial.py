@@ -356,3 +356,30 @@ def test_a_registry_that_is_not_a_regular_file_is_refused_at_once(tmp_path) -> N
             assert "not a regular file" in str(e)
         else:
             raise AssertionError(f"{path} was read as a registry")
+
+
+def test_devices_registered_for_another_model_cannot_claim_this_ones_build() -> None:
+    """Found in review: without a model in the registry a device chooses the model its report
+    says it runs, so two devices of `camera` claiming to run sensor v2 unhealthily revoked it.
+    Registered with their model, that claim is a mismatch and counts for nothing."""
+    sensor = _covered_ids(25, 3)
+    camera = _covered_ids(25, 5)[3:]
+    reports = {d: report(d, "cpu", "healthy") for d in sensor}
+    reports |= {d: report(d, "cpu", "unhealthy") for d in camera}  # the lie: they run camera
+    registry = {d: Identity("cpu", "stable", "sensor") for d in sensor}
+    registry |= {d: Identity("cpu", "stable", "camera") for d in camera}
+    policy = Policy(stages=(5, 25, 50, 100), min_healthy=3, min_failures=2, soak_seconds=0,
+                    on_failure="revoke")
+    (decision,) = [d for d in plan(reports, registry, index(25), "stable", policy, NOW)
+                   if (d.name, d.hardware) == ("sensor", "cpu")]
+    assert decision.counts["failures"] == 0, decision.line()
+    assert (decision.action, decision.to) == ("advance", 50), decision.line()
+    assert decision.counts["ignored"]["mismatched"]["devices"] == 2
+    # and a device registered for its model speaks of that model's refusals only
+    from edgeship.edge_pusher.fleet.registry import vet
+
+    liar = report(camera[0], "cpu", "v1") | {"active": None,
+                                           "refused": {"sensor/2/cpu": "self-test-failed",
+                                                       "camera/1/cpu": "model-load-failed"}}
+    kept = vet({camera[0]: liar}, {camera[0]: Identity("cpu", "stable", "camera")})
+    assert kept.reports[camera[0]]["refused"] == {"camera/1/cpu": "model-load-failed"}

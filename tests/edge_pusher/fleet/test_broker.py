@@ -262,3 +262,21 @@ def test_a_device_named_twice_is_one_device(tmp_path) -> None:
     paths = add_devices(tmp_path, ["d1", "d1"], "cpu", "stable")
     assert [p.name for p in paths] == ["d1.password"]
     assert list(read_registry(registry_path(tmp_path))) == ["d1"]
+
+
+def test_registrations_at_the_same_time_lose_nothing(tmp_path) -> None:
+    """Found in review: two `add-device` runs at once read, changed and rewrote devices.json
+    through one fixed temporary name, so one registration could be lost or the file broken."""
+    import threading
+
+    from edgeship.edge_pusher.fleet.registry import read_registry, register, registry_path
+
+    ids = [f"d{i}" for i in range(40)]
+    threads = [threading.Thread(target=register, args=(tmp_path, [d], "cpu", "stable"))
+               for d in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(read_registry(registry_path(tmp_path))) == sorted(ids)
+    assert not list(tmp_path.glob("*.tmp"))

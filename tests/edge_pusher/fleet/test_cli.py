@@ -42,6 +42,14 @@ def test_broker_config_and_add_device(tmp_path) -> None:
     users = [line.split(":")[0] for line in (folder / "passwords").read_text().splitlines()]
     assert users == ["fleet", "pump-1", "pump-2"]
     assert (folder / "devices" / "pump-2.password").stat().st_mode & 0o077 == 0
+    # a device named twice is one device (it ended in an internal error); --model binds it
+    again = edgeship("fleet", "add-device", "pump-3", "pump-3", "--dir", str(folder),
+                     "--hardware", "cpu", "--model", "sensor")
+    assert again.returncode == 0 and again.stdout.count("pump-3: password in") == 1, \
+        again.stderr
+    assert "registered as cpu on stable, model sensor" in again.stdout
+    assert json.loads((folder / "devices.json").read_text())["devices"]["pump-3"] == {
+        "hardware": "cpu", "channel": "stable", "model": "sensor"}
     reserved = edgeship("fleet", "add-device", "fleet", "--dir", str(folder), "--hardware", "x")
     assert reserved.returncode == 1 and "fleet reader's MQTT user" in reserved.stderr
     bad = edgeship("fleet", "add-device", "a/b", "--dir", str(folder), "--hardware", "x")
