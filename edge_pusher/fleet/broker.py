@@ -192,7 +192,7 @@ def acl(prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
     return (
         "# Written by edgeship fleet broker-config. Anything not granted here is refused.\n"
         f"# The fleet reader reads every device's report. (The device pattern below lets it\n"
-        f"# write {prefix}/devices/{FLEET_READER}/state too: the fleet side never reads that.)\n"
+        f"# write {prefix}/devices/{FLEET_READER}/state too: only the marker that ends a read.)\n"
         f"user {FLEET_READER}\n"
         f"topic read {devices_filter(prefix)}\n"
         "\n"

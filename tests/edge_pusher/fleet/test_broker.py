@@ -280,3 +280,13 @@ def test_registrations_at_the_same_time_lose_nothing(tmp_path) -> None:
         thread.join(timeout=60)
     assert sorted(read_registry(registry_path(tmp_path))) == sorted(ids)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_reader_ends_on_its_own_marker_not_on_a_pause(broker) -> None:
+    """A pause of the broker in the middle of a large fleet's retained reports once cut a read
+    of 1,500 to 157. The reader publishes a marker to its own topic after subscribing, which
+    the broker queues behind every retained report: with a quiet time far beyond the read's
+    limit, only the marker can end this read (else: "still sending reports")."""
+    many_reports(broker, 300)
+    got = read_reports(reader(broker), quiet=600.0, wait=30.0)
+    assert len(got.reports) == 300 and got.messages == 300
