@@ -1,7 +1,7 @@
 """argparse types shared by every command group: numbers a flag may take, checked once.
 
 A non-finite or out-of-range value is a usage error (exit 2) naming the flag, never a value
-that silently skips a soak, spins a loop or waits for ever. Imports argparse and math only, so
+that silently skips a soak, spins a loop or waits for ever. Imports the standard library only, so
 the device's and the publisher's commands can both use it.
 """
 

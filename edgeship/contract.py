@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -449,3 +450,26 @@ def topic_device_id(topic: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str | Non
     head, _, rest = topic.partition(f"{prefix}/devices/")
     device_id, _, tail = rest.partition("/")
     return device_id if not head and tail == "state" and _NAME_RE.fullmatch(device_id) else None
+
+
+# ---------------------------------------------------------------------- text shown to people
+
+#: The most characters of one device-supplied string the table, the page or a log shows.
+MAX_SHOWN = 80
+
+
+def shown(text: object, limit: int = MAX_SHOWN) -> str:
+    """Text from a device or a data file as it may be shown to a person: control and format
+    characters (newlines, ANSI escapes, bidirectional overrides, line separators) escaped
+    as ``\\xNN``/``\\uNNNN``, so that a report (or a CSV's label) can neither draw a fake
+    table row nor drive the terminal, nor break a one-line verdict; cut to ``limit``
+    characters, saying how much was cut."""
+    text = text if isinstance(text, str) else repr(text)
+    out = []
+    for ch in text[:limit]:
+        if ch == "\\" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            out.append("\\\\" if ch == "\\" else ascii(ch)[1:-1])
+        else:
+            out.append(ch)
+    cut = len(text) - limit
+    return "".join(out) + (f"...({cut} more)" if cut > 0 else "")

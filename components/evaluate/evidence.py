@@ -26,6 +26,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from edgeship.contract import shown
+
 #: Two-sided 95 % normal quantile (scipy.stats.norm.ppf(0.975)); written out so that this module
 #: needs no scipy.
 Z_95 = 1.959963984540054
@@ -118,11 +120,14 @@ def beats_majority(m: ClassMetrics, min_lift: float = 0.0) -> bool:
     return m.examples > 0 and m.interval[0] > m.majority_share + min_lift
 
 
-def shown(name: object) -> str:
-    """A class name as one line of text: control characters (a newline in a CSV label) are
-    escaped, so the verdict stays one line whatever the labels hold."""
-    text = str(name)
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+#: The most characters of a class name a verdict shows.
+MAX_CLASS_NAME = 200
+
+
+def class_name(name: object) -> str:
+    """A class name as one line of text (a newline in a CSV label is escaped), so the verdict
+    stays one line whatever the labels hold."""
+    return shown(name, MAX_CLASS_NAME)
 
 
 def pct(share: float, digits: int = 1) -> str:
@@ -143,7 +148,7 @@ def majority_line(m: ClassMetrics, classes: Sequence[str], min_lift: float, ok: 
     """The beats-the-majority check as one line, passed or failed; ``short`` leaves out the
     bound it was held to (for the one-line verdict)."""
     name = classes[m.majority_class] if m.majority_class < len(classes) else m.majority_class
-    target = f"the majority class '{shown(name)}' ({pct(m.majority_share)})"
+    target = f"the majority class '{class_name(name)}' ({pct(m.majority_share)})"
     if min_lift:
         target += f" by min_lift_over_majority {pct(min_lift)}"
     line = f"{accuracy_phrase(m)} {'beats' if ok else 'does not beat'} {target}"
@@ -162,7 +167,7 @@ def recall_failures(m: ClassMetrics, classes: Sequence[str], min_recall: float) 
     for i, recall in enumerate(m.recall):
         if recall is not None and recall < min_recall:
             lines.append(
-                f"recall of class '{shown(classes[i])}' {pct(recall)} "
+                f"recall of class '{class_name(classes[i])}' {pct(recall)} "
                 f"({round(recall * m.support[i]):,} of {m.support[i]:,} eval examples) is below "
                 f"min_class_recall {pct(min_recall)}"
             )

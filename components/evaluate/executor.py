@@ -449,11 +449,12 @@ def _per_class(m: evidence.ClassMetrics, classes: list[str]) -> dict[str, dict[s
 def _measured_lines(m: evidence.ClassMetrics, classes: list[str]) -> list[str]:
     """What the blessing rests on, for the blessing file: the numbers behind the verdict."""
     recalls = ", ".join(
-        f"'{evidence.shown(name)}' {'n/a' if r is None else evidence.pct(r)} of {m.support[i]:,}"
+        f"'{evidence.class_name(name)}' {'n/a' if r is None else evidence.pct(r)} of "
+        f"{m.support[i]:,}"
         for i, (name, r) in enumerate(zip(classes, m.recall, strict=True)))
     return [
         f"measured: {evidence.accuracy_phrase(m)} (95% Wilson interval); majority class "
-        f"'{evidence.shown(classes[m.majority_class])}' {evidence.pct(m.majority_share)}; "
+        f"'{evidence.class_name(classes[m.majority_class])}' {evidence.pct(m.majority_share)}; "
         f"balanced accuracy "
         f"{evidence.pct(m.balanced_accuracy)}; macro-F1 {m.macro_f1:.4f}",
         f"recall per class: {recalls}",

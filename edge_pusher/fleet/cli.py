@@ -95,7 +95,7 @@ def _vetted(args, reports):
 
 def _flags(vetted, path: str, reports) -> list[str]:
     """What the operator should know about the reports that were not counted (escaped)."""
-    from edgeship.edge_pusher.fleet.status import shown
+    from edgeship.contract import shown
 
     lines = []
     if not vetted.checked:

@@ -17,7 +17,8 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from edgeship.edge_pusher.fleet.status import COLUMNS, BuildRow, shown, table_cells
+from edgeship.contract import shown
+from edgeship.edge_pusher.fleet.status import COLUMNS, BuildRow, table_cells
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -137,7 +138,7 @@ def write_report(path: str, rows: list[BuildRow], reports, history_path: str | N
     """Write the page to ``path`` (atomically: a half-written page is never left). ``notes``
     are what the operator should know about reports not counted or cut (one paragraph each);
     ``devices`` the reports counted (default: all read). Every device-supplied string is
-    escaped for HTML and cut to a bounded length (``status.shown``)."""
+    escaped for HTML and cut to a bounded length (``contract.shown``)."""
     devices = len(reports.reports) if devices is None else devices
     history = read_history(history_path)
     if not history:

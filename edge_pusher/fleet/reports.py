@@ -21,10 +21,11 @@ from edgeship.contract import (
     check_version,
     devices_filter,
     load_json,
+    shown,
     topic_device_id,
 )
 from edgeship.edge_pusher.fleet.registry import FLEET_READER
-from edgeship.edge_pusher.fleet.status import refusal_key, shown
+from edgeship.edge_pusher.fleet.status import refusal_key
 from edgeship.errors import OtaError
 from edgeship.mqtt import BrokerLogin
 

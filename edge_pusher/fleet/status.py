@@ -9,38 +9,17 @@ refused, when that is not what it runs.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeship.contract import IndexEntry, index_entry, rollout_covers
+from edgeship.contract import IndexEntry, index_entry, rollout_covers, shown
 from edgeship.errors import OtaError
 
 #: A version as a refusal key writes it (ASCII digits: ``str.isdigit`` also takes "²").
 VERSION_TEXT = re.compile(r"[0-9]{1,19}")
 #: Refusal reasons that count against a build (its own fault, on this device).
 BUILD_FAILURES = ("self-test-failed", "model-load-failed")
-#: The most characters of one device-supplied string the table, the page or a log shows.
-MAX_SHOWN = 80
-
-
-def shown(text: object, limit: int = MAX_SHOWN) -> str:
-    """A device-supplied string as it may be shown to an operator: control and format
-    characters (newlines, ANSI escapes, bidirectional overrides, line separators) escaped
-    as ``\\xNN``/``\\uNNNN``, so that a report can neither draw a fake table row nor drive
-    the terminal; cut to ``limit`` characters, saying how much was cut."""
-    text = text if isinstance(text, str) else repr(text)
-    out = []
-    for ch in text[:limit]:
-        if ch == "\\" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
-            out.append("\\\\" if ch == "\\" else ascii(ch)[1:-1])
-        else:
-            out.append(ch)
-    cut = len(text) - limit
-    return "".join(out) + (f"...({cut} more)" if cut > 0 else "")
-
-
 @dataclass
 class BuildRow:
     """One build (channel, model, version, hardware) across the fleet.

@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from edgeship.contract import check_rollout
+from edgeship.contract import check_rollout, shown
 from edgeship.edge_pusher.fleet.registry import Identity, Vetted, vet
-from edgeship.edge_pusher.fleet.status import BuildRow, checked_entries, fleet_status, shown
+from edgeship.edge_pusher.fleet.status import BuildRow, checked_entries, fleet_status
 from edgeship.errors import OtaError
 
 ON_FAILURE = ("halt", "revoke")
