@@ -44,6 +44,7 @@ from tuf.api import exceptions
 from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
+from edgeship.contract import file_kind
 from edgeship.errors import OtaError
 
 _CHUNK = 64 * 1024
@@ -337,15 +338,6 @@ class UnsafeFile(exceptions.DownloadError):
     or reading it blocks for ever), a device (``/dev/zero`` never ends), a socket, or a link
     out of the bucket. Refused as ``unsafe-file``; nothing of it is read."""
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"))
-
-
-def _kind(mode: int) -> str:
-    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
-
-
 def _inside(path: str, root: str) -> bool:
     return os.path.commonpath([path, root]) == root
 
@@ -419,7 +411,7 @@ class _FileReader(threading.Thread):
         if stat.S_ISDIR(st.st_mode):
             raise exceptions.DownloadHTTPError(f"{self.url} is a directory", 403)
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFile(f"{self.url} is {_kind(st.st_mode)}, not a regular file")
+            raise UnsafeFile(f"{self.url} is {file_kind(st.st_mode)}, not a regular file")
         opened = f"/proc/self/fd/{fd}"  # where the descriptor really is (Linux): race-free
         if self.root is not None and os.path.islink(opened):
             real = os.readlink(opened)

@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
+from edgeship.contract import file_kind
 from edgeship.errors import NotFound, OtaError, PreconditionFailed
 
 
@@ -161,7 +162,7 @@ class FileBucket(Bucket):
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
-            raise self._unsafe(key, f"is {_describe(st.st_mode)}")
+            raise self._unsafe(key, f"is {file_kind(st.st_mode)}")
         if st.st_size > self.max_read_bytes:
             os.close(fd)
             raise OtaError(f"{self.join(key)} is {st.st_size} bytes, more than any object a "
@@ -216,7 +217,7 @@ class FileBucket(Bucket):
                 if name.startswith(".edgeship-") or name.endswith(".edgeship-tmp"):
                     continue
                 if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-                    raise self._unsafe(key, f"is {_describe(mode)}")
+                    raise self._unsafe(key, f"is {file_kind(mode)}")
                 if stat.S_ISREG(mode) and key.startswith(prefix):
                     out.append(key)
         return sorted(out)
@@ -289,20 +290,10 @@ class FileBucket(Bucket):
                 return
 
 
-def _describe(mode: int) -> str:
-    for test, what in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"),
-                       (stat.S_ISREG, "a regular file")):
-        if test(mode):
-            return what
-    return "not a regular file"
-
-
 def _kind_at(folder: int, name: str) -> str | None:
     """What ``name`` in ``folder`` is (without following a link), None when nothing."""
     try:
-        return _describe(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+        return file_kind(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
     except (FileNotFoundError, NotADirectoryError):
         return None
 

@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -473,3 +474,14 @@ def shown(text: object, limit: int = MAX_SHOWN) -> str:
             out.append(ch)
     cut = len(text) - limit
     return "".join(out) + (f"...({cut} more)" if cut > 0 else "")
+
+
+_FILE_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"),
+               (stat.S_ISREG, "a regular file"))
+
+
+def file_kind(mode: int) -> str:
+    """What a file's ``st_mode`` says it is, as a refusal names it ("a FIFO")."""
+    return next((what for test, what in _FILE_KINDS if test(mode)), "not a regular file")
