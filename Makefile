@@ -35,7 +35,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PACKAGE_FOLDERS := edgeship components pipelines edge_pusher device tfx_components
 DEV_FILES := build/dev-install-files.txt
 $(shell mkdir -p build && find $(PACKAGE_FOLDERS) -name __pycache__ -prune -o -type f \
-	\( -name '*.py' -o -name '*.yaml' -o -name '*.csv' -o -name '*.md' \) -print 2>/dev/null \
+	\( -name '*.py' -o -name '*.yaml' -o -name '*.csv' -o -name '*.md' -o -name py.typed \) -print 2>/dev/null \
 	| LC_ALL=C sort > $(DEV_FILES).new; cmp -s $(DEV_FILES).new $(DEV_FILES) \
 	|| mv $(DEV_FILES).new $(DEV_FILES); rm -f $(DEV_FILES).new)
 STRICT := --config-settings editable_mode=strict --reinstall-package edgeship
