@@ -36,7 +36,7 @@ def _user_files(handler):
 
 
 def _login(args):
-    from edgeship.edge_pusher.fleet.broker import FLEET_READER
+    from edgeship.edge_pusher.fleet.registry import FLEET_READER
     from edgeship.mqtt import BrokerLogin, read_password
 
     login = BrokerLogin(args.broker, args.username or FLEET_READER,
