@@ -31,7 +31,7 @@ import numpy as np
 
 from edgeship import litert
 from edgeship.components._image import KEYS_DIR
-from edgeship.components._params import StepParams, is_int
+from edgeship.components.params import StepParams, is_int
 from edgeship.components.quantize.report import REPORT_JSON, read_report
 from edgeship.contract import (
     SCHEMA_VERSION,

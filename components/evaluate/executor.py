@@ -48,7 +48,7 @@ from edgeship.components._dataset import (
     iter_examples,
     sample_split,
 )
-from edgeship.components._params import StepParams, is_int, is_number, require
+from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.components.evaluate import _tfma, evidence
 from edgeship.errors import InputError
 

@@ -27,7 +27,7 @@ from edgeship.components._artifacts import (
     write_json,
 )
 from edgeship.components._beam import count_progress
-from edgeship.components._params import StepParams, is_int, is_number, require
+from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.components.ingest import _csv, _images, _pipeline, _sensor, _tabular, datasets
 from edgeship.components.ingest._rows import BadRow
 from edgeship.errors import InputError

@@ -28,7 +28,7 @@ from edgeship.components._artifacts import (
     write_json,
 )
 from edgeship.components._dataset import check_labels, encode, sample_split
-from edgeship.components._params import StepParams, is_int, is_number, require
+from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.components.quantize import edgetpu, inputs, int8, measure, sources
 from edgeship.components.quantize.convert import VARIANTS
 from edgeship.components.quantize.report import (

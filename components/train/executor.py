@@ -34,7 +34,7 @@ from edgeship.components._artifacts import (
     write_json,
 )
 from edgeship.components._dataset import READ_BATCH, check_labels, iter_batches
-from edgeship.components._params import StepParams, is_int, is_number, require
+from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.components._progress import Progress, epoch_callback
 from edgeship.components._serving import (  # noqa: F401 - predict and load_serving_fn are public here too
     INPUT_NAME,

@@ -29,7 +29,7 @@ from edgeship.components._artifacts import (
     split_dir,
 )
 from edgeship.components._dataset import tfrecord_files
-from edgeship.components._params import StepParams, is_number, require
+from edgeship.components.params import StepParams, is_number, require
 from edgeship.errors import InputError
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ MODULES = [
     "edgeship.cli",
     "edgeship.contract",
     "edgeship.components.quantize.executor",
-    "edgeship.components._params",
+    "edgeship.components.params",
     "edgeship.edge_pusher.repository",
     "edgeship.edge_pusher.fleet.status",
     "edgeship.device.agent",
