@@ -24,10 +24,12 @@ from edgeship.errors import NotFound, OtaError, PreconditionFailed
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "locks/publish.json"
+#: How long a publisher waits for another one's lock before giving up (seconds).
+DEFAULT_LOCK_WAIT = 60.0
 
 
 class PublishLock:
-    def __init__(self, bucket: Bucket, lease_seconds: float = 300.0, wait_seconds: float = 60.0,
+    def __init__(self, bucket: Bucket, lease_seconds: float = 300.0, wait_seconds: float = DEFAULT_LOCK_WAIT,
                  clock=time.time, sleep=time.sleep):
         self.bucket = bucket
         self.lease = lease_seconds

@@ -60,7 +60,7 @@ from edgeship.contract import (
 )
 from edgeship.edge_pusher import keys as keyring
 from edgeship.edge_pusher.buckets import Bucket
-from edgeship.edge_pusher.lock import PublishLock
+from edgeship.edge_pusher.lock import DEFAULT_LOCK_WAIT, PublishLock
 from edgeship.errors import NotFound, OtaError, PreconditionFailed
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class Repository:
                  timestamp_expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY,
                  metadata_expiry: timedelta = DEFAULT_METADATA_EXPIRY,
                  bin_bits: int = DEFAULT_BIN_BITS,
-                 lock_wait: float = 60.0, lock_lease: float = 300.0,
+                 lock_wait: float = DEFAULT_LOCK_WAIT, lock_lease: float = 300.0,
                  clock=_utcnow):
         if bucket.read_only:
             raise OtaError(f"{bucket.url} is read-only; publish to its s3:// or file:// URL")

@@ -32,6 +32,8 @@ from edgeship.mqtt import BrokerLogin
 #: A report is about 500 bytes; one this large is not a report (the broker refuses larger
 #: packets too: broker-config's max_packet_size).
 MAX_REPORT_BYTES = 64 * 1024
+#: How long the fleet reader waits for the broker to connect and hand over the reports (s).
+BROKER_WAIT_SECONDS = 60.0
 #: Refusals read from one report: a device reports its newest 50 (``device.report``), so more
 #: is not a device's report; the rest are cut (and said), so that one report cannot add a
 #: thousand rows to the table, the page and every line of the history.
@@ -160,7 +162,7 @@ def parse(topic: str, payload: bytes, prefix: str
 
 
 def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
-                 wait: float = 60.0) -> FleetReports:
+                 wait: float = BROKER_WAIT_SECONDS) -> FleetReports:
     """Connect as the fleet reader, take every retained report, and disconnect. The broker
     out of reach, or refusing the reader, is an :class:`OtaError`: a watcher must see that
     it has no data, not an empty fleet."""
