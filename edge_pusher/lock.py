@@ -29,8 +29,8 @@ DEFAULT_LOCK_WAIT = 60.0
 
 
 class PublishLock:
-    def __init__(self, bucket: Bucket, lease_seconds: float = 300.0, wait_seconds: float = DEFAULT_LOCK_WAIT,
-                 clock=time.time, sleep=time.sleep):
+    def __init__(self, bucket: Bucket, lease_seconds: float = 300.0,
+                 wait_seconds: float = DEFAULT_LOCK_WAIT, clock=time.time, sleep=time.sleep):
         self.bucket = bucket
         self.lease = lease_seconds
         self.wait = wait_seconds
