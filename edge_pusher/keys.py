@@ -90,7 +90,7 @@ def _save_root(keys_dir: Path, root_md: Metadata[Root]) -> None:
     _write_public(keys_dir / "root.json", data)
 
 
-def init_keys(keys_dir: str | os.PathLike,
+def init_keys(keys_dir: str | os.PathLike[str],
               root_expiry_days: int = DEFAULT_ROOT_EXPIRY_DAYS) -> Path:
     """Create Ed25519 keys for all four roles and the initial signed root (version 1)."""
     kd = Path(keys_dir)
@@ -109,7 +109,7 @@ def init_keys(keys_dir: str | os.PathLike,
     return kd / "root.json"
 
 
-def load_root(keys_dir: str | os.PathLike) -> Metadata[Root]:
+def load_root(keys_dir: str | os.PathLike[str]) -> Metadata[Root]:
     path = Path(keys_dir) / "root.json"
     try:
         return Metadata[Root].from_bytes(path.read_bytes())
@@ -120,7 +120,7 @@ def load_root(keys_dir: str | os.PathLike) -> Metadata[Root]:
         raise OtaError(f"{path} is not valid root metadata: {e}") from None
 
 
-def root_history(keys_dir: str | os.PathLike) -> dict[int, bytes]:
+def root_history(keys_dir: str | os.PathLike[str]) -> dict[int, bytes]:
     """All root versions kept in the keys directory, by version."""
     out = {}
     hist = Path(keys_dir) / "root_history"
@@ -130,7 +130,7 @@ def root_history(keys_dir: str | os.PathLike) -> dict[int, bytes]:
     return out
 
 
-def applied_root(keys_dir: str | os.PathLike, bucket_url: str) -> int:
+def applied_root(keys_dir: str | os.PathLike[str], bucket_url: str) -> int:
     """The root version a publish from this keys directory last committed to ``bucket_url``.
 
     Kept here rather than read from the bucket because whoever controls the bucket could
@@ -144,7 +144,7 @@ def applied_root(keys_dir: str | os.PathLike, bucket_url: str) -> int:
         raise OtaError(f"{path} is damaged ({e}); restore it from a backup") from None
 
 
-def record_applied_root(keys_dir: str | os.PathLike, bucket_url: str, version: int) -> None:
+def record_applied_root(keys_dir: str | os.PathLike[str], bucket_url: str, version: int) -> None:
     """Remember that ``bucket_url`` now holds metadata signed with root ``version``'s keys."""
     if applied_root(keys_dir, bucket_url) >= version:
         return
@@ -162,7 +162,8 @@ def _resolve_uri(base: Path, uri: str) -> str:
     return uri
 
 
-def load_signers(keys_dir: str | os.PathLike, role: str, root: Root | None = None) -> list[Signer]:
+def load_signers(keys_dir: str | os.PathLike[str], role: str,
+                 root: Root | None = None) -> list[Signer]:
     """Signers for ``role`` whose public keys the current root lists for that role."""
     kd = Path(keys_dir)
     root = root or load_root(kd).signed
@@ -194,7 +195,7 @@ def load_signers(keys_dir: str | os.PathLike, role: str, root: Root | None = Non
     return signers
 
 
-def check_online_keys(keys_dir: str | os.PathLike) -> str:
+def check_online_keys(keys_dir: str | os.PathLike[str]) -> str:
     """``keys_dir`` if it can sign every online role, else :class:`OtaError` naming what is
     missing. Pipelines call it before their first step, so a folder that cannot sign stops a
     run at once, not at push minutes later."""
@@ -204,12 +205,12 @@ def check_online_keys(keys_dir: str | os.PathLike) -> str:
     return str(keys_dir)
 
 
-def public_key_of(keys_dir: str | os.PathLike, role: str) -> Key:
+def public_key_of(keys_dir: str | os.PathLike[str], role: str) -> Key:
     root = load_root(keys_dir).signed
     return root.keys[root.roles[role].keyids[0]]
 
 
-def rotate(keys_dir: str | os.PathLike, role: str,
+def rotate(keys_dir: str | os.PathLike[str], role: str,
            root_expiry_days: int = DEFAULT_ROOT_EXPIRY_DAYS) -> Metadata[Root]:
     """Replace ``role``'s key with a fresh one through a new root version.
 
