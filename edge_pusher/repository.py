@@ -28,6 +28,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 from securesystemslib.signer import Signer  # pyright: ignore[reportPrivateImportUsage]
 from tuf.api.exceptions import UnsignedMetadataError
@@ -47,6 +48,8 @@ from edgeship.contract import (
     ENTRY_STATES,
     INDEX_SCHEMA_VERSION,
     MAX_INDEX_BYTES,
+    ChannelIndex,
+    IndexEntryDoc,
     canonical_safe,
     channel_index,
     check_name,
@@ -231,7 +234,7 @@ class Repository:
 
     def change_rollout(self, name: str, version: int, channel: str = "stable",
                        hardware: str | None = None, *, percent: int | None = None,
-                       state: str = "active") -> list[dict]:
+                       state: str = "active") -> list[IndexEntryDoc]:
         """Widen, narrow, halt or revoke a published build in the signed channel index, so
         devices act on it at their next poll with no new build. Returns the changed entries.
 
@@ -249,7 +252,7 @@ class Repository:
             check_rollout(percent)
         if state not in ENTRY_STATES:
             raise OtaError(f"unknown rollout state {state!r}")
-        changed: list[dict] = []
+        changed: list[IndexEntryDoc] = []
 
         def change(st: _State) -> None:
             index = self._read_index(st, channel)
@@ -269,13 +272,13 @@ class Repository:
                 if percent is not None:
                     entry["rollout"] = percent
                 entry["since"] = utc_stamp(self._clock())
-            changed.extend(dict(e) for e in entries)
+            changed.extend(e.copy() for e in entries)
             self._write_index(st, channel, index)
 
         self._transaction(change)
         return changed
 
-    def read_index(self, channel: str) -> dict:
+    def read_index(self, channel: str) -> ChannelIndex:
         st = self._load()
         return self._read_index(st, check_name("channel", channel))
 
@@ -472,7 +475,7 @@ class Repository:
                       channel=rel.channel, rollout=rel.rollout)
         self._put_target(st, rel.path, rel.data, custom)
 
-    def _read_index(self, st: _State, channel: str) -> dict:
+    def _read_index(self, st: _State, channel: str) -> ChannelIndex:
         path = index_path(channel)
         tf = self._bin(st, self._bin_for(st, path)).signed.targets.get(path)
         if tf is None:
@@ -485,9 +488,9 @@ class Repository:
         except (ValueError, RecursionError, OtaError) as e:
             raise OtaError(f"channel {channel}'s signed index in {self.bucket.url} is malformed "
                            f"({e}); refusing to publish on top of it") from None
-        return index
+        return cast(ChannelIndex, index)  # _check_index checked its shape
 
-    def _write_index(self, st: _State, channel: str, index: dict) -> None:
+    def _write_index(self, st: _State, channel: str, index: ChannelIndex) -> None:
         index["schema_version"] = INDEX_SCHEMA_VERSION
         for name, entries in index["models"].items():
             for entry in entries:
@@ -501,7 +504,7 @@ class Repository:
         self._put_target(st, index_path(channel), data, {"kind": "index"})
 
     @staticmethod
-    def _check_newer(index: dict, rel: Release) -> None:
+    def _check_newer(index: ChannelIndex, rel: Release) -> None:
         entries = index["models"].get(rel.name, [])
         if not entries:
             return
@@ -627,7 +630,7 @@ def _check_index(index: object) -> None:
         model_entries(check_name("model name", name), entries)
 
 
-def _index_add(index: dict, rel: Release, since: str) -> None:
+def _index_add(index: ChannelIndex, rel: Release, since: str) -> None:
     index["models"].setdefault(rel.name, []).append(
         {"version": rel.version, "hardware": rel.hardware, "rollout": rel.rollout,
          "path": rel.path, "state": "active", "since": since})
@@ -639,14 +642,14 @@ def _index_add(index: dict, rel: Release, since: str) -> None:
 KEPT_FULL_ROLLOUTS = 2
 
 
-def _prune(entries: list[dict]) -> list[dict]:
+def _prune(entries: list[IndexEntryDoc]) -> list[IndexEntryDoc]:
     """Keep, per hardware, every entry down to and including the second newest active full
     (100%) rollout, and every revoked entry.
 
     Builds older than that can never be chosen again while the newer full rollouts stand, so the
     index stays as small as the live rollouts. A revocation is never dropped: it is what keeps
     devices from taking that build again."""
-    keep = []
+    keep: list[IndexEntryDoc] = []
     for hw in sorted({e["hardware"] for e in entries}):
         newest_first = sorted((e for e in entries if e["hardware"] == hw),
                               key=lambda e: e["version"], reverse=True)

@@ -22,11 +22,13 @@ import math
 import re
 import stat
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol, TypedDict, TypeGuard, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from edgeship.errors import OtaError
 
@@ -49,6 +51,21 @@ MAX_VERSION = 2**63 - 1
 MAX_SELF_TEST_VALUES = 1 << 16  # keeps signed metadata small
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+# ---------------------------------------------------------------------- parsed JSON
+
+
+def is_object(value: object) -> TypeGuard[dict[str, object]]:
+    """``value`` is a JSON object. Parsed JSON is checked with this (not a bare ``isinstance``)
+    so that its fields are ``object`` to the type checker until each is checked in turn; a JSON
+    object's keys are always strings."""
+    return isinstance(value, dict)
+
+
+def is_array(value: object) -> TypeGuard[list[object]]:
+    """``value`` is a JSON array, whose items are each still to be checked."""
+    return isinstance(value, list)
 
 
 # ---------------------------------------------------------------------- names and versions
@@ -154,7 +171,7 @@ def target_custom(custom: object) -> TargetCustom:
     of the wrong type or out of range instead of acting on it. Targets published before
     ``schema_version`` existed have the version 1 layout.
     """
-    if not isinstance(custom, dict):
+    if not is_object(custom):
         raise OtaError("target custom metadata is not an object")
     schema = custom.get("schema_version", 1)
     if schema != SCHEMA_VERSION:
@@ -165,19 +182,18 @@ def target_custom(custom: object) -> TargetCustom:
             raise OtaError(f"target custom metadata: {field} {custom.get(field)!r} is not an "
                            "integer")
     try:
-        parsed = TargetCustom(
-            name=check_name("model name", custom.get("name")),
-            version=check_version(custom.get("version")),
-            hardware=check_name("hardware", custom.get("hardware")),
-            channel=check_name("channel", custom.get("channel")),
-            rollout=check_rollout(custom.get("rollout")),
-            self_test=custom.get("self_test"),  # type: ignore[arg-type]
-        )
+        name = check_name("model name", custom.get("name"))
+        version = check_version(custom.get("version"))
+        hardware = check_name("hardware", custom.get("hardware"))
+        channel = check_name("channel", custom.get("channel"))
+        rollout = check_rollout(custom.get("rollout"))
     except OtaError as err:
         raise OtaError(f"target custom metadata: {err}") from None
-    if not isinstance(parsed.self_test, dict):
-        raise OtaError(f"{parsed.name} v{parsed.version} carries no signed self-test")
-    return parsed
+    self_test = custom.get("self_test")
+    if not is_object(self_test):
+        raise OtaError(f"{name} v{version} carries no signed self-test")
+    return TargetCustom(name=name, version=version, hardware=hardware, channel=channel,
+                        rollout=rollout, self_test=self_test)
 
 
 @dataclass(frozen=True)
@@ -192,7 +208,35 @@ class IndexEntry:
     state: str
 
 
-def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
+class _IndexEntryCore(TypedDict):
+    version: int
+    hardware: str
+    path: str
+    rollout: int
+
+
+class IndexEntryDoc(_IndexEntryCore, total=False):
+    """One entry of a channel index as the publisher writes it (:class:`IndexEntry` is one
+    read and checked); ``state`` is ``active`` when absent (a version 1 index)."""
+
+    state: str
+    since: str  # a UTC time, see utc_stamp
+
+
+class _ChannelIndexCore(TypedDict):
+    channel: str
+    models: dict[str, list[IndexEntryDoc]]
+
+
+class ChannelIndex(_ChannelIndexCore, total=False):
+    """A channel index document as the publisher writes it, or reads it back once every entry
+    is checked (:func:`channel_index`, then :func:`model_entries` for each model). An empty
+    channel's, before the publisher first writes it, has no ``schema_version`` yet."""
+
+    schema_version: int
+
+
+def channel_index(index: object) -> dict[str, list[dict[str, object]]]:
     """Check a channel index's shape; return its ``models``: name -> [entry]. Raise
     :class:`OtaError` naming what is malformed. Entries are checked one model at a time with
     :func:`model_entries` where they are used, so one bad entry of another model cannot lock a
@@ -201,7 +245,8 @@ def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
     Nothing in an index nests deeper than its schema (an object of models, each a list of flat
     entries): a signed index built to nest deeper is refused here, as malformed metadata, before
     anything walks it."""
-    if not isinstance(index, dict) or not isinstance(index.get("models"), dict):
+    models = index.get("models") if is_object(index) else None
+    if not is_object(index) or not is_object(models):
         raise OtaError("channel index has no 'models' object")
     schema = index.get("schema_version", 1)
     if type(schema) is not int or schema not in (1, INDEX_SCHEMA_VERSION):
@@ -210,16 +255,18 @@ def channel_index(index: object) -> dict[str, list[dict[str, Any]]]:
     for key, value in index.items():
         if key != "models" and not _is_scalar(value):
             raise OtaError(f"channel index field {key!r} nests deeper than the index's schema")
-    models = index["models"]
+    checked: dict[str, list[dict[str, object]]] = {}
     for name, entries in models.items():
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        objects = [e for e in entries if is_object(e)] if is_array(entries) else None
+        if objects is None or is_array(entries) and len(objects) != len(entries):
             raise OtaError(f"channel index entry {name!r} is not a list of objects")
-        for entry in entries:
+        for entry in objects:
             deep = sorted(k for k, v in entry.items() if not _is_scalar(v))
             if deep:
                 raise OtaError(f"channel index entry of {name!r}: field {deep[0]!r} nests deeper "
                                "than the index's schema")
-    return models
+        checked[name] = objects
+    return checked
 
 
 _UTC_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
@@ -241,14 +288,15 @@ def _is_utc_time(value: object) -> bool:
     return True
 
 
-def load_json(data: bytes | str) -> Any:
+def load_json(data: bytes | bytearray | str) -> object:
     """Parse signed JSON (a channel index) or a device's report, refusing duplicate keys: a
     document whose keys repeat reads one way to Python (the last wins) and another to a
     reader that keeps the first, so it has no one meaning. Raises ``ValueError`` (also for
-    nesting deep enough to exhaust the parser's recursion)."""
+    nesting deep enough to exhaust the parser's recursion). The result is ``object``: the
+    caller checks its shape (:func:`is_object`) before reading it."""
 
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        found: dict[str, Any] = {}
+    def unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        found: dict[str, object] = {}
         for key, value in pairs:
             if key in found:
                 raise ValueError(f"key {key!r} appears twice in one object")
@@ -256,20 +304,22 @@ def load_json(data: bytes | str) -> Any:
         return found
 
     try:
-        return json.loads(data, object_pairs_hook=unique)
+        parsed: object = json.loads(data, object_pairs_hook=unique)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    return parsed
 
 
 def _is_scalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float)
 
 
-def index_entry(name: str, entry: dict[str, Any]) -> IndexEntry:
+def index_entry(name: str, entry: Mapping[str, object]) -> IndexEntry:
     """One channel index entry, checked; OtaError otherwise. An entry without a ``state`` (a
     version 1 index) is active. Version and rollout are JSON integers: a string that reads as
     one ("2") is refused, so an index means the same to every reader."""
-    if not isinstance(entry.get("path"), str):
+    path = entry.get("path")
+    if not isinstance(path, str):
         raise OtaError(f"channel index entry of {name!r} has no path")
     for field in ("version", "rollout"):
         value = entry.get(field)
@@ -277,18 +327,18 @@ def index_entry(name: str, entry: dict[str, Any]) -> IndexEntry:
             raise OtaError(f"channel index entry of {name!r}: {field} {value!r} is not an "
                            "integer")
     state = entry.get("state", "active")
-    if state not in ENTRY_STATES:
+    if not isinstance(state, str) or state not in ENTRY_STATES:
         raise OtaError(f"channel index entry of {name!r}: state {state!r} is not one of "
                        f"{', '.join(ENTRY_STATES)}")
     if "since" in entry and not _is_utc_time(entry["since"]):
         raise OtaError(f"channel index entry of {name!r}: since {entry['since']!r} is not a "
                        "UTC time (YYYY-MM-DDTHH:MM:SSZ)")
     return IndexEntry(check_version(entry["version"]),
-                      check_name("hardware", entry.get("hardware")), entry["path"],
+                      check_name("hardware", entry.get("hardware")), path,
                       check_rollout(entry["rollout"]), state)
 
 
-def model_entries(name: str, entries: list[dict[str, Any]],
+def model_entries(name: str, entries: Sequence[Mapping[str, object]],
                   hardware: str | None = None) -> list[IndexEntry]:
     """One model's entries in a channel index (only ``hardware``'s, if given), each checked,
     newest first. Two entries for the same (version, hardware) are refused: with one revoked
@@ -305,7 +355,29 @@ def model_entries(name: str, entries: list[dict[str, Any]],
     return sorted(checked, key=lambda e: e.version, reverse=True)
 
 
-def canonical_safe(obj: Any) -> Any:
+def _is_dict(value: object) -> TypeGuard[dict[object, object]]:
+    return isinstance(value, dict)
+
+
+def _is_list_or_tuple(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
+    return isinstance(value, list | tuple)
+
+
+@runtime_checkable
+class _Scalar(Protocol):
+    """A numpy scalar (anything with ``item()``)."""
+
+    def item(self) -> object: ...
+
+
+@runtime_checkable
+class _Array(Protocol):
+    """A numpy array (anything with ``tolist()``)."""
+
+    def tolist(self) -> object: ...
+
+
+def canonical_safe(obj: object) -> object:
     """Make ``obj`` encodable as TUF canonical JSON, which has no floats.
 
     Floats become their shortest round-trip decimal string ("0.0078125"); readers turn them back
@@ -317,13 +389,13 @@ def canonical_safe(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, float):
         return repr(obj)
-    if isinstance(obj, dict):
+    if _is_dict(obj):
         return {str(k): canonical_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
+    if _is_list_or_tuple(obj):
         return [canonical_safe(v) for v in obj]
-    if hasattr(obj, "item"):  # numpy scalar
+    if isinstance(obj, _Scalar):  # numpy scalar
         return canonical_safe(obj.item())
-    if hasattr(obj, "tolist"):  # numpy array
+    if isinstance(obj, _Array):  # numpy array
         return canonical_safe(obj.tolist())
     raise TypeError(f"cannot put {type(obj).__name__} into signed metadata")
 
@@ -347,8 +419,8 @@ class SelfTest:
     and the tolerances are decimal strings (canonical JSON has no floats).
     """
 
-    input: np.ndarray
-    expected_output: np.ndarray
+    input: npt.NDArray[np.float32]
+    expected_output: npt.NDArray[np.float32]
     atol: float
     rtol: float = 0.0
 
@@ -360,10 +432,10 @@ class SelfTest:
     @classmethod
     def from_dict(cls, obj: object) -> SelfTest:
         """Decode a signed self-test; raise :class:`OtaError` if any part is malformed."""
-        if not isinstance(obj, dict):
+        if not is_object(obj):
             raise OtaError("self-test is not an object")
         try:
-            atol, rtol = float(obj.get("atol", 0.0)), float(obj.get("rtol", 0.0))
+            atol, rtol = _number(obj.get("atol", 0.0)), _number(obj.get("rtol", 0.0))
         except (TypeError, ValueError, OverflowError):
             raise OtaError("self-test tolerances are not numbers") from None
         if not (math.isfinite(atol) and math.isfinite(rtol) and atol >= 0 and rtol >= 0):
@@ -371,20 +443,27 @@ class SelfTest:
         return cls(decode_array(obj.get("input"), "input"),
                    decode_array(obj.get("expected_output"), "expected_output"), atol, rtol)
 
-    def differs(self, output: np.ndarray) -> str:
+    def differs(self, output: npt.ArrayLike) -> str:
         """Why ``output`` fails this self-test, or "" if it passes."""
-        output = np.asarray(output, dtype=np.float32)
-        if output.size != self.expected_output.size:
-            return f"output has {output.size} values, expected {self.expected_output.size}"
-        output = output.reshape(self.expected_output.shape)
-        if np.allclose(output, self.expected_output, atol=self.atol, rtol=self.rtol):
+        values = np.asarray(output, dtype=np.float32)
+        if values.size != self.expected_output.size:
+            return f"output has {values.size} values, expected {self.expected_output.size}"
+        values = values.reshape(self.expected_output.shape)
+        if np.allclose(values, self.expected_output, atol=self.atol, rtol=self.rtol):
             return ""
-        worst = float(np.max(np.abs(output - self.expected_output)))
+        worst = float(np.max(np.abs(values - self.expected_output)))
         return (f"output differs from the expected output by up to {worst:.6g} "
                 f"(atol {self.atol:.6g}, rtol {self.rtol:.6g})")
 
 
-def encode_array(values: Any) -> dict[str, Any]:
+def _number(value: object) -> float:
+    """``float(value)`` for what a JSON document can hold; TypeError for anything else."""
+    if not isinstance(value, str | int | float):
+        raise TypeError(f"{type(value).__name__} is not a number")
+    return float(value)
+
+
+def encode_array(values: npt.ArrayLike) -> dict[str, Any]:
     arr = np.ascontiguousarray(np.asarray(values, dtype="<f4"))
     if arr.size > MAX_SELF_TEST_VALUES:
         raise OtaError(f"self-test array has {arr.size} values; at most "
@@ -393,24 +472,28 @@ def encode_array(values: Any) -> dict[str, Any]:
             "b64": base64.b64encode(arr.tobytes()).decode("ascii")}
 
 
-def decode_array(obj: object, what: str = "array") -> np.ndarray:
+def decode_array(obj: object, what: str = "array") -> npt.NDArray[np.float32]:
     """Decode an ARRAY; raise :class:`OtaError` naming ``what`` if it is malformed."""
-    if not isinstance(obj, dict) or obj.get("dtype") != "float32":
+    if not is_object(obj) or obj.get("dtype") != "float32":
         raise OtaError(f"self-test {what} must be {{'dtype': 'float32', 'shape', 'b64'}}")
     shape = obj.get("shape")
-    if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool)
-                                            and 0 <= d <= MAX_SELF_TEST_VALUES for d in shape)):
+    dims = [d for d in shape if isinstance(d, int) and not isinstance(d, bool)
+            and 0 <= d <= MAX_SELF_TEST_VALUES] if is_array(shape) else []
+    if not is_array(shape) or len(dims) != len(shape):
         raise OtaError(f"self-test {what} has a malformed shape {shape!r}")
     try:
-        raw = base64.b64decode(obj.get("b64", ""), validate=True)
+        encoded = obj.get("b64", "")
+        if not isinstance(encoded, str | bytes):
+            raise TypeError(f"{type(encoded).__name__} is not base64 text")
+        raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError, TypeError):
         raise OtaError(f"self-test {what} is not valid base64") from None
     if len(raw) % 4:
         raise OtaError(f"self-test {what} holds {len(raw)} bytes, not whole float32s")
     arr = np.frombuffer(raw, dtype="<f4")
-    if arr.size != math.prod(shape) or arr.size > MAX_SELF_TEST_VALUES:
-        raise OtaError(f"self-test {what} has {arr.size} values, its shape says {shape}")
-    return arr.reshape(shape).astype(np.float32)
+    if arr.size != math.prod(dims) or arr.size > MAX_SELF_TEST_VALUES:
+        raise OtaError(f"self-test {what} has {arr.size} values, its shape says {dims}")
+    return arr.reshape(dims).astype(np.float32)
 
 
 def self_test_tolerance(output_scale: float | None) -> tuple[float, float]:
@@ -433,6 +516,49 @@ REPORT_SCHEMA_VERSION = 1
 #: Topics are ``<prefix>/devices/<device-id>/state``; the broker's ACL lets a device write only
 #: its own (its MQTT user name is its device id).
 DEFAULT_TOPIC_PREFIX = "edgeship"
+
+
+class ReportedModel(TypedDict):
+    """A report's ``active``: the model a device runs (it also says ``sha256``, ``verified``)."""
+
+    name: str
+    version: int
+
+
+class _ReportedHealthCore(TypedDict):
+    state: str  # "healthy" or "unhealthy"
+    version: int
+
+
+class ReportedHealth(_ReportedHealthCore, total=False):
+    """A report's ``health``: the application's verdict on a model version."""
+
+    name: object
+    reason: object
+    at: object
+
+
+class _DeviceReportCore(TypedDict):
+    schema_version: int
+    device_id: str
+    hardware: str
+    channel: str
+
+
+class DeviceReport(_DeviceReportCore, total=False):
+    """A device's report as the fleet side reads it, once its shape is checked
+    (``edgeship.edge_pusher.fleet.reports.report_problem``): the fields typed here are the
+    checked ones; the others are only shown."""
+
+    active: ReportedModel | None
+    refused: dict[str, str]
+    health: ReportedHealth | None
+    last_result: dict[str, object]
+    agent_version: object
+    time: object
+    previous: object
+    last_check: object
+    self_test: object
 
 
 def device_topic(device_id: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
@@ -466,7 +592,7 @@ def shown(text: object, limit: int = MAX_SHOWN) -> str:
     table row nor drive the terminal, nor break a one-line verdict; cut to ``limit``
     characters, saying how much was cut."""
     text = text if isinstance(text, str) else repr(text)
-    out = []
+    out: list[str] = []
     for ch in text[:limit]:
         if ch == "\\" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
             out.append("\\\\" if ch == "\\" else ascii(ch)[1:-1])

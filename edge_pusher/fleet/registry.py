@@ -23,9 +23,8 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from edgeship.contract import check_name, load_json
+from edgeship.contract import DeviceReport, check_name, is_object, load_json
 from edgeship.errors import OtaError
 
 #: The registry's file name in the broker folder.
@@ -53,7 +52,7 @@ class Identity:
 class Vetted:
     """Reports split by the registry: the ones that count, and the ignored ones, by why."""
 
-    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reports: dict[str, DeviceReport] = field(default_factory=dict)
     #: Device ids the registry does not list.
     unregistered: list[str] = field(default_factory=list)
     #: Device id -> what it claimed that its identity does not allow.
@@ -62,7 +61,7 @@ class Vetted:
     checked: bool = True
 
 
-def registry_path(folder: str | os.PathLike) -> Path:
+def registry_path(folder: str | os.PathLike[str]) -> Path:
     return Path(folder) / REGISTRY_FILE
 
 
@@ -72,7 +71,7 @@ def default_registry(password_file: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(password_file)), REGISTRY_FILE)
 
 
-def read_registry(path: str | os.PathLike) -> dict[str, Identity]:
+def read_registry(path: str | os.PathLike[str]) -> dict[str, Identity]:
     """Device id -> identity. A missing or malformed registry is an :class:`OtaError` naming
     the file: counting devices nobody registered would let any login speak for any build."""
     try:
@@ -85,17 +84,18 @@ def read_registry(path: str | os.PathLike) -> dict[str, Identity]:
         raise OtaError(f"{path}: cannot read the device registry ({e.strerror})") from None
     except ValueError:
         raise OtaError(f"{path}: the device registry is not JSON") from None
-    devices = data.get("devices") if isinstance(data, dict) else None
-    if not isinstance(devices, dict) or data.get("schema_version") != REGISTRY_SCHEMA_VERSION:
+    devices = data.get("devices") if is_object(data) else None
+    if not is_object(data) or not is_object(devices) or data.get(
+            "schema_version") != REGISTRY_SCHEMA_VERSION:
         raise OtaError(f"{path}: not a device registry (schema_version "
                        f"{REGISTRY_SCHEMA_VERSION} with 'devices')")
-    found = {}
+    found: dict[str, Identity] = {}
     for device_id, identity in devices.items():
         try:
             check_name("device id", device_id)
             if device_id == FLEET_READER:
                 raise OtaError(f"{FLEET_READER!r} is the fleet reader, not a device")
-            if not isinstance(identity, dict):
+            if not is_object(identity):
                 raise OtaError(f"device {device_id}: not an object")
             model = identity.get("model")
             found[device_id] = Identity(
@@ -107,7 +107,7 @@ def read_registry(path: str | os.PathLike) -> dict[str, Identity]:
     return found
 
 
-def _read_regular(path: str | os.PathLike) -> bytes:
+def _read_regular(path: str | os.PathLike[str]) -> bytes:
     """The registry's bytes, if it is a regular file of at most :data:`MAX_REGISTRY_BYTES`:
     a FIFO or ``/dev/zero`` put in its place must not hang or exhaust the watcher."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -124,7 +124,7 @@ def _read_regular(path: str | os.PathLike) -> bytes:
         os.close(fd)
 
 
-def register(folder: str | os.PathLike, device_ids: list[str], hardware: str,
+def register(folder: str | os.PathLike[str], device_ids: list[str], hardware: str,
              channel: str, model: str | None = None) -> Path:
     """Record (or change) the identity of ``device_ids``; the file is replaced atomically, so
     a watcher reading it at the same time sees the old registry or the new, never half. Two
@@ -163,7 +163,7 @@ def _entry(identity: Identity) -> dict[str, str]:
     return entry | ({"model": identity.model} if identity.model else {})
 
 
-def vet(reports: dict[str, dict[str, Any]], registry: dict[str, Identity] | None) -> Vetted:
+def vet(reports: dict[str, DeviceReport], registry: dict[str, Identity] | None) -> Vetted:
     """Keep the reports of registered devices that claim their own hardware and channel.
     ``registry`` None (no registry: ``fleet status`` only) keeps every report, unchecked."""
     if registry is None:
@@ -188,7 +188,8 @@ def vet(reports: dict[str, dict[str, Any]], registry: dict[str, Identity] | None
                     f"{identity.model}")
                 continue
             refused = report.get("refused") or {}  # its word on other models' builds: none
-            report = report | {"refused": {k: v for k, v in refused.items()
-                                           if k.startswith(f"{identity.model}/")}}
+            report = report.copy()
+            report["refused"] = {k: v for k, v in refused.items()
+                                 if k.startswith(f"{identity.model}/")}
         vetted.reports[device_id] = report
     return vetted

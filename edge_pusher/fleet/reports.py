@@ -13,13 +13,15 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from edgeship.contract import (
     REPORT_SCHEMA_VERSION,
+    DeviceReport,
     check_name,
     check_version,
     devices_filter,
+    is_object,
     load_json,
     shown,
     topic_device_id,
@@ -28,6 +30,11 @@ from edgeship.edge_pusher.fleet.registry import FLEET_READER
 from edgeship.edge_pusher.fleet.status import refusal_key
 from edgeship.errors import OtaError
 from edgeship.mqtt import BrokerLogin
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
 
 #: A report is about 500 bytes; one this large is not a report (the broker refuses larger
 #: packets too: broker-config's max_packet_size).
@@ -56,12 +63,23 @@ QUIET_SECONDS = 5.0
 class FleetReports:
     """Every device's last report (device id -> report) and what was skipped, and why."""
 
-    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reports: dict[str, DeviceReport] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     #: What was cut from kept reports (refusals over the cap, malformed refusal keys).
     cut: list[str] = field(default_factory=list)
     messages: int = 0
     read_at: float = 0.0
+
+
+@dataclass
+class _ReadState:
+    """Where one read of the reports stands, as the client's callbacks leave it."""
+
+    last: float  # when the last retained report (or the subscription) came
+    subscribed: bool = False
+    refused: str | None = None  # why the broker refused the reader
+    end: bool = False  # the end marker came back
+    done: bool = False  # the read is over (a disconnect now is ours)
 
 
 def _is_version(value: object) -> bool:
@@ -78,19 +96,20 @@ def _is_version(value: object) -> bool:
 
 def _is_name(value: object) -> bool:
     try:
-        check_name("name", value)  # type: ignore[arg-type]
+        check_name("name", value)
     except OtaError:
         return False
     return True
 
 
-def trim(report: dict[str, Any]) -> str | None:
+def trim(report: DeviceReport) -> str | None:
     """Cut what no honest report holds and nothing counts: refusal keys that are not
     ``name/version/hardware`` of names, refusals beyond :data:`MAX_REFUSALS` (in the order the
     device sent them: its newest first); a reason that is not a refusal code reads ``other``.
     Says what it cut, or None."""
     refused = report.get("refused") or {}
-    kept, malformed = {}, 0
+    kept: dict[str, str] = {}
+    malformed = 0
     for key, reason in refused.items():
         parsed = refusal_key(key)
         if parsed is None or not (_is_name(parsed[0]) and _is_name(parsed[2])):
@@ -110,7 +129,7 @@ def trim(report: dict[str, Any]) -> str | None:
 
 def report_problem(report: object, device_id: str) -> str | None:
     """What is wrong with a device's report, or None when it has the declared shape."""
-    if not isinstance(report, dict):
+    if not is_object(report):
         return "not a JSON object"
     if report.get("schema_version") != REPORT_SCHEMA_VERSION:
         return f"schema_version {report.get('schema_version')!r}, not {REPORT_SCHEMA_VERSION}"
@@ -122,24 +141,23 @@ def report_problem(report: object, device_id: str) -> str | None:
         except OtaError as e:
             return str(e)
     active = report.get("active")
-    if active is not None and not (isinstance(active, dict) and _is_name(active.get("name"))
+    if active is not None and not (is_object(active) and _is_name(active.get("name"))
                                    and _is_version(active.get("version"))):
         return "active is not a model name and version"
     refused = report.get("refused", {})
-    if not (isinstance(refused, dict) and all(isinstance(k, str) and isinstance(v, str)
-                                              for k, v in refused.items())):
+    if not (is_object(refused) and all(isinstance(v, str) for v in refused.values())):
         return "refused is not build -> reason"
     health = report.get("health")
-    if health is not None and not (isinstance(health, dict) and health.get("state") in (
+    if health is not None and not (is_object(health) and health.get("state") in (
             "healthy", "unhealthy") and _is_version(health.get("version"))):
         return "health is not a state and version"
-    if not isinstance(report.get("last_result", {}), dict):
+    if not is_object(report.get("last_result", {})):
         return "last_result is not an object"
     return None
 
 
-def parse(topic: str, payload: bytes, prefix: str
-          ) -> tuple[str, dict[str, Any], str | None] | str:
+def parse(topic: str, payload: bytes | bytearray, prefix: str
+          ) -> tuple[str, DeviceReport, str | None] | str:
     """(device id, report, what was cut from it or None), or why the message is skipped
     (device-supplied text in it escaped and cut: it is shown to the operator)."""
     device_id = topic_device_id(topic, prefix)
@@ -158,7 +176,8 @@ def parse(topic: str, payload: bytes, prefix: str
     problem = report_problem(report, device_id)
     if problem:
         return f"{topic}: {shown(problem, 160)}"
-    return device_id, report, trim(report)
+    checked = cast(DeviceReport, report)  # report_problem found every typed field well formed
+    return device_id, checked, trim(checked)
 
 
 def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
@@ -170,31 +189,32 @@ def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
     host, port, _ = login.endpoint()
     client = login.client(f"edgeship-fleet-{uuid.uuid4().hex[:8]}")
     got = FleetReports()
-    state: dict[str, Any] = {"subscribed": False, "refused": None, "last": time.monotonic(),
-                             "end": False}
+    state = _ReadState(last=time.monotonic())
     marker_topic = f"{login.prefix}/devices/{login.username}/state"
     marker = f"edgeship-fleet-reader-end {uuid.uuid4().hex}".encode()
 
-    def on_connect(client, userdata, flags, reason_code, properties):
+    def on_connect(client: Client, userdata: Any, flags: ConnectFlags, reason_code: ReasonCode,
+                   properties: Properties | None) -> None:
         if reason_code.is_failure:
-            state["refused"] = str(reason_code)
+            state.refused = str(reason_code)
             return
         client.subscribe(devices_filter(login.prefix), qos=1)
 
-    def on_subscribe(client, userdata, mid, reason_codes, properties):
+    def on_subscribe(client: Client, userdata: Any, mid: int, reason_codes: list[ReasonCode],
+                     properties: Properties | None) -> None:
         if any(rc.is_failure for rc in reason_codes):
-            state["refused"] = f"subscription refused ({reason_codes[0]})"
-        state["subscribed"] = True
-        state["last"] = time.monotonic()
+            state.refused = f"subscription refused ({reason_codes[0]})"
+        state.subscribed = True
+        state.last = time.monotonic()
         client.publish(marker_topic, marker, qos=1, retain=False)
 
-    def on_message(client, userdata, message):
+    def on_message(client: Client, userdata: Any, message: MQTTMessage) -> None:
         if message.topic == marker_topic and message.payload == marker:
-            state["end"] = True  # queued behind every retained report: all have come
+            state.end = True  # queued behind every retained report: all have come
             return
         got.messages += 1
         if message.retain:  # what the subscription delivers; live reports do not delay the end
-            state["last"] = time.monotonic()
+            state.last = time.monotonic()
         parsed = parse(message.topic, message.payload, login.prefix)
         if isinstance(parsed, str):
             got.skipped.append(parsed)
@@ -203,9 +223,10 @@ def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
             if parsed[2]:
                 got.cut.append(f"{message.topic}: {parsed[2]}")
 
-    def on_disconnect(client, userdata, flags, reason_code, properties):
-        if not state.get("done") and not state["refused"]:  # e.g. a second reader, same user
-            state["refused"] = f"the broker closed the connection ({reason_code})"
+    def on_disconnect(client: Client, userdata: Any, flags: DisconnectFlags,
+                      reason_code: ReasonCode, properties: Properties | None) -> None:
+        if not state.done and not state.refused:  # e.g. a second reader, same user
+            state.refused = f"the broker closed the connection ({reason_code})"
 
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, \
         on_message
@@ -227,19 +248,19 @@ def read_reports(login: BrokerLogin, quiet: float = QUIET_SECONDS,
         while True:
             client.loop(timeout=0.05)
             now = time.monotonic()
-            if state["refused"]:
+            if state.refused:
                 raise OtaError(f"the broker at {login.url} refused the fleet reader "
-                               f"{login.username!r}: {state['refused']}")
-            if state["end"] or (state["subscribed"] and now - state["last"] >= quiet):
+                               f"{login.username!r}: {state.refused}")
+            if state.end or (state.subscribed and now - state.last >= quiet):
                 break
-            if not state["subscribed"] and now - started > CONNECT_SECONDS:
+            if not state.subscribed and now - started > CONNECT_SECONDS:
                 raise OtaError(f"the broker at {login.url} did not answer within "
                                f"{CONNECT_SECONDS:g} s")
             if now - started > wait:  # still arriving: a partial fleet is not the fleet
                 raise OtaError(f"the broker at {login.url} was still sending reports after "
                                f"{wait:g} s ({len(got.reports)} so far); the read is incomplete")
     finally:
-        state["done"] = True
+        state.done = True
         client.disconnect()
     got.read_at = time.time()
     return got

@@ -10,16 +10,29 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeship.contract import IndexEntry, index_entry, rollout_covers, shown
+from edgeship.contract import (
+    DeviceReport,
+    IndexEntry,
+    ReportedHealth,
+    index_entry,
+    rollout_covers,
+    shown,
+)
 from edgeship.errors import OtaError
 
 #: A version as a refusal key writes it (ASCII digits: ``str.isdigit`` also takes "²").
 VERSION_TEXT = re.compile(r"[0-9]{1,19}")
 #: Refusal reasons that count against a build (its own fault, on this device).
 BUILD_FAILURES = ("self-test-failed", "model-load-failed")
+
+#: A channel index's ``models`` as read from it: name -> entries (each checked where used).
+IndexModels = Mapping[str, Sequence[Mapping[str, object]]]
+#: (channel, model) -> its well-formed entries, each with its raw form, newest first.
+Builds = dict[tuple[str, str], list[tuple[IndexEntry, Mapping[str, object]]]]
 @dataclass
 class BuildRow:
     """One build (channel, model, version, hardware) across the fleet.
@@ -47,7 +60,7 @@ class BuildRow:
     pending: int = 0
     reverted: int = 0
     #: Covered devices that refused it, by reason (one reason per device).
-    refused: Counter = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter[str])
     #: Covered devices running it with no failure.
     healthy: int = 0
     #: Covered devices it failed on: refused at its self-test or load, or running it and
@@ -95,7 +108,7 @@ def _stronger(reason: str, than: str | None) -> bool:
         than not in BUILD_FAILURES, than)
 
 
-def health_applies(report: dict[str, Any]) -> dict[str, Any] | None:
+def health_applies(report: DeviceReport) -> ReportedHealth | None:
     """The application's verdict, if it is about the model the device runs now."""
     health, active = report.get("health"), report.get("active")
     if health and active and (health.get("name"), health.get("version")) == (
@@ -113,8 +126,8 @@ def refusal_key(key: str) -> tuple[str, int, str] | None:
     return name, int(version), built_for
 
 
-def fleet_status(reports: dict[str, dict[str, Any]],
-                 indexes: dict[str, dict[str, list[dict]]]) -> list[BuildRow]:
+def fleet_status(reports: Mapping[str, DeviceReport],
+                 indexes: Mapping[str, IndexModels]) -> list[BuildRow]:
     """A row per build that a device runs, refused, or that a channel index lists.
     ``indexes`` is channel -> the index's ``models`` (name -> entries). Give it the reports
     :func:`~edgeship.edge_pusher.fleet.registry.vet` kept: a report's hardware and channel
@@ -134,7 +147,9 @@ def fleet_status(reports: dict[str, dict[str, Any]],
         for entry, raw in builds:
             row(channel, name, entry.version, entry.hardware)
             r = rows[(channel, name, entry.version, entry.hardware)]
-            r.rollout, r.state, r.since = entry.rollout, entry.state, raw.get("since")
+            since = raw.get("since")  # index_entry checked it is a UTC time, if present
+            r.rollout, r.state = entry.rollout, entry.state
+            r.since = since if isinstance(since, str) else None
 
     def covers(device_id: str, channel: str, name: str, version: int, hardware: str) -> bool:
         """Whether the build's rollout reaches this device: what a device says of a build
@@ -199,11 +214,10 @@ def fleet_status(reports: dict[str, dict[str, Any]],
     return sorted(rows.values(), key=lambda r: (r.channel, r.name, -r.version, r.hardware))
 
 
-def checked_entries(indexes: dict[str, dict[str, list[dict]]]
-                    ) -> dict[tuple[str, str], list[tuple[IndexEntry, dict]]]:
+def checked_entries(indexes: Mapping[str, IndexModels]) -> Builds:
     """(channel, model) -> its well-formed index entries, each with its raw form, newest
     first; a malformed entry is left out, as devices leave it out."""
-    found: dict[tuple[str, str], list[tuple[IndexEntry, dict]]] = {}
+    found: Builds = {}
     for channel, models in indexes.items():
         for name, raw_entries in models.items():
             for raw in raw_entries:
@@ -217,8 +231,7 @@ def checked_entries(indexes: dict[str, dict[str, list[dict]]]
     return found
 
 
-def followed_model(report: dict[str, Any],
-                   entries: dict[tuple[str, str], list[tuple[IndexEntry, dict]]]) -> str | None:
+def followed_model(report: DeviceReport, entries: Builds) -> str | None:
     """The model a device follows, as the agent picks it: the one it runs, or, with none yet,
     the channel's only model for its hardware; None when the channel offers several (the
     device was told which with ``--model``, which its report does not say). What a device
@@ -232,8 +245,7 @@ def followed_model(report: dict[str, Any],
     return names.pop() if len(names) == 1 else None
 
 
-def _next_build(device_id: str, report: dict[str, Any],
-                entries: dict[tuple[str, str], list[tuple[IndexEntry, dict]]]
+def _next_build(device_id: str, report: DeviceReport, entries: Builds
                 ) -> tuple[str, IndexEntry] | None:
     """The build this device is still to take, as the agent would choose it, or None."""
     channel, hardware, active = report["channel"], report["hardware"], report.get("active")

@@ -31,13 +31,19 @@ is not good data).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
-from edgeship.contract import check_rollout, shown
+from edgeship.contract import ChannelIndex, DeviceReport, check_rollout, shown
 from edgeship.edge_pusher.fleet.registry import Identity, Vetted, vet
-from edgeship.edge_pusher.fleet.status import BuildRow, checked_entries, fleet_status
+from edgeship.edge_pusher.fleet.status import (
+    BuildRow,
+    IndexModels,
+    checked_entries,
+    fleet_status,
+)
 from edgeship.errors import OtaError
 
 ON_FAILURE = ("halt", "revoke")
@@ -79,6 +85,29 @@ class Policy:
         return next((s for s in self.stages if s > rollout), None)
 
 
+class Named(TypedDict):
+    """Ignored devices as evidence: how many, and the first :data:`MAX_NAMED` ids."""
+
+    devices: int
+    ids: list[str]
+
+
+class Counts(TypedDict, total=False):
+    """A decision's evidence, in numbers (``plan`` adds the stale and ignored reports)."""
+
+    covered: int
+    running: int
+    healthy: int
+    unhealthy: int
+    failures: int
+    tried: int
+    pending: int
+    refused: dict[str, int]
+    #: kind (uncovered, unregistered, mismatched) -> those devices
+    ignored: dict[str, Named]
+    stale_reports: int
+
+
 @dataclass
 class Decision:
     channel: str
@@ -89,16 +118,16 @@ class Decision:
     rollout: int
     to: int | None
     why: str
-    counts: dict[str, Any] = field(default_factory=dict)
+    counts: Counts = field(default_factory=lambda: Counts())
     time: str = ""
 
     def line(self) -> str:
         """The decision and its evidence, in one line (device-supplied text escaped)."""
         to = f" -> {self.to}%" if self.to is not None else ""
-        ignored = []
+        ignored: list[str] = []
         for kind, what in (("uncovered", "not covered by the stage"),
                            ("unregistered", "unregistered"), ("mismatched", "mismatched")):
-            found = self.counts.get("ignored", {}).get(kind) or {"devices": 0, "ids": []}
+            found: Named = self.counts.get("ignored", {}).get(kind) or {"devices": 0, "ids": []}
             if found["devices"]:
                 named = ", ".join(shown(d, 64) for d in found["ids"][:5])
                 more = found["devices"] - min(5, len(found["ids"]))
@@ -112,9 +141,21 @@ class Decision:
         return asdict(self)
 
 
-def _named(ids: list[str]) -> dict[str, Any]:
+def _named(ids: list[str]) -> Named:
     """Ignored devices as evidence: how many, and the first :data:`MAX_NAMED` ids."""
     return {"devices": len(ids), "ids": sorted(ids)[:MAX_NAMED]}
+
+
+class RolloutControl(Protocol):
+    """What the watcher needs of the signed repository
+    (:class:`edgeship.edge_pusher.repository.Repository`): the channel's index, and changes
+    to it."""
+
+    def read_index(self, channel: str) -> ChannelIndex: ...
+
+    def change_rollout(self, name: str, version: int, channel: str = ...,
+                       hardware: str | None = None, *, percent: int | None = None,
+                       state: str = ...) -> object: ...
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -128,7 +169,7 @@ def _parse_time(text: str | None) -> datetime | None:
 
 def decide(row: BuildRow, policy: Policy, now: datetime) -> Decision:
     """What the policy does with one build, and why, in numbers."""
-    counts: dict[str, Any] = {
+    counts: Counts = {
         "covered": row.covered, "running": row.running, "healthy": row.healthy,
         "unhealthy": row.unhealthy, "failures": row.failures, "tried": row.tried,
         "pending": row.pending, "refused": dict(row.refused),
@@ -170,7 +211,7 @@ def decide(row: BuildRow, policy: Policy, now: datetime) -> Decision:
                 f"{row.failures} of {row.tried} failed, {soaked:.0f} s at {rollout}%", target)
 
 
-def watched(models: dict[str, list[dict]]) -> set[tuple[str, int, str]]:
+def watched(models: IndexModels) -> set[tuple[str, int, str]]:
     """(name, version, hardware) of the newest active build of each model and hardware."""
     newest: dict[tuple[str, str], int] = {}
     for (_, name), builds in checked_entries({"": models}).items():
@@ -181,21 +222,22 @@ def watched(models: dict[str, list[dict]]) -> set[tuple[str, int, str]]:
     return {(name, version, hardware) for (name, hardware), version in newest.items()}
 
 
-def fresh_reports(reports: dict[str, dict[str, Any]], max_age: float, now: datetime
-                  ) -> dict[str, dict[str, Any]]:
+def fresh_reports(reports: Mapping[str, DeviceReport], max_age: float, now: datetime
+                  ) -> dict[str, DeviceReport]:
     """The reports at most ``max_age`` seconds old by their own ``time`` (a device's clock
     is its own word, like the rest of its report)."""
-    fresh = {}
+    fresh: dict[str, DeviceReport] = {}
     for device_id, report in reports.items():
-        sent = _parse_time(report.get("time") if isinstance(report.get("time"), str) else None)
+        stamp = report.get("time")
+        sent = _parse_time(stamp if isinstance(stamp, str) else None)
         age = (now - sent).total_seconds() if sent is not None and sent.tzinfo else None
         if age is not None and -MAX_CLOCK_SKEW <= age <= max_age:
             fresh[device_id] = report  # from the future is stale too: a clock set to 2099
     return fresh
 
 
-def plan(reports: dict[str, dict[str, Any]], registry: dict[str, Identity],
-         models: dict[str, list[dict]], channel: str, policy: Policy, now: datetime
+def plan(reports: dict[str, DeviceReport], registry: dict[str, Identity],
+         models: IndexModels, channel: str, policy: Policy, now: datetime
          ) -> list[Decision]:
     """What the policy decides for every watched build of ``channel`` (whose index lists
     ``models``), from ``reports`` (device id -> report) and nothing else: pure, so that a test
@@ -213,20 +255,21 @@ def plan(reports: dict[str, dict[str, Any]], registry: dict[str, Identity],
                            f"and {len(vetted.mismatched)} claiming another hardware or channel "
                            "than their registered one" if ignored else ""))
     keep = watched(models)
-    decisions = []
+    decisions: list[Decision] = []
     for row in fleet_status(fresh, {channel: models}):
         if (row.name, row.version, row.hardware) not in keep or row.channel != channel:
             continue
         decision = decide(row, policy, now)
         decision.time = now.isoformat().replace("+00:00", "Z")
         decision.counts["stale_reports"] = stale
-        decision.counts["ignored"]["unregistered"] = _named(vetted.unregistered)
-        decision.counts["ignored"]["mismatched"] = _named(sorted(vetted.mismatched))
+        ignored = decision.counts.setdefault("ignored", {})  # decide() always sets it
+        ignored["unregistered"] = _named(vetted.unregistered)
+        ignored["mismatched"] = _named(sorted(vetted.mismatched))
         decisions.append(decision)
     return decisions
 
 
-def watch_once(repo, reports: dict[str, dict[str, Any]], channel: str, policy: Policy,
+def watch_once(repo: RolloutControl, reports: dict[str, DeviceReport], channel: str, policy: Policy,
                now: datetime | None = None, *, registry: dict[str, Identity]
                ) -> list[Decision]:
     """One cycle on ``reports`` (device id -> report, from ``read_reports``): :func:`plan`
