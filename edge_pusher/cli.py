@@ -1,7 +1,10 @@
-"""The publisher's subcommands of ``edgeship``: keys, publish, repo, rollout.
+"""The publisher's command groups of ``edgeship``: keys, publish, repo.
 
-``register(subparsers)`` adds them to the one command line (``edgeship.cli``); each sets
-``func=handler`` with ``handler(args) -> int``. User errors raise
+:mod:`edgeship.cli` calls ``register_keys``, ``register_publish`` and ``register_repo`` once
+each; each command's handler is ``cmd_<group>_<command>(args) -> int``. ``rollout`` and
+``fleet`` live in :mod:`edgeship.edge_pusher.fleet.cli`, which uses this module's public
+helpers (:func:`open_repository`, :func:`add_publisher_flags`, :func:`release_version`,
+:func:`rollout_percent`) for the signed repository. User errors raise
 :class:`~edgeship.errors.OtaError`, which the command line prints as one line (exit 1).
 Handlers import the publisher's modules (and boto3, for ``s3://``) only when they run.
 """
@@ -12,14 +15,23 @@ import argparse
 import math
 import os
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from edgeship.argtypes import seconds
+from edgeship.edge_pusher.lock import DEFAULT_LOCK_WAIT
 from edgeship.errors import OtaError
+from edgeship.subcommands import Subparsers
+
+if TYPE_CHECKING:
+    from edgeship.edge_pusher.repository import Repository
 
 MAX_EXPIRY_HOURS = 10 * 365 * 24  # far beyond any sane expiry, far below datetime's year 9999
+#: The help's word for the repository's DEFAULT_TIMESTAMP_EXPIRY (a test keeps them equal;
+#: importing the repository here would slow every command, the device's too).
+TIMESTAMP_EXPIRY_HELP = "timestamp lifetime (default 24)"
 
 
-def _hours(value: str) -> timedelta:
+def expiry_hours(value: str) -> timedelta:
     """argparse type for expiries: a bad value is a usage error, not a traceback later."""
     try:
         hours = float(value)
@@ -34,7 +46,8 @@ def _hours(value: str) -> timedelta:
     return timedelta(hours=hours)
 
 
-def _version(value: str) -> int:
+def release_version(value: str) -> int:
+    """argparse type for a build's version: N, or ``auto`` (0: the next one)."""
     if value == "auto":
         return 0
     from edgeship.contract import check_version
@@ -45,99 +58,8 @@ def _version(value: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _repository(args):
-    from edgeship.edge_pusher.buckets import open_bucket
-    from edgeship.edge_pusher.repository import Repository
-
-    return Repository(open_bucket(args.bucket, endpoint_url=getattr(args, "endpoint_url", None)),
-                      args.keys, timestamp_expiry=args.timestamp_expiry,
-                      lock_wait=args.lock_wait)
-
-
-def _cmd_keys_init(args) -> int:
-    from edgeship.edge_pusher import keys
-
-    root = keys.init_keys(args.dir, root_expiry_days=args.root_expiry_days)
-    print(f"created keys in {args.dir}; ship {root} with device firmware and move "
-          f"{os.path.join(args.dir, 'offline')} to offline storage")
-    return 0
-
-
-def _cmd_keys_rotate(args) -> int:
-    from edgeship.edge_pusher import keys
-
-    md = keys.rotate(args.keys, args.role, root_expiry_days=args.root_expiry_days)
-    print(f"rotated the {args.role} key: root is now v{md.signed.version}")
-    if args.bucket:
-        result = _repository(args).refresh()
-        print(f"re-signed {args.bucket}: timestamp v{result.timestamp_version}")
-    else:
-        print("run 'edgeship repo refresh' (or publish) to re-sign the repository with it")
-    return 0
-
-
-def _cmd_publish(args) -> int:
-    from edgeship.components.quantize.report import read_report
-    from edgeship.contract import check_name, check_rollout
-    from edgeship.edge_pusher import push
-    from edgeship.edge_pusher.repository import Release
-    from edgeship.errors import ModelLoadError
-
-    # Every name first: a typo is one line, before the model is read or LiteRT loaded.
-    check_name("model name", args.name)
-    check_name("hardware", args.hardware)
-    check_name("channel", args.channel)
-    check_rollout(args.rollout)
-    try:
-        with open(args.file, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise OtaError(f"cannot read {args.file}: {e.strerror}") from None
-    report = read_report(args.report) if args.report else None
-    reference = None
-    if args.cpu_reference:
-        try:
-            with open(args.cpu_reference, "rb") as f:
-                reference = f.read()
-        except OSError as e:
-            raise OtaError(f"cannot read {args.cpu_reference}: {e.strerror}") from None
-    try:
-        custom = push.build_release_custom(data, args.hardware, report, reference,
-                                           args.pipeline_run)
-    except ModelLoadError as e:
-        raise OtaError(f"{args.file}: {e} (for Edge TPU builds pass --cpu-reference)") from None
-    release = Release(data, args.name, args.version, args.hardware, args.channel,
-                      args.rollout, custom)
-    result = _repository(args).publish([release], create=args.create)
-    print(f"published {', '.join(result.paths)} (timestamp v{result.timestamp_version})")
-    return 0
-
-
-def _cmd_repo_create(args) -> int:
-    result = _repository(args).create()
-    print(f"created an empty repository in {args.bucket} (timestamp v{result.timestamp_version})")
-    return 0
-
-
-def _cmd_repo_refresh(args) -> int:
-    result = _repository(args).refresh()
-    print(f"timestamp v{result.timestamp_version} signed, expires in {args.timestamp_expiry}")
-    return 0
-
-
-def _cmd_rollout_change(args) -> int:
-    """``rollout set|halt|revoke``: one signed change to the channel index."""
-    state = {"set": "active", "halt": "halted", "revoke": "revoked"}[args.rollout_command]
-    percent = getattr(args, "percent", None)
-    changed = _repository(args).change_rollout(args.name, args.version, args.channel,
-                                               args.hardware, percent=percent, state=state)
-    for entry in changed:
-        print(f"{args.name} v{entry['version']} ({entry['hardware']}) on {args.channel}: "
-              f"{entry['state']} at {entry['rollout']}%")
-    return 0
-
-
-def _percent(value: str) -> int:
+def rollout_percent(value: str) -> int:
+    """argparse type for a rollout share in percent, as the signed index holds it."""
     from edgeship.contract import check_rollout
 
     try:
@@ -146,75 +68,168 @@ def _percent(value: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _publisher_flags(p: argparse.ArgumentParser) -> None:
+def open_repository(args: argparse.Namespace) -> Repository:
+    """The repository ``--bucket`` holds, signed with ``--keys``; ``--timestamp-expiry`` and
+    ``--lock-wait`` when given, else the repository's own defaults (commands that take no such
+    flags get those too)."""
+    from edgeship.edge_pusher.buckets import open_bucket
+    from edgeship.edge_pusher.repository import DEFAULT_TIMESTAMP_EXPIRY, Repository
+
+    bucket: str = args.bucket
+    keys: str = args.keys
+    endpoint: str | None = getattr(args, "endpoint_url", None)
+    expiry: timedelta | None = getattr(args, "timestamp_expiry", None)
+    lock_wait: float | None = getattr(args, "lock_wait", None)
+    return Repository(open_bucket(bucket, endpoint_url=endpoint), keys,
+                      timestamp_expiry=DEFAULT_TIMESTAMP_EXPIRY if expiry is None else expiry,
+                      lock_wait=DEFAULT_LOCK_WAIT if lock_wait is None else lock_wait)
+
+
+def add_publisher_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of every command that signs: the bucket, the keys, and how to sign."""
     p.add_argument("--bucket", required=True, help="file://DIR, s3://bucket/prefix")
     p.add_argument("--keys", required=True, help="keys directory from 'keys init'")
     p.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL[_S3])")
-    p.add_argument("--timestamp-expiry", type=_hours, default=timedelta(days=1),
-                   metavar="HOURS", help="timestamp lifetime (default 24)")
-    p.add_argument("--lock-wait", type=seconds, default=60.0, metavar="SECONDS",
-                   help="how long to wait for another publisher (default 60)")
+    _signing_flags(p)
 
 
-def register(subparsers) -> None:
-    """Add keys, publish, repo, rollout and fleet subcommands to an argparse subparsers
-    object."""
+def _signing_flags(p: argparse.ArgumentParser, *, helps: bool = True) -> None:
+    p.add_argument("--timestamp-expiry", type=expiry_hours, metavar="HOURS" if helps else None,
+                   help=TIMESTAMP_EXPIRY_HELP if helps else None)
+    p.add_argument("--lock-wait", type=seconds, metavar="SECONDS" if helps else None,
+                   help=f"how long to wait for another publisher (default {DEFAULT_LOCK_WAIT:g})"
+                   if helps else None)
+
+
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    from edgeship.edge_pusher import keys
+
+    folder: str = args.dir
+    root_expiry_days: int = args.root_expiry_days
+    root = keys.init_keys(folder, root_expiry_days=root_expiry_days)
+    print(f"created keys in {folder}; ship {root} with device firmware and move "
+          f"{os.path.join(folder, 'offline')} to offline storage")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from edgeship.edge_pusher import keys
+
+    keys_dir: str = args.keys
+    role: str = args.role
+    root_expiry_days: int = args.root_expiry_days
+    bucket: str | None = args.bucket
+    md = keys.rotate(keys_dir, role, root_expiry_days=root_expiry_days)
+    print(f"rotated the {role} key: root is now v{md.signed.version}")
+    if bucket:
+        result = open_repository(args).refresh()
+        print(f"re-signed {bucket}: timestamp v{result.timestamp_version}")
+    else:
+        print("run 'edgeship repo refresh' (or publish) to re-sign the repository with it")
+    return 0
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise OtaError(f"cannot read {path}: {e.strerror}") from None
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from edgeship.contract import check_name, check_rollout
+    from edgeship.edge_pusher import push
+    from edgeship.edge_pusher.repository import Release
+    from edgeship.errors import ModelLoadError
+    from edgeship.components.quantize.report import read_report
+
+    file: str = args.file
+    name: str = args.name
+    version: int = args.version
+    hardware: str = args.hardware
+    channel: str = args.channel
+    rollout: int = args.rollout
+    report_file: str | None = args.report
+    cpu_reference: str | None = args.cpu_reference
+    pipeline_run: str = args.pipeline_run
+    create: bool = args.create
+    # Every name first: a typo is one line, before the model is read or LiteRT loaded.
+    check_name("model name", name)
+    check_name("hardware", hardware)
+    check_name("channel", channel)
+    check_rollout(rollout)
+    data = _read_file(file)
+    report = read_report(report_file) if report_file else None
+    reference = _read_file(cpu_reference) if cpu_reference else None
+    try:
+        custom = push.build_release_custom(data, hardware, report, reference, pipeline_run)
+    except ModelLoadError as e:
+        raise OtaError(f"{file}: {e} (for Edge TPU builds pass --cpu-reference)") from None
+    release = Release(data, name, version, hardware, channel, rollout, custom)
+    result = open_repository(args).publish([release], create=create)
+    print(f"published {', '.join(result.paths)} (timestamp v{result.timestamp_version})")
+    return 0
+
+
+def cmd_repo_create(args: argparse.Namespace) -> int:
+    bucket: str = args.bucket
+    result = open_repository(args).create()
+    print(f"created an empty repository in {bucket} (timestamp v{result.timestamp_version})")
+    return 0
+
+
+def cmd_repo_refresh(args: argparse.Namespace) -> int:
+    repo = open_repository(args)
+    result = repo.refresh()
+    print(f"timestamp v{result.timestamp_version} signed, expires in {repo.timestamp_expiry}")
+    return 0
+
+
+def register_keys(subparsers: Subparsers) -> None:
+    """``edgeship keys init|rotate``."""
     keys = subparsers.add_parser("keys", help="create and rotate repository keys")
     ks = keys.add_subparsers(dest="keys_command", required=True)
     p = ks.add_parser("init", help="create root/targets/snapshot/timestamp keys and root v1")
     p.add_argument("dir")
     p.add_argument("--root-expiry-days", type=int, default=365)
-    p.set_defaults(func=_cmd_keys_init)
+    p.set_defaults(func=cmd_keys_init)
     p = ks.add_parser("rotate", help="replace one role's key through a new root version")
     p.add_argument("role", choices=["root", "targets", "snapshot", "timestamp"])
     p.add_argument("--keys", required=True)
     p.add_argument("--bucket", help="also re-sign this repository now")
     p.add_argument("--endpoint-url")
     p.add_argument("--root-expiry-days", type=int, default=365)
-    p.add_argument("--timestamp-expiry", type=_hours, default=timedelta(days=1))
-    p.add_argument("--lock-wait", type=seconds, default=60.0)
-    p.set_defaults(func=_cmd_keys_rotate)
+    _signing_flags(p, helps=False)
+    p.set_defaults(func=cmd_keys_rotate)
 
+
+def register_publish(subparsers: Subparsers) -> None:
+    """``edgeship publish``."""
     p = subparsers.add_parser("publish", help="sign and publish one model file")
     p.add_argument("file")
-    _publisher_flags(p)
+    add_publisher_flags(p)
     p.add_argument("--name", required=True)
-    p.add_argument("--version", required=True, type=_version, help="N, or 'auto' for next")
+    p.add_argument("--version", required=True, type=release_version,
+                   help="N, or 'auto' for next")
     p.add_argument("--hardware", default="cpu")
     p.add_argument("--channel", default="stable")
-    p.add_argument("--rollout", type=_percent, default=100, metavar="PCT")
+    p.add_argument("--rollout", type=rollout_percent, default=100, metavar="PCT")
     p.add_argument("--report", help="quantization_report.json for metrics and self-test")
     p.add_argument("--cpu-reference", help="int8 CPU model to compute an Edge TPU self-test")
     p.add_argument("--pipeline-run", default="", help="id of the run that made the model")
     p.add_argument("--create", action="store_true",
                    help="create the repository if the bucket holds none (else that is an error)")
-    p.set_defaults(func=_cmd_publish)
+    p.set_defaults(func=cmd_publish)
 
+
+def register_repo(subparsers: Subparsers) -> None:
+    """``edgeship repo refresh|create``."""
     repo = subparsers.add_parser("repo", help="maintain an OTA repository")
     rs = repo.add_subparsers(dest="repo_command", required=True)
     p = rs.add_parser("refresh", help="re-sign timestamp (and anything near expiry)")
-    _publisher_flags(p)
-    p.set_defaults(func=_cmd_repo_refresh)
+    add_publisher_flags(p)
+    p.set_defaults(func=cmd_repo_refresh)
     p = rs.add_parser("create", help="create an empty repository (or: publish --create)")
-    _publisher_flags(p)
-    p.set_defaults(func=_cmd_repo_create)
-
-    rollout = subparsers.add_parser(
-        "rollout", help="widen, narrow, halt or revoke a published build (signed index)")
-    ro = rollout.add_subparsers(dest="rollout_command", required=True)
-    for command, text in (("set", "set the share of devices a build reaches (resumes a halt)"),
-                          ("halt", "stop a build reaching more devices; those on it stay"),
-                          ("revoke", "send devices on a build back to their previous one")):
-        p = ro.add_parser(command, help=text)
-        p.add_argument("name")
-        p.add_argument("version", type=_version)
-        _publisher_flags(p)
-        p.add_argument("--channel", default="stable")
-        p.add_argument("--hardware", help="only this hardware's build (default: every one)")
-        if command == "set":
-            p.add_argument("--percent", type=_percent, required=True, metavar="P")
-        p.set_defaults(func=_cmd_rollout_change)
-
-    from edgeship.edge_pusher.fleet.cli import register as register_fleet
-
-    register_fleet(subparsers, ro)
+    add_publisher_flags(p)
+    p.set_defaults(func=cmd_repo_create)

@@ -1,14 +1,27 @@
 """The ``edgeship`` command line (also ``python -m edgeship``): one parser, one error wrapper.
 
-Each package registers its own commands: ``edgeship.pipelines`` (run, compile, submit),
-``edgeship.edge_pusher`` (keys, publish, repo) and ``edgeship.device`` (device). Registering
-imports only argparse and those small modules, so ``edgeship device ...`` works on a device
-install without kfp or TensorFlow, and ``compile`` never imports TensorFlow.
+The root registers each command group once, here, from the module that owns it:
+
+=======================  ==================================================================
+``run``, ``compile``     :mod:`edgeship.pipelines.commands`
+``submit``               :mod:`edgeship.pipelines.submit`
+``keys``, ``publish``,   :mod:`edgeship.edge_pusher.cli` (the signed repository; its public
+``repo``                 helpers serve ``rollout`` too)
+``rollout``, ``fleet``   :mod:`edgeship.edge_pusher.fleet.cli` (set, halt, revoke, watch;
+                         the broker and the devices' reports)
+``device``               :mod:`edgeship.device.cli`
+=======================  ==================================================================
+
+Each module has ``register_<group>(subparsers)`` and handlers ``cmd_<group>_<command>(args) ->
+int`` (types in :mod:`edgeship.subcommands`). Registering imports only argparse and those small
+modules, so ``edgeship device ...`` works on a device install without kfp or TensorFlow, and
+``compile`` never imports TensorFlow.
 
 Every command ends the same way: 0 on success; an :class:`~edgeship.errors.EdgeshipError` is one
-line ``edgeship: error: <message>`` and exit 1; anything else is a bug, reported as
+line ``edgeship: error: <message>`` and its exit status (1; 2 for a
+:class:`~edgeship.errors.UsageError`, as argparse's own); anything else is a bug, reported as
 ``edgeship: internal error: ... (rerun with --debug for the traceback)`` and exit 1; ``--debug``
-shows the traceback instead.
+shows the traceback instead. Handlers raise; only this module prints an error.
 """
 
 from __future__ import annotations
@@ -17,30 +30,39 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from edgeship.errors import EdgeshipError
+from edgeship.errors import PREFIX, EdgeshipError
+from edgeship.subcommands import Handler, Subparsers
 
-PREFIX = "edgeship"
+__all__ = ["PREFIX", "build_parser", "error_line", "main"]
+
 # Top-level packages of the ``pipelines`` extra: a device install (base package) lacks them.
 PIPELINES_EXTRA = {"kfp", "kfp_server_api", "tensorflow", "keras", "apache_beam", "google",
                    "boto3", "botocore", "yaml"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from edgeship.device.cli import register as register_device
-    from edgeship.edge_pusher.cli import register as register_publisher
-    from edgeship.pipelines.commands import register as register_pipelines
+def _groups() -> list[Callable[[Subparsers], None]]:
+    """Every command group's register function, in the order ``--help`` lists them."""
+    from edgeship.device.cli import register_device
+    from edgeship.edge_pusher.cli import register_keys, register_publish, register_repo
+    from edgeship.edge_pusher.fleet.cli import register_fleet, register_rollout
+    from edgeship.pipelines.commands import register_compile, register_run
+    from edgeship.pipelines.submit import register_submit
 
+    return [register_run, register_compile, register_submit, register_keys, register_publish,
+            register_repo, register_rollout, register_fleet, register_device]
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PREFIX,
         description="Data to signed, quantized models on edge devices.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    register_pipelines(sub)
-    register_publisher(sub)
-    register_device(sub)
+    for register in _groups():
+        register(sub)
     return parser
 
 
@@ -62,12 +84,15 @@ def error_line(err: BaseException, command: str = "") -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug: bool = args.debug
+    command: str = args.command
+    handler: Handler = args.func
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
+        level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.func(args) or 0)
+        return handler(args)
     except KeyboardInterrupt:
         print(f"{PREFIX}: interrupted", file=sys.stderr)
         return 130
@@ -75,10 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as err:  # noqa: BLE001 - the one place every error becomes one line
-        if args.debug:
+        if debug:
             raise
-        print(error_line(err, args.command), file=sys.stderr)
-        return 1
+        print(error_line(err, command), file=sys.stderr)
+        return err.exit_status if isinstance(err, EdgeshipError) else 1
 
 
 if __name__ == "__main__":

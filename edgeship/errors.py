@@ -7,6 +7,8 @@ the file, row, feature, parameter or bucket object.
 
     EdgeshipError
     ├── InputError          bad input to a step: a file, row, feature or parameter
+    │   └── UsageError          a command's argument cannot work (exit status 2, as argparse's)
+    ├── RunFailed           a pipeline run on a cluster ended without success
     ├── OtaError            publishing: keys, buckets, versions, the signed repository
     │   ├── NotFound            the bucket has no object under this key
     │   └── PreconditionFailed  a conditional bucket write lost to another writer
@@ -25,12 +27,24 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 #: Set by the local runner: the folder where a failed step leaves ``<step>.json``.
 ERROR_DIR_ENV = "EDGESHIP_ERROR_DIR"
+
+#: The program's name, first on every line it prints to stderr (``edgeship: error: ...``,
+#: ``edgeship: warning: ...``). Here, not in ``edgeship.cli``, so every layer (the device, the
+#: publisher) may print a warning in the same form without importing the command line.
+PREFIX = "edgeship"
+
+
+def warn(message: str) -> None:
+    """One ``edgeship: warning: ...`` line on stderr: something the user should know that does
+    not stop the command."""
+    print(f"{PREFIX}: warning: {message}", file=sys.stderr, flush=True)
 
 
 class EdgeshipError(Exception):
@@ -39,12 +53,27 @@ class EdgeshipError(Exception):
     Whitespace (newlines from a wrapped library message) is folded, so the message stays one line.
     """
 
+    #: The command line's exit status for this error.
+    exit_status: ClassVar[int] = 1
+
     def __init__(self, message: object = ""):
         super().__init__(" ".join(str(message).split()))
 
 
 class InputError(EdgeshipError):
     """Bad input (file, row, feature or parameter); the message names which."""
+
+
+class UsageError(InputError):
+    """A command's argument cannot work (an unknown ``--param`` name, a value of the wrong
+    type): exit status 2, as argparse's own usage errors."""
+
+    exit_status: ClassVar[int] = 2
+
+
+class RunFailed(EdgeshipError):
+    """A pipeline run (``submit --wait``) ended in a state other than success; the message
+    names the run, its state and where to see it."""
 
 
 class OtaError(EdgeshipError):
@@ -85,7 +114,7 @@ class StepFailed(EdgeshipError):
 
 
 @contextlib.contextmanager
-def step_errors(step: str) -> Iterator[None]:
+def step_errors(step: str) -> Generator[None]:
     """Wrap a pipeline step's work: a user error leaves ``$EDGESHIP_ERROR_DIR/<step>.json``
     (``{"step", "type", "message"}``) for the runner, then fails the step as before.
 
@@ -107,12 +136,14 @@ def step_errors(step: str) -> Iterator[None]:
         raise
 
 
-def read_step_errors(directory: str | os.PathLike) -> list[dict[str, Any]]:
+def read_step_errors(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The error records failed steps left in ``directory`` (see :func:`step_errors`)."""
-    records = []
+    records: list[dict[str, Any]] = []
     for path in sorted(Path(directory).glob("*.json")):
         with contextlib.suppress(OSError, ValueError):
-            record = json.loads(path.read_text())
-            if isinstance(record, dict) and isinstance(record.get("message"), str):
-                records.append(record)
+            record: object = json.loads(path.read_text())
+            if isinstance(record, dict):
+                checked = cast("dict[str, Any]", record)  # a JSON object: str keys
+                if isinstance(checked.get("message"), str):
+                    records.append(checked)
     return records

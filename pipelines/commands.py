@@ -1,4 +1,9 @@
-"""``edgeship run`` and ``edgeship compile`` (``submit`` lives in ``edgeship.pipelines.submit``)."""
+"""``edgeship run`` and ``edgeship compile`` (``submit`` lives in ``edgeship.pipelines.submit``).
+
+:mod:`edgeship.cli` calls :func:`register_run` and :func:`register_compile` once each; the
+handlers are :func:`cmd_run` and :func:`cmd_compile`. Registering imports nothing heavy: kfp,
+TensorFlow and TFX are imported when a command runs.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgeship.errors import InputError, StepFailed
+from edgeship.subcommands import Subparsers
 
 PIPELINE_NAMES = ("sensor", "vision", "tabular")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register_run(sub: Subparsers) -> None:
+    """``edgeship run PIPELINE``: kfp.local, or TFX's LocalDagRunner."""
     run = sub.add_parser("run", help="run a pipeline locally (kfp.local, no cluster)")
     run.add_argument("pipeline", choices=PIPELINE_NAMES)
     run.add_argument("--data", help="CSV file (tabular, sensor) or image folder (vision)")
@@ -31,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any other pipeline parameter (repeatable; with tfx: STEP__NAME=VALUE)",
+        help="any other pipeline parameter, typed as the pipeline declares it (repeatable; "
+        "with tfx, a name two steps declare differently is given as STEP__NAME=VALUE)",
     )
     run.add_argument(
         "--orchestrator",
@@ -42,14 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.set_defaults(func=cmd_run)
 
+
+def register_compile(sub: Subparsers) -> None:
+    """``edgeship compile PIPELINE``: KFP IR YAML, without importing TensorFlow."""
     comp = sub.add_parser("compile", help="compile a pipeline to KFP IR YAML")
     comp.add_argument("pipeline", choices=PIPELINE_NAMES)
     comp.add_argument("-o", "--output", help="output file (default: PIPELINE.yaml)")
     comp.set_defaults(func=cmd_compile)
-
-    from edgeship.pipelines.submit import register as register_submit  # imports kfp only when run
-
-    register_submit(sub)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -108,8 +115,6 @@ def _run_tfx(args: argparse.Namespace) -> int:
     """The sensor chain under TFX (edgeship.tfx), in TFX's environment: no kfp imported."""
     if args.pipeline != "sensor":
         raise InputError(f"--orchestrator tfx runs the sensor pipeline, not {args.pipeline}")
-    if args.channel:
-        args.param.append(f"push__channel={args.channel}")
     if importlib.util.find_spec("tfx") is None:
         raise InputError("--orchestrator tfx needs TFX (tfx is missing): pip install "
                          "'edgeship[tfx]' on Python 3.10, or make tfx")
@@ -131,6 +136,8 @@ def _run_tfx(args: argparse.Namespace) -> int:
         if created:  # a mistyped --param leaves nothing behind
             shutil.rmtree(workdir, ignore_errors=True)
         raise
+    if args.channel:  # --channel wins over a --param, as on the KFP route
+        params["push__channel"] = args.channel
     keys = _checked_keys(Path(args.keys).resolve()) if args.keys else _demo_keys(workdir)
     bucket = args.bucket or (workdir / "bucket").as_uri()
     data = str(Path(args.data).resolve()) if args.data else None

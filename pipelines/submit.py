@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from edgeship.errors import InputError
+from edgeship.components.params import ParamKind
+from edgeship.components.params import parse_params as parse_pairs
+from edgeship.errors import InputError, RunFailed, UsageError
+from edgeship.subcommands import Subparsers
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +32,6 @@ DEFAULT_EXPERIMENT = "edgeship"
 SUCCESS_STATES = frozenset({"SUCCEEDED"})
 # SKIPPED counts as a failure: a skipped run produced no model.
 FAILURE_STATES = frozenset({"FAILED", "ERROR", "CANCELED", "SKIPPED"})
-
-_TRUE = {"true", "1", "yes"}
-_FALSE = {"false", "0", "no"}
-
 
 @dataclass(frozen=True)
 class Submission:
@@ -67,58 +66,32 @@ def declared_parameters(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(spec["root"].get("inputDefinitions", {}).get("parameters", {}))
 
 
-def _convert(key: str, value: str, kind: str) -> Any:
-    if kind == "STRING":
-        return value
-    if kind == "BOOLEAN":
-        if value.lower() in _TRUE:
-            return True
-        if value.lower() in _FALSE:
-            return False
-        raise InputError(f"--param {key}={value}: expected a boolean (true/false)")
-    try:
-        if kind == "NUMBER_INTEGER":
-            return int(value)
-        if kind == "NUMBER_DOUBLE":
-            return float(value)
-        if kind in ("LIST", "STRUCT"):
-            parsed = json.loads(value)
-            wanted = list if kind == "LIST" else dict
-            if not isinstance(parsed, wanted):
-                raise ValueError
-            return parsed
-    except ValueError:
-        expected = {"NUMBER_INTEGER": "an integer", "NUMBER_DOUBLE": "a number",
-                    "LIST": "a JSON list", "STRUCT": "a JSON object"}[kind]
-        raise InputError(f"--param {key}={value}: expected {expected}") from None
-    raise InputError(f"--param {key}: the pipeline declares unsupported type {kind}")
+#: KFP's IR parameter types, as the one ``KEY=VALUE`` grammar names them.
+KFP_KINDS: dict[str, ParamKind] = {
+    "STRING": "string", "NUMBER_INTEGER": "integer", "NUMBER_DOUBLE": "number",
+    "BOOLEAN": "boolean", "LIST": "list", "STRUCT": "object",
+}
 
 
 def parse_params(pairs: list[str], declared: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Turn ``KEY=VALUE`` strings into typed run parameters by the IR's declared types.
+    """Turn ``KEY=VALUE`` strings into typed run parameters by the IR's declared types
+    (:func:`edgeship.components.params.parse_params`, the grammar ``run --orchestrator tfx``
+    reads too).
 
     Unknown keys, repeated keys and missing required parameters are refused, each with a
     message naming the parameter.
     """
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"--param {pair!r}: expected KEY=VALUE")
-        if key not in declared:
-            known = ", ".join(sorted(declared)) or "none"
-            raise InputError(f"--param {key}: not a parameter of this pipeline (known: {known})")
-        if key in params:
-            raise InputError(f"--param {key}: given more than once")
-        params[key] = _convert(key, value, declared[key].get("parameterType", "STRING"))
-    missing = [
-        name for name, d in declared.items()
-        if name not in params and "defaultValue" not in d and not d.get("isOptional")
-    ]
-    if missing:
-        raise InputError(f"missing required parameter(s): {', '.join(sorted(missing))}")
-    return params
+    given = {pair.partition("=")[0].strip() for pair in pairs}
+    kinds: dict[str, ParamKind] = {}
+    for name, d in declared.items():
+        kind = d.get("parameterType", "STRING")
+        if kind in KFP_KINDS:
+            kinds[name] = KFP_KINDS[kind]
+        elif name in given:
+            raise UsageError(f"--param {name}: the pipeline declares unsupported type {kind}")
+    required = [name for name, d in declared.items()
+                if "defaultValue" not in d and not d.get("isOptional")]
+    return parse_pairs(pairs, kinds, required=required)
 
 
 def _state_name(run: Any) -> str:
@@ -263,7 +236,7 @@ def submit(
     return Submission(sub.run_id, sub.experiment_id, sub.url, state)
 
 
-def handler(args: argparse.Namespace) -> int:
+def cmd_submit(args: argparse.Namespace) -> int:
     """``edgeship submit``: exit 0 when submitted (or, with --wait, when the run succeeded)."""
     with tempfile.TemporaryDirectory(prefix="edgeship-submit-") as tmp:
         if args.package:
@@ -286,13 +259,12 @@ def handler(args: argparse.Namespace) -> int:
             poll_interval=args.poll_interval,
         )
     if args.wait and sub.state not in SUCCESS_STATES:
-        print(f"edgeship: error: run {sub.run_id} ended {sub.state}: {sub.url}", file=sys.stderr)
-        return 1
+        raise RunFailed(f"run {sub.run_id} ended {sub.state}: {sub.url}")
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``edgeship submit`` to the CLI."""
+def register_submit(subparsers: Subparsers) -> None:
+    """``edgeship submit PIPELINE``: kfp is imported only when it runs."""
     p = subparsers.add_parser(
         "submit",
         help="compile a pipeline and run it on Kubeflow Pipelines",
@@ -317,4 +289,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ui-host",
                    help="base URL of the KFP UI for the printed link (default: --host)")
     p.add_argument("--poll-interval", type=float, default=5.0, help=argparse.SUPPRESS)
-    p.set_defaults(func=handler)
+    p.set_defaults(func=cmd_submit)

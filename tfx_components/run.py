@@ -4,66 +4,38 @@ Everything the run writes lands under the work folder: ``pipeline_root/``, ML Me
 ``metadata.sqlite`` (so a second run into the same folder reuses TFX's cache) and, unless
 ``--bucket``/``--keys`` are given, a demo bucket and keys as ``edgeship run`` makes them. The
 summary lists each step's status (``COMPLETE`` or ``CACHED``) and time, from ML Metadata.
+
+``--param`` takes the KFP route's grammar: ``epochs=5`` goes to the step that declares
+``epochs``; a name two steps declare with different meanings (``eval_examples``) is given as
+``STEP__NAME=VALUE`` (``evaluate__eval_examples=1000``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-import typing
 from pathlib import Path
 from typing import Any
 
 from edgeship.components.evaluate.executor import EvaluateParams
 from edgeship.components.ingest.executor import IngestParams
+from edgeship.components.params import StepParams, parse_step_params
 from edgeship.components.quantize.executor import QuantizeParams
 from edgeship.components.train.executor import TrainParams
 from edgeship.components.validate.executor import ValidateParams
 from edgeship.edge_pusher.push import PushParams
-from edgeship.errors import InputError
 
-STEP_PARAMS = {"ingest": IngestParams, "validate": ValidateParams, "train": TrainParams,
-               "evaluate": EvaluateParams, "quantize": QuantizeParams, "push": PushParams}
+STEP_PARAMS: dict[str, type[StepParams]] = {
+    "ingest": IngestParams, "validate": ValidateParams, "train": TrainParams,
+    "evaluate": EvaluateParams, "quantize": QuantizeParams, "push": PushParams}
 COMPONENTS = ("Ingest", "Validate", "Train", "Evaluate", "Quantize", "EdgePusher")
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``STEP__NAME=VALUE`` pairs, each value read as its step's parameter type."""
-    parsed = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        step, _, name = key.partition("__")
-        params = STEP_PARAMS.get(step)
-        if not sep or params is None or name not in params.names():
-            raise InputError(f"--param {pair}: expected STEP__NAME=VALUE with STEP one of "
-                             f"{', '.join(STEP_PARAMS)} and NAME one of its parameters")
-        parsed[key] = _value(typing.get_type_hints(params)[name], text, pair)
-    return parsed
-
-
-def _value(hint: Any, text: str, pair: str) -> Any:
-    try:
-        if hint is bool:
-            if text.lower() not in ("true", "false"):
-                raise ValueError(text)
-            return text.lower() == "true"
-        if hint in (int, float):
-            return hint(text)
-        if typing.get_origin(hint) in (list, dict):
-            value = json.loads(text)
-            if not isinstance(value, typing.get_origin(hint)):
-                raise ValueError(text)
-            return value
-    except ValueError:
-        raise InputError(f"--param {pair}: {text!r} is not a {_kind(hint)}")\
-            from None
-    return text
-
-
-def _kind(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    return {bool: "true or false", int: "whole number", float: "number", list: "list (JSON)",
-            dict: "object (JSON)"}.get(origin or hint, str(hint))
+    """``KEY=VALUE`` pairs as ``STEP__NAME`` keys for :func:`sensor_pipeline`, each value read
+    as its step's parameter type: the grammar of the KFP route
+    (:func:`edgeship.components.params.parse_step_params`)."""
+    return parse_step_params(pairs, STEP_PARAMS)
 
 
 def run_sensor(workdir: Path, data_path: str | None, label: str | None, bucket_url: str,

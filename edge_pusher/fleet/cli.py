@@ -1,7 +1,11 @@
-"""``edgeship fleet broker-config|add-device|status|report`` and ``edgeship rollout watch``.
+"""``edgeship fleet broker-config|add-device|status|report`` and ``edgeship rollout
+set|halt|revoke|watch``: the fleet's broker and reports, and every rollout change.
 
-Registered by ``edgeship.edge_pusher.cli``; modules (paho-mqtt, matplotlib) are imported only
-when a command runs.
+:mod:`edgeship.cli` calls :func:`register_rollout` and :func:`register_fleet` once each. This
+module owns the whole ``rollout`` group (a signed change by hand, or the watcher deciding on the
+devices' reports); the signed repository comes through the publisher's public helpers in
+:mod:`edgeship.edge_pusher.cli`. Modules (paho-mqtt, matplotlib) are imported only when a
+command runs.
 """
 
 from __future__ import annotations
@@ -10,21 +14,34 @@ import argparse
 import functools
 import json
 import os
-import sys
 import threading
 import time
-from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from edgeship.argtypes import count, positive_seconds, seconds, share
 from edgeship.contract import DEFAULT_TOPIC_PREFIX
-from edgeship.errors import OtaError
+from edgeship.edge_pusher.cli import (
+    add_publisher_flags,
+    open_repository,
+    release_version,
+    rollout_percent,
+)
+from edgeship.errors import OtaError, warn
+from edgeship.subcommands import Handler, Subparsers
+
+if TYPE_CHECKING:
+    from edgeship.edge_pusher.fleet.registry import Vetted
+    from edgeship.edge_pusher.fleet.reports import FleetReports
+    from edgeship.edge_pusher.fleet.status import BuildRow
+    from edgeship.edge_pusher.repository import Repository
+    from edgeship.mqtt import BrokerLogin
 
 
-def _user_files(handler):
+def _user_files(handler: Handler) -> Handler:
     """A file the user named that cannot be read or written (a broker folder, --html, --log,
     --history) is one line naming it, not an internal error."""
     @functools.wraps(handler)
-    def run(args) -> int:
+    def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
         except OSError as e:
@@ -35,54 +52,62 @@ def _user_files(handler):
     return run
 
 
-def _login(args):
+def _login(args: argparse.Namespace) -> BrokerLogin:
     from edgeship.edge_pusher.fleet.registry import FLEET_READER
     from edgeship.mqtt import BrokerLogin, read_password
 
-    login = BrokerLogin(args.broker, args.username or FLEET_READER,
-                        read_password(args.password_file), args.ca, args.prefix)
+    broker: str = args.broker
+    username: str | None = args.username
+    password_file: str = args.password_file
+    ca: str | None = args.ca
+    prefix: str = args.prefix
+    login = BrokerLogin(broker, username or FLEET_READER, read_password(password_file), ca,
+                        prefix)
     login.endpoint()
     return login
 
 
-def _registry_file(args) -> str:
+def _registry_file(args: argparse.Namespace) -> str:
     from edgeship.edge_pusher.fleet.registry import default_registry
 
-    return args.registry or default_registry(args.password_file)
+    registry: str | None = args.registry
+    password_file: str = args.password_file
+    return registry or default_registry(password_file)
 
 
-def _indexes(args) -> dict[str, dict]:
-    if not args.bucket:
+def _indexes(args: argparse.Namespace) -> dict[str, Any]:
+    bucket: str | None = args.bucket
+    keys: str | None = args.keys
+    channel: str = args.channel
+    if not bucket:
         return {}
-    if not args.keys:
+    if not keys:
         raise OtaError("--bucket needs --keys (the repository's keys directory)")
-    from edgeship.edge_pusher.cli import _repository
-
-    repo = _repository(args)
-    _check_watched(repo, args)
-    return {args.channel: repo.read_index(args.channel)["models"]}
+    repo = open_repository(args)
+    _check_watched(repo, bucket, channel)
+    return {channel: repo.read_index(channel)["models"]}
 
 
-def _check_watched(repo, args) -> None:
+def _check_watched(repo: Repository, bucket: str, channel: str) -> None:
     """A mistyped --bucket or --channel shows and decides nothing: say so, and fail."""
     from edgeship.contract import index_path
 
     if not repo.bucket.exists("metadata/timestamp.json"):
-        raise OtaError(f"{args.bucket} holds no repository (no metadata/timestamp.json): "
+        raise OtaError(f"{bucket} holds no repository (no metadata/timestamp.json): "
                        "check --bucket")
-    if repo.target(index_path(args.channel)) is None:
-        raise OtaError(f"channel {args.channel!r} has no index in {args.bucket}: check "
+    if repo.target(index_path(channel)) is None:
+        raise OtaError(f"channel {channel!r} has no index in {bucket}: check "
                        "--channel (nothing was ever published to it)")
 
 
-def _snapshot(rows, devices: int, read_at: float) -> dict:
+def _snapshot(rows: list[BuildRow], devices: int, read_at: float) -> dict[str, Any]:
     """One line of the fleet history the HTML report plots: bounded, whatever the reports
     hold (their refusals are capped when read, and names are names)."""
     return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(read_at)),
             "devices": devices, "builds": [r.as_dict() for r in rows]}
 
 
-def _vetted(args, reports):
+def _vetted(args: argparse.Namespace, reports: FleetReports) -> tuple[Vetted, str]:
     """The reports that count, by the registry; without one (status and report only), all,
     flagged as unchecked."""
     from edgeship.edge_pusher.fleet.registry import read_registry, vet
@@ -93,11 +118,11 @@ def _vetted(args, reports):
     return vet(reports.reports, read_registry(path)), path
 
 
-def _flags(vetted, path: str, reports) -> list[str]:
+def _flags(vetted: Vetted, path: str, reports: FleetReports) -> list[str]:
     """What the operator should know about the reports that were not counted (escaped)."""
     from edgeship.contract import shown
 
-    lines = []
+    lines: list[str] = []
     if not vetted.checked:
         lines.append(f"no device registry at {path}: reports are shown unchecked (register "
                      "devices with 'edgeship fleet add-device ID --hardware H --channel C')")
@@ -125,7 +150,7 @@ def _plural(n: int, word: str) -> str:
 
 
 @_user_files
-def _cmd_broker_config(args) -> int:
+def cmd_fleet_broker_config(args: argparse.Namespace) -> int:
     from edgeship.edge_pusher.fleet.broker import (
         Tls,
         broker_config,
@@ -134,22 +159,29 @@ def _cmd_broker_config(args) -> int:
         unreachable_by,
     )
 
-    tls_given = [args.tls_cert, args.tls_key, args.tls_ca]
-    if any(tls_given) and not all(tls_given):
+    cert: str | None = args.tls_cert
+    key: str | None = args.tls_key
+    ca: str | None = args.tls_ca
+    listen: str = args.listen
+    user: str | None = args.user
+    if cert and key and ca:
+        tls = Tls(cert, key, ca)
+    elif cert or key or ca:
         raise OtaError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
-    tls = Tls(args.tls_cert, args.tls_key, args.tls_ca) if all(tls_given) else None
-    conf = broker_config(args.dir, args.listen, tls, args.prefix, args.user)
+    else:
+        tls = None
+    conf = broker_config(args.dir, listen, tls, args.prefix, user)
     folder = conf.parent
-    if plaintext_exposed(args.listen, tls):
-        print(f"edgeship: warning: {args.listen} is a plaintext listener beyond this machine: "
-              "device passwords and reports cross the network unencrypted; give --tls-cert, "
-              "--tls-key and --tls-ca, or listen on 127.0.0.1", file=sys.stderr)
-    account = broker_user(args.user)
+    if plaintext_exposed(listen, tls):
+        warn(f"{listen} is a plaintext listener beyond this machine: device passwords and "
+             "reports cross the network unencrypted; give --tls-cert, --tls-key and --tls-ca, "
+             "or listen on 127.0.0.1")
+    account = broker_user(user)
     blocked = unreachable_by(folder, account) if account else None
     if account is not None and blocked is not None:
-        print(f"edgeship: warning: started as root, Mosquitto runs as {account.pw_name!r}, "
-              f"which cannot enter {blocked}; choose a broker folder it can reach (e.g. under "
-              "/etc/mosquitto), or --user root", file=sys.stderr)
+        warn(f"started as root, Mosquitto runs as {account.pw_name!r}, which cannot enter "
+             f"{blocked}; choose a broker folder it can reach (e.g. under /etc/mosquitto), or "
+             "--user root")
     print(f"wrote {conf}; start it with: mosquitto -c {conf}")
     print(f"the fleet reader's password is in {folder / 'fleet.password'}; add devices with "
           f"'edgeship fleet add-device ID --hardware H --channel C --dir {folder}'")
@@ -157,22 +189,26 @@ def _cmd_broker_config(args) -> int:
 
 
 @_user_files
-def _cmd_add_device(args) -> int:
+def cmd_fleet_add_device(args: argparse.Namespace) -> int:
     from edgeship.edge_pusher.fleet.broker import add_devices
 
-    device_ids = list(dict.fromkeys(args.device_id))  # "d1 d1" is one device
-    paths = add_devices(args.dir, device_ids, args.hardware, args.channel, args.model)
-    model = f", model {args.model}" if args.model else ""
+    given: list[str] = args.device_id
+    hardware: str = args.hardware
+    channel: str = args.channel
+    model_name: str | None = args.model
+    device_ids = list(dict.fromkeys(given))  # "d1 d1" is one device
+    paths = add_devices(args.dir, device_ids, hardware, channel, model_name)
+    model = f", model {model_name}" if model_name else ""
     for device_id, path in zip(device_ids, paths, strict=True):
-        print(f"{device_id}: password in {path}; registered as {args.hardware} on "
-              f"{args.channel}{model}")
+        print(f"{device_id}: password in {path}; registered as {hardware} on "
+              f"{channel}{model}")
     print("put each on its device (device poll --mqtt-password-file) and delete it here; a "
           "running broker takes new passwords after SIGHUP")
     return 0
 
 
 @_user_files
-def _cmd_status(args) -> int:
+def cmd_fleet_status(args: argparse.Namespace) -> int:
     from edgeship.edge_pusher.fleet.reports import read_reports
     from edgeship.edge_pusher.fleet.status import fleet_status, format_table
     from edgeship.edge_pusher.fleet.watch import append_jsonl
@@ -181,8 +217,10 @@ def _cmd_status(args) -> int:
     reports = read_reports(_login(args))
     vetted, path = _vetted(args, reports)
     rows = fleet_status(vetted.reports, indexes)
-    append_jsonl(args.history, [_snapshot(rows, len(vetted.reports), reports.read_at)])
-    if args.json:
+    history: str | None = args.history
+    as_json: bool = args.json
+    append_jsonl(history, [_snapshot(rows, len(vetted.reports), reports.read_at)])
+    if as_json:
         print(json.dumps({"devices": len(vetted.reports), "registry_checked": vetted.checked,
                           "unregistered": vetted.unregistered, "mismatched": vetted.mismatched,
                           "skipped": reports.skipped, "cut": reports.cut,
@@ -197,7 +235,7 @@ def _cmd_status(args) -> int:
 
 
 @_user_files
-def _cmd_report(args) -> int:
+def cmd_fleet_report(args: argparse.Namespace) -> int:
     from edgeship.edge_pusher.fleet.html import write_report
     from edgeship.edge_pusher.fleet.reports import read_reports
     from edgeship.edge_pusher.fleet.status import fleet_status
@@ -207,25 +245,49 @@ def _cmd_report(args) -> int:
     reports = read_reports(_login(args))
     vetted, path = _vetted(args, reports)
     rows = fleet_status(vetted.reports, indexes)
-    append_jsonl(args.history, [_snapshot(rows, len(vetted.reports), reports.read_at)])
-    write_report(args.html, rows, reports, args.history, notes=_flags(vetted, path, reports),
+    history: str | None = args.history
+    html: str = args.html
+    append_jsonl(history, [_snapshot(rows, len(vetted.reports), reports.read_at)])
+    write_report(html, rows, reports, history, notes=_flags(vetted, path, reports),
                  devices=len(vetted.reports))
-    print(f"wrote {args.html}")
+    print(f"wrote {html}")
+    return 0
+
+
+def cmd_rollout_change(args: argparse.Namespace) -> int:
+    """``rollout set|halt|revoke``: one signed change to the channel index."""
+    command: str = args.rollout_command
+    name: str = args.name
+    version: int = args.version
+    channel: str = args.channel
+    hardware: str | None = args.hardware
+    percent: int | None = getattr(args, "percent", None)
+    state = {"set": "active", "halt": "halted", "revoke": "revoked"}[command]
+    changed = open_repository(args).change_rollout(name, version, channel, hardware,
+                                                   percent=percent, state=state)
+    for entry in changed:
+        print(f"{name} v{entry['version']} ({entry['hardware']}) on {channel}: "
+              f"{entry.get('state', 'active')} at {entry['rollout']}%")
     return 0
 
 
 @_user_files
-def _cmd_watch(args) -> int:
-    from edgeship.edge_pusher.cli import _repository
+def cmd_rollout_watch(args: argparse.Namespace) -> int:
     from edgeship.edge_pusher.fleet.registry import read_registry, vet
     from edgeship.edge_pusher.fleet.reports import read_reports
     from edgeship.edge_pusher.fleet.status import fleet_status
     from edgeship.edge_pusher.fleet.watch import Policy, append_jsonl, watch_once
 
-    policy = Policy(tuple(args.stages), args.min_healthy, args.soak, args.max_failure_share,
+    stages: list[int] = args.stages
+    channel: str = args.channel
+    interval: float | None = args.interval
+    log: str | None = args.log
+    history: str | None = args.history
+    policy = Policy(tuple(stages), args.min_healthy, args.soak, args.max_failure_share,
                     args.on_failure, args.min_failures, args.max_report_age)
-    repo, login = _repository(args), _login(args)
-    _check_watched(repo, args)
+    repo, login = open_repository(args), _login(args)
+    bucket: str = args.bucket
+    _check_watched(repo, bucket, channel)
     registry_file = _registry_file(args)
     read_registry(registry_file)  # the watcher counts registered devices only: none, no run
     stop = threading.Event()
@@ -233,28 +295,25 @@ def _cmd_watch(args) -> int:
         try:
             registry = read_registry(registry_file)  # add-device takes effect next cycle
             reports = read_reports(login)
-            decisions = watch_once(repo, reports.reports, args.channel, policy,
+            decisions = watch_once(repo, reports.reports, channel, policy,
                                    registry=registry)
         except OtaError as e:  # no data is not good data: decide nothing this cycle
-            print(f"edgeship: warning: no reports ({e}); nothing decided", file=sys.stderr,
-                  flush=True)
-            if args.interval is None:
+            warn(f"no reports ({e}); nothing decided")
+            if interval is None:
                 return 1  # a CronJob run that saw nothing shows as failed
         else:
             for decision in decisions:
                 print(decision.line(), flush=True)
             if not decisions:
-                print(f"no active build on channel {args.channel}: nothing to decide",
+                print(f"no active build on channel {channel}: nothing to decide",
                       flush=True)
-            append_jsonl(args.log, [d.as_dict() for d in decisions])
+            append_jsonl(log, [d.as_dict() for d in decisions])
             vetted = vet(reports.reports, registry)
-            rows = fleet_status(vetted.reports, {args.channel: repo.read_index(
-                args.channel)["models"]})
-            append_jsonl(args.history, [_snapshot(rows, len(vetted.reports),
-                                                  reports.read_at)])
-        if args.interval is None:
+            rows = fleet_status(vetted.reports, {channel: repo.read_index(channel)["models"]})
+            append_jsonl(history, [_snapshot(rows, len(vetted.reports), reports.read_at)])
+        if interval is None:
             return 0
-        stop.wait(args.interval)
+        stop.wait(interval)
 
 
 def _stages(value: str) -> list[int]:
@@ -283,21 +342,20 @@ def _broker_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _bucket_flags(p: argparse.ArgumentParser, required: bool) -> None:
-    from edgeship.edge_pusher.cli import _publisher_flags
-
+    """The repository: required to watch; optional for status and report, which read it
+    only (the repository's own timestamp expiry and lock wait apply)."""
     if required:
-        _publisher_flags(p)
+        add_publisher_flags(p)
     else:
         g = p.add_argument_group("the repository, for rollout stages and pending devices")
         g.add_argument("--bucket", help="file://DIR, s3://bucket/prefix")
         g.add_argument("--keys", help="keys directory from 'keys init'")
         g.add_argument("--endpoint-url")
-        p.set_defaults(timestamp_expiry=timedelta(days=1), lock_wait=60.0)
     p.add_argument("--channel", default="stable")
 
 
-def register(subparsers, rollout_subparsers) -> None:
-    """Add ``fleet ...`` to the command line and ``watch`` to ``rollout``."""
+def register_fleet(subparsers: Subparsers) -> None:
+    """``edgeship fleet broker-config|add-device|status|report``."""
     fleet = subparsers.add_parser("fleet", help="the broker, and the fleet's reports")
     fs = fleet.add_subparsers(dest="fleet_command", required=True)
     p = fs.add_parser("broker-config", help="write a Mosquitto configuration with an ACL")
@@ -308,7 +366,7 @@ def register(subparsers, rollout_subparsers) -> None:
     p.add_argument("--tls-ca")
     p.add_argument("--prefix", default=DEFAULT_TOPIC_PREFIX)
     p.add_argument("--user", help="the user Mosquitto runs as when started as root")
-    p.set_defaults(func=_cmd_broker_config)
+    p.set_defaults(func=cmd_fleet_broker_config)
     p = fs.add_parser("add-device", help="create (or rotate) devices' MQTT credentials")
     p.add_argument("device_id", nargs="+")
     p.add_argument("--dir", required=True, help="the broker folder from broker-config")
@@ -318,9 +376,11 @@ def register(subparsers, rollout_subparsers) -> None:
                    help="the channel the device follows (default stable)")
     p.add_argument("--model", help="the model the device runs: its reports then count for "
                    "that model's builds only (recommended when a channel carries several)")
-    p.set_defaults(func=_cmd_add_device)
-    for name, text, func in (("status", "devices per model and version", _cmd_status),
-                             ("report", "the same as a self-contained HTML page", _cmd_report)):
+    p.set_defaults(func=cmd_fleet_add_device)
+    commands: tuple[tuple[str, str, Handler], ...] = (
+        ("status", "devices per model and version", cmd_fleet_status),
+        ("report", "the same as a self-contained HTML page", cmd_fleet_report))
+    for name, text, func in commands:
         p = fs.add_parser(name, help=text)
         _broker_flags(p)
         _bucket_flags(p, required=False)
@@ -332,7 +392,26 @@ def register(subparsers, rollout_subparsers) -> None:
             p.add_argument("--html", required=True, metavar="FILE")
         p.set_defaults(func=func)
 
-    p = rollout_subparsers.add_parser(
+
+def register_rollout(subparsers: Subparsers) -> None:
+    """``edgeship rollout set|halt|revoke|watch``."""
+    rollout = subparsers.add_parser(
+        "rollout", help="widen, narrow, halt or revoke a published build (signed index)")
+    ro = rollout.add_subparsers(dest="rollout_command", required=True)
+    for command, text in (("set", "set the share of devices a build reaches (resumes a halt)"),
+                          ("halt", "stop a build reaching more devices; those on it stay"),
+                          ("revoke", "send devices on a build back to their previous one")):
+        p = ro.add_parser(command, help=text)
+        p.add_argument("name")
+        p.add_argument("version", type=release_version)
+        add_publisher_flags(p)
+        p.add_argument("--channel", default="stable")
+        p.add_argument("--hardware", help="only this hardware's build (default: every one)")
+        if command == "set":
+            p.add_argument("--percent", type=rollout_percent, required=True, metavar="P")
+        p.set_defaults(func=cmd_rollout_change)
+
+    p = ro.add_parser(
         "watch", help="advance, halt or revoke rollouts on the devices' reports")
     _broker_flags(p)
     _bucket_flags(p, required=True)
@@ -361,4 +440,4 @@ def register(subparsers, rollout_subparsers) -> None:
                    help="a cycle every SECONDS")
     p.add_argument("--log", metavar="FILE", help="JSON-lines decision log to append to")
     p.add_argument("--history", metavar="FILE", help="JSON-lines fleet history to append to")
-    p.set_defaults(func=_cmd_watch)
+    p.set_defaults(func=cmd_rollout_watch)

@@ -22,8 +22,9 @@ import pytest
 import yaml
 from kfp import compiler, dsl
 
+from edgeship import cli
+from edgeship.errors import InputError, RunFailed, UsageError
 from edgeship.components._image import IMAGE
-from edgeship.errors import InputError
 from edgeship.pipelines import submit
 
 API = "/apis/v2beta1"
@@ -167,7 +168,7 @@ def _cli(argv: list[str]) -> int:
     """Run ``edgeship submit`` through its argparse registration, as the CLI does."""
     parser = argparse.ArgumentParser(prog="edgeship")
     sub = parser.add_subparsers(dest="command", required=True)
-    submit.register(sub)
+    submit.register_submit(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
@@ -237,12 +238,24 @@ def test_contract_wait_follows_states_to_success(fake_kfp, package, capsys):
 def test_contract_wait_exits_nonzero_when_the_run_fails(fake_kfp, package, capsys, final):
     state, host = fake_kfp
     state.states = ["RUNNING", final]
-    code = _cli(["submit", "demo", "--host", host, "--package", str(package),
-                 "--param", "data_path=x", "--wait", "--poll-interval", "0.01"])
+    code = cli.main(["submit", "demo", "--host", host, "--package", str(package),
+                     "--param", "data_path=x", "--wait", "--poll-interval", "0.01"])
     assert code == 1
     captured = capsys.readouterr()
-    assert f"ended {final}" in captured.err
+    # The handler raises RunFailed and the root prints it, as every other error.
+    (run_id,) = state.runs
+    assert captured.err.splitlines() == [
+        f"edgeship: error: run {run_id} ended {final}: {host}/#/runs/details/{run_id}"]
     assert captured.out.rstrip().endswith(final)
+
+
+def test_contract_wait_failure_is_raised_not_printed(fake_kfp, package, capsys):
+    state, host = fake_kfp
+    state.states = ["FAILED"]
+    with pytest.raises(RunFailed, match="ended FAILED"):
+        _cli(["submit", "demo", "--host", host, "--package", str(package),
+              "--param", "data_path=x", "--wait", "--poll-interval", "0.01"])
+    assert capsys.readouterr().err == ""
 
 
 def test_contract_wait_gives_up_after_the_timeout(fake_kfp, package):
@@ -270,7 +283,7 @@ def test_bad_params_are_refused_before_anything_is_sent(fake_kfp, package, param
     argv = ["submit", "demo", "--host", host, "--package", str(package)]
     for p in params:
         argv += ["--param", p]
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(UsageError, match=message):
         _cli(argv)
     assert state.requests == []
 

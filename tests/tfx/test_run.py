@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.errors import InputError
+from edgeship.errors import UsageError
 from edgeship.tfx.run import parse_params
 from tests.helpers.ota import subprocess_env
 
@@ -56,14 +56,20 @@ def test_a_run_publishes_and_a_second_one_comes_from_the_cache(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("pair, message", [
-    ("train__epochz=3", "expected STEP__NAME=VALUE"),
-    ("epochs=3", "expected STEP__NAME=VALUE"),
-    ("train__epochs=many", "'many' is not a whole number"),
-    ("quantize__variants=int8", "is not a list"),
+    ("train__epochz=3", "train has no parameter 'epochz'"),
+    ("epochz=3", "epochz: not a parameter of any step"),
+    ("epochs", "expected KEY=VALUE"),
+    ("train__epochs=many", "train__epochs=many: expected an integer"),
+    ("quantize__variants=int8", "expected a JSON list"),
+    ("fail_on_anomalies=maybe", "expected a boolean"),
+    ("eval_examples=100", "evaluate and quantize each have a parameter 'eval_examples', with "
+                          "different meanings: give evaluate__eval_examples or "
+                          "quantize__eval_examples"),
+    ("epochs=3&train__epochs=4", "given more than once"),
 ])
-def test_a_bad_param_is_one_line(pair: str, message: str) -> None:
-    with pytest.raises(InputError, match=message):
-        parse_params([pair])
+def test_a_bad_param_is_one_usage_error(pair: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_params(pair.split("&"))
 
 
 def test_params_take_their_steps_types() -> None:
@@ -71,3 +77,24 @@ def test_params_take_their_steps_types() -> None:
                          "validate__fail_on_anomalies=false", "evaluate__min_accuracy=0.5"]) == {
         "train__epochs": 3, "quantize__variants": ["int8"],
         "validate__fail_on_anomalies": False, "evaluate__min_accuracy": 0.5}
+
+
+def test_a_pipeline_parameter_needs_no_step_name() -> None:
+    """The KFP route's names (``--param epochs=3``) reach the step that declares them; a name
+    several steps declare alike (Beam's arguments) reaches each."""
+    assert parse_params(["epochs=3", "fail_on_anomalies=no", "min_accuracy=0.5",
+                         "channel=beta", "beam_pipeline_args=[\"--direct_num_workers=2\"]"]) == {
+        "train__epochs": 3, "validate__fail_on_anomalies": False,
+        "evaluate__min_accuracy": 0.5, "push__channel": "beta",
+        "ingest__beam_pipeline_args": ["--direct_num_workers=2"],
+        "validate__beam_pipeline_args": ["--direct_num_workers=2"],
+        "evaluate__beam_pipeline_args": ["--direct_num_workers=2"]}
+    assert parse_params(["evaluate__eval_examples=100"]) == {"evaluate__eval_examples": 100}
+
+
+def test_a_bad_param_exits_2_and_leaves_nothing(tmp_path: Path) -> None:
+    result = _run(tmp_path / "run", "--param", "epochs=many")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        "edgeship: error: --param epochs=many: expected an integer"]
+    assert not (tmp_path / "run").exists()
