@@ -24,6 +24,7 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 from tuf.api import exceptions as tuf_exc
 from tuf.api.metadata import TargetFile  # pyright: ignore[reportPrivateImportUsage]
@@ -31,18 +32,15 @@ from tuf.ngclient import Updater, UpdaterConfig
 
 from edgeship.contract import (
     MAX_INDEX_BYTES,
-    IndexEntry,
     channel_index,
     check_name,
     index_entry,
     index_path,
     load_json,
-    model_entries,
-    rollout_covers,
     target_custom,
     target_path,
 )
-from edgeship.device import selftest
+from edgeship.device import decide, selftest
 from edgeship.device.checked import (
     ROOT_MAX_BYTES,
     SNAPSHOT_MAX_BYTES,
@@ -323,13 +321,15 @@ class Agent:
                 else "slot emptied"))
         unknown = {s for s in unknown if self.slots.meta(s)}  # empty slots are not "unknown"
         pointer = self.slots.read_pointer()
-        if pointer in proven or pointer in unknown or (pointer is None and not proven):
-            return
-        if proven:  # only a slot proven against the signed metadata may become active
-            best = max(proven, key=lambda s: self.slots.meta(s)["version"])  # type: ignore
-            self.slots.activate(best)
-            self._repairs.append(f"active: {_what(pointer)}; now slot {best}")
-        else:
+        held = {slot: decide.Held.from_meta(meta) for slot in proven
+                if (meta := self.slots.meta(slot)) is not None}
+        repair = decide.repair_pointer(pointer if isinstance(pointer, str) else None, SLOTS,
+                                       held, unknown, self.state.bad_versions(),
+                                       damaged=isinstance(pointer, Damaged))
+        if repair.action == "activate" and repair.slot is not None:
+            self.slots.activate(repair.slot)
+            self._repairs.append(f"active: {_what(pointer)}; now slot {repair.slot}")
+        elif repair.action == "remove":
             remove(self.slots.pointer)
             self._repairs.append(f"active: {_what(pointer)}; removed (no slot holds a "
                                  "signed model)")
@@ -410,13 +410,22 @@ class Agent:
         """Find the slot's file among the signed builds (by length and sha256) and write its
         meta.json from their signed metadata; return the build found, or None."""
         found = file_identity(self.slots.model_path(slot), max_bytes=MAX_MODEL_BYTES)
-        for name, version, info in builds() if found else ():
-            if (info.length, info.hashes.get("sha256")) != found:
-                continue
-            custom = self._check_custom(info.custom, name, version)
-            self.slots.write_meta(slot, self._slot_meta(info, custom, activated_at=None))
-            return f"{name} v{version}"
-        return None
+        infos: dict[tuple[str, int], TargetFile] = {}
+
+        def signed_builds() -> Iterator[tuple[str, int, decide.Signed]]:
+            for name, version, info in builds():  # lazily: the index is read only if needed
+                infos[name, version] = info
+                yield name, version, decide.Signed(info.length, info.hashes.get("sha256"),
+                                                   info.custom)
+
+        match = decide.matching_build(found, signed_builds()) if found else None
+        if match is None:
+            return None
+        name, version, _ = match
+        info = infos[name, version]
+        custom = self._check_custom(info.custom, name, version)
+        self.slots.write_meta(slot, self._slot_meta(info, custom, activated_at=None))
+        return f"{name} v{version}"
 
     def _load_index(self, updater: Updater) -> dict | None:
         """The signed channel index's models (name -> entries), None if the channel has none."""
@@ -437,132 +446,67 @@ class Agent:
             raise Refusal("invalid-metadata", f"signed channel index is malformed: {e}") \
                 from None
 
-    def _choose(self, updater: Updater):
+    @property
+    def _who(self) -> decide.Identity:
+        return decide.Identity(self.device_id, self.hardware, self.channel, self.model)
+
+    def _held(self, slot: str | None) -> decide.Held | None:
+        meta = self.slots.verified(slot)
+        return decide.Held.from_meta(meta) if meta is not None else None
+
+    def _choose(self, updater: Updater) -> PollResult | tuple[TargetFile, dict[str, Any]]:
+        """Gather what ``decide.choose`` decides on (the signed index, the records of the
+        candidates it reads, the slots, the refused builds), and carry out its decision."""
         models = self._load_index(updater)
-        if models is None:
-            return PollResult(True, "no-model", None, f"no models on channel {self.channel}")
-        kept_revoked = self._leave_revoked(models)
-        active = self.slots.verified(self.slots.active_slot())
-        name = self.model or (active or {}).get("name")
-        if name is None:
-            names = sorted(n for n, es in models.items()
-                           if any(e.get("hardware") == self.hardware for e in es))
-            if len(names) > 1:
-                raise Refusal("ambiguous-model", f"channel {self.channel} has models "
-                              f"{', '.join(names)}; choose one with --model")
-            name = names[0] if names else None
-        nothing = PollResult(True, "no-model", None,
-                             f"no {self.hardware} build on channel {self.channel} covers this "
-                             "device")
-        if name is None:
-            return nothing
-        entries = self._entries(models.get(name, []), name)
-        # Versions only go up within (name, channel), and each hardware has its own builds, so
-        # the active version says nothing about another channel's or hardware's numbering.
-        active_version = int(active["version"]) if active is not None else None
-        same_model = active is not None and (
-            active.get("name"), active.get("channel"), active.get("hardware")) == (
-            name, self.channel, self.hardware)
-        bad = self.state.bad_versions()
-        for entry in entries:
-            version = entry.version
-            # Rollback at the model level: never replace the active model with an older one,
-            # unless the signed index revoked the active one: then what the index offers this
-            # device replaces it, as it would for a device without a model.
-            if same_model and version <= (active_version or 0) and not kept_revoked:
+        who = self._who
+        active = self._held(self.slots.active_slot())
+        revoked = decide.revoked_active(models, active, who) if models is not None else None
+        # the other slot matters (and its file is hashed) only to go back from a revoked build
+        other = self._held(self.slots.inactive_slot()) if revoked is not None else None
+        slots = decide.Slots(active, other)
+        refused = set(self.state.bad_versions())
+        records: dict[str, decide.Signed | None] = {}
+        infos: dict[str, TargetFile] = {}
+        plan = decide.plan(models, slots, refused, who) if models is not None else None
+        name = plan.name if plan is not None else None
+        for entry in plan.candidates if plan is not None and name is not None else ():
+            info = updater.get_targetinfo(entry.path)  # may fetch a bin: only those it reads
+            records[entry.path] = _signed(info)
+            if info is not None:
+                infos[entry.path] = info
+            if decide.signed_verdict(entry, records[entry.path], name, who) is not False:
                 break
-            # Halted and revoked builds reach no further device; the signed index, not the
-            # build, carries the rollout, so an operator changes it without a new build.
-            if entry.state != "active" or f"{name}/{version}/{self.hardware}" in bad:
-                continue
-            info = updater.get_targetinfo(entry.path)
-            if info is None:
-                raise Refusal("invalid-metadata", f"index names {entry.path}, which no "
-                              "signed targets metadata lists")
-            custom = self._check_custom(info.custom, name, version)
-            if not rollout_covers(entry.rollout, self.device_id, name, version):
-                continue
-            if kept_revoked:
-                return self._revert_in_place(info, custom, kept_revoked) or (info, custom)
-            return info, custom
-        if kept_revoked:
-            return PollResult(True, "kept-revoked", "revoked-no-fallback",
-                              f"{kept_revoked} is revoked, and the index offers no other build "
-                              "to go back to: kept", active_version)
-        if same_model:
-            return PollResult(True, "up-to-date", None, f"{name} v{active_version} is current",
-                              active_version)
-        return nothing
+        decision = decide.choose(models, records, slots, refused, who)
+        if decision.revoked is not None:
+            gone = decision.revoked
+            # the revoked build is never taken again by this device, whatever happens next
+            if decide.refused_key(gone.name, gone.version, self.hardware) not in refused:
+                self.state.mark_bad(gone.name, gone.version, self.hardware, "revoked")
+        return self._carry_out(decision, infos)
 
-    def _entries(self, entries: list[dict], name: str) -> list[IndexEntry]:
-        """This model's builds for this hardware, newest first. Each entry is checked: a
-        version beyond 2**63 - 1 would leave the model stuck forever, and a build listed twice
-        (revoked and active) could be installed."""
-        try:
-            return model_entries(name, entries, self.hardware)
-        except OtaError as e:
-            raise Refusal("invalid-metadata", f"signed channel index: {name}: {e}") from None
+    def _carry_out(self, decision: decide.Decision,
+                   infos: dict[str, TargetFile]) -> PollResult | tuple[TargetFile, dict[str, Any]]:
+        """A decision as a poll's outcome: a refusal raised, a switch back to the other slot
+        made, or the build to install (its signed record and custom metadata)."""
+        if decision.action == "refuse":
+            raise Refusal(decision.reason or "invalid-metadata", decision.message)
+        if decision.action == "revert":
+            self.slots.activate(self.slots.inactive_slot())
+            log.warning("%s", decision.message)
+            return PollResult(True, "reverted", decision.reason, decision.message,
+                              decision.version)
+        if decision.action == "install" and decision.build is not None:
+            info = infos[decision.build.path]
+            return info, cast("dict[str, Any]", info.custom)  # checked by decide.check_signed
+        return PollResult(True, decision.action, decision.reason, decision.message,
+                          decision.version)
 
-    def _revoked(self, models: dict, name: str, version: int) -> bool:
-        """The signed index revokes this build for this device's hardware."""
-        for entry in models.get(name, []):
-            with contextlib.suppress(OtaError):
-                checked = index_entry(name, entry)
-                if (checked.version, checked.hardware, checked.state) == (
-                        version, self.hardware, "revoked"):
-                    return True
-        return False
-
-    def _leave_revoked(self, models: dict) -> str | None:
-        """If the signed index revoked the active build, record it in bad_versions.json (it is
-        never taken again) and return it as "<name> v<version>"; None otherwise. The poll then
-        takes what the index would give a device without a model (the newest active build of
-        this model and hardware that covers it and that it has not refused), older ones
-        included, from the other slot when that holds it and else by download (``_choose``)."""
-        active = self.slots.verified(self.slots.active_slot())
-        if not active or (active.get("channel"), active.get("hardware")) != (
-                self.channel, self.hardware):
-            return None
-        name, version = active["name"], int(active["version"])
-        if not self._revoked(models, name, version):
-            return None
-        if f"{name}/{version}/{self.hardware}" not in self.state.bad_versions():
-            self.state.mark_bad(name, version, self.hardware, "revoked")
-        return f"{name} v{version}"
-
-    def _revert_in_place(self, info, custom: dict, revoked: str) -> PollResult | None:
-        """When the build chosen to replace a revoked one is already in the other slot (the
-        previous model), switch to it without downloading it again."""
-        other = self.slots.inactive_slot()
-        held = self.slots.verified(other)
-        if not held or (held.get("name"), held.get("version"), held.get("hardware"),
-                        held.get("channel"), held.get("length"), held.get("sha256")) != (
-                custom["name"], custom["version"], self.hardware, self.channel, info.length,
-                info.hashes.get("sha256")):
-            return None
-        self.slots.activate(other)
-        log.warning("%s is revoked: back to %s v%s", revoked, held["name"], held["version"])
-        return PollResult(True, "reverted", "revoked",
-                          f"{revoked} is revoked; back to {held['name']} v{held['version']}",
-                          int(held["version"]))
-
-    def _check_custom(self, custom: object, name: str, version: int) -> dict:
-        """The signed target metadata, not the index, decides. A build for other hardware would
-        fail or silently misbehave; a build from another channel bypasses staged rollout."""
-        try:
-            checked = target_custom(custom)
-        except OtaError as e:
-            raise Refusal("invalid-metadata", f"{name} v{version}: {e}") from None
-        if checked.hardware != self.hardware:
-            raise Refusal("wrong-hardware", f"{name} v{version} is signed for hardware "
-                          f"{checked.hardware!r}, this device is {self.hardware!r}")
-        if checked.channel != self.channel:
-            raise Refusal("wrong-channel", f"{name} v{version} is signed for channel "
-                          f"{checked.channel!r}, this device follows {self.channel!r}")
-        if (checked.name, checked.version) != (name, version):
-            raise Refusal("invalid-metadata", f"target metadata says {checked.name} "
-                          f"v{checked.version}, index says {name} v{version}")
-        return custom  # type: ignore[return-value]
+    def _check_custom(self, custom: object, name: str, version: int) -> dict[str, Any]:
+        """The signed target metadata, not the index, decides (``decide.check_signed``)."""
+        refusal = decide.check_signed(custom, name, version, self._who)
+        if refusal is not None:
+            raise Refusal(refusal.reason or "invalid-metadata", refusal.message)
+        return cast("dict[str, Any]", custom)  # target_custom found an object of that shape
 
     def _install(self, updater: Updater, info, custom: dict) -> None:
         name, version = custom["name"], custom["version"]
@@ -614,6 +558,13 @@ class Agent:
             failures = 0 if result.ok else failures + 1
             delay = next_delay(interval, failures, jitter, max_backoff)
             stop.wait(delay)
+
+
+def _signed(info: TargetFile | None) -> decide.Signed | None:
+    """A target's signed record as ``decide`` reads it."""
+    if info is None:
+        return None
+    return decide.Signed(info.length, info.hashes.get("sha256"), info.custom)
 
 
 def _what(pointer: str | Damaged | None) -> str:

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import stat
+from typing import Any, TypedDict, cast
 
 from edgeship.contract import check_name, check_version
 from edgeship.device.checked import Damaged, read_bytes, read_checked
@@ -32,11 +33,35 @@ META_FILE = "meta.json"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+class _SlotMetaRecorded(TypedDict, total=False):
+    """What meta.json also records of the signed build; nothing reads it back to decide."""
+
+    rollout: Any
+    pipeline_run: Any
+    input_quantization: Any
+    output_quantization: Any
+    path: str
+    activated_at: str | None
+
+
+class SlotMeta(_SlotMetaRecorded):
+    """A slot's meta.json, as :func:`meta_shape` checks it: the identity the build was
+    signed with, and the length and sha256 of its file."""
+
+    name: str
+    version: int
+    hardware: str
+    channel: str
+    sha256: str
+    length: int
+
+
 def meta_shape(value: object) -> str | None:
     """What a slot's meta.json must hold: the identity the build was signed with, and the
     length and sha256 of its file."""
     if not isinstance(value, dict):
         return "not a JSON object"
+    value = cast("dict[str, Any]", value)
     try:
         for field in ("name", "hardware", "channel"):
             check_name(field, value.get(field))
@@ -135,17 +160,23 @@ class SlotStore:
     def inactive_slot(self) -> str:
         return "b" if self.active_slot() == "a" else "a"
 
-    def read_meta(self, slot: str) -> dict | Damaged | None:
-        """The slot's checked meta.json (see :func:`meta_shape`), None when there is none."""
-        return read_checked(os.path.join(self.slot_dir(slot), META_FILE), meta_shape,
-                            f"slots/{slot}/{META_FILE}")
+    def read_meta(self, slot: str) -> SlotMeta | Damaged | None:
+        """The slot's checked meta.json (see :func:`meta_shape`; a version written as decimal
+        digits is given as the integer), None when there is none."""
+        value: object = read_checked(os.path.join(self.slot_dir(slot), META_FILE), meta_shape,
+                                     f"slots/{slot}/{META_FILE}")
+        if not isinstance(value, dict):
+            return cast("Damaged | None", value)
+        meta = cast(SlotMeta, value)  # read_checked returns a dict only if meta_shape passed it
+        meta["version"] = check_version(meta["version"])
+        return meta
 
-    def meta(self, slot: str | None) -> dict | None:
+    def meta(self, slot: str | None) -> SlotMeta | None:
         """The slot's meta when it has the declared shape, else None."""
         meta = self.read_meta(slot) if slot else None
         return meta if isinstance(meta, dict) else None
 
-    def verified(self, slot: str | None) -> dict | None:
+    def verified(self, slot: str | None) -> SlotMeta | None:
         """The slot's meta if its model file still has the length and sha256 recorded at
         install. (Whether those are the *signed* ones is for the agent and
         ``device_status`` to check against the TUF metadata.)"""
@@ -165,7 +196,7 @@ class SlotStore:
 
     def cleanup(self) -> list[str]:
         """Remove leftovers of an interrupted download or write."""
-        removed = []
+        removed: list[str] = []
         for slot in SLOTS:
             d = self.slot_dir(slot)
             if not os.path.isdir(d):
@@ -177,7 +208,7 @@ class SlotStore:
         remove(self.pointer + ".tmp")
         return removed
 
-    def install(self, slot: str, staged: str, meta: dict) -> None:
+    def install(self, slot: str, staged: str, meta: SlotMeta) -> None:
         """Move a verified, self-tested file into ``slot`` (which must be inactive)."""
         if slot == self.active_slot():
             raise RuntimeError("refusing to overwrite the active slot")
@@ -186,7 +217,7 @@ class SlotStore:
         os.replace(staged, self.model_path(slot))
         self.write_meta(slot, meta)
 
-    def write_meta(self, slot: str, meta: dict) -> None:
+    def write_meta(self, slot: str, meta: SlotMeta) -> None:
         atomic_write(os.path.join(self.slot_dir(slot), META_FILE),
                      json.dumps(meta, indent=2).encode())
 
