@@ -17,7 +17,9 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Callable
 
+from edgeship.contract import is_object
 from edgeship.edge_pusher.buckets import Bucket
 from edgeship.errors import NotFound, OtaError, PreconditionFailed
 
@@ -28,9 +30,28 @@ LOCK_KEY = "locks/publish.json"
 DEFAULT_LOCK_WAIT = 60.0
 
 
+def _holder(data: bytes) -> tuple[object, float]:
+    """The owner and expiry a lock object names; an unreadable lock has long expired (its
+    writer crashed mid-write, or it is not ours), so it is taken over."""
+    unreadable = ("unreadable lock", 0.0)
+    try:
+        holder: object = json.loads(data)
+    except ValueError:
+        return unreadable
+    expires = holder.get("expires", 0) if is_object(holder) else None
+    if not is_object(holder) or not isinstance(expires, int | float | str):
+        return unreadable
+    try:
+        return holder.get("owner"), float(expires)
+    except ValueError:
+        return unreadable
+
+
 class PublishLock:
     def __init__(self, bucket: Bucket, lease_seconds: float = 300.0,
-                 wait_seconds: float = DEFAULT_LOCK_WAIT, clock=time.time, sleep=time.sleep):
+                 wait_seconds: float = DEFAULT_LOCK_WAIT,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep):
         self.bucket = bucket
         self.lease = lease_seconds
         self.wait = wait_seconds
@@ -54,14 +75,11 @@ class PublishLock:
                 pass
             try:
                 data, etag = self.bucket.get_with_etag(LOCK_KEY)
-                holder = json.loads(data)
-                expires = float(holder.get("expires", 0))
             except NotFound:
                 continue  # released between our two calls: try again at once
-            except (ValueError, TypeError, AttributeError):
-                holder, expires = {"owner": "unreadable lock"}, 0.0
+            owner, expires = _holder(data)
             if expires < self._clock():
-                log.warning("taking over expired publish lock held by %s", holder.get("owner"))
+                log.warning("taking over expired publish lock held by %s", owner)
                 try:
                     self._etag = self.bucket.put_if_match(LOCK_KEY, self._body(), etag)
                     return
@@ -69,7 +87,7 @@ class PublishLock:
                     continue  # someone else rescued it first
             if self._clock() >= deadline:
                 raise OtaError(
-                    f"another publisher ({holder.get('owner')}) holds the publish lock on "
+                    f"another publisher ({owner}) holds the publish lock on "
                     f"{self.bucket.url} for {max(0, expires - self._clock()):.0f}s more; "
                     "nothing was published, try again"
                 )

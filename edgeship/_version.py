@@ -2,7 +2,12 @@
 
 from importlib import metadata
 
-try:
-    VERSION: str = metadata.version("edgeship")
-except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    VERSION = "0.0.0"
+
+def _installed_version() -> str:
+    try:
+        return metadata.version("edgeship")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0"
+
+
+VERSION: str = _installed_version()

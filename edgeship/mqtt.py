@@ -5,10 +5,14 @@ imported only when a client is made."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from edgeship.contract import DEFAULT_TOPIC_PREFIX
 from edgeship.errors import InputError
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import Client
 
 #: The MQTT ports of an ``mqtt://`` and an ``mqtts://`` URL without one.
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -36,16 +40,18 @@ class BrokerLogin:
             raise InputError(f"{self.url}: the port is not a number") from None
         return parts.hostname, port, parts.scheme == "mqtts"
 
-    def client(self, client_id: str):
+    def client(self, client_id: str) -> Client:
         """A paho-mqtt client set up with these credentials (not yet connected)."""
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
-        host, port, tls = self.endpoint()
+        _, _, tls = self.endpoint()  # which also refuses a malformed URL before any client
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         client.username_pw_set(self.username, self.password)
         if tls:
-            client.tls_set(ca_certs=self.ca_file)
+            # paho types cert_reqs with ssl's VerifyMode behind a guarded import (ssl may be
+            # absent), which leaves that one parameter Unknown to a checker
+            client.tls_set(ca_certs=self.ca_file)  # pyright: ignore[reportUnknownMemberType]
         client.reconnect_delay_set(min_delay=1, max_delay=300)
         return client
 

@@ -128,7 +128,7 @@ def plaintext_exposed(listen: str, tls: Tls | None) -> bool:
 def _users(passwords: Path) -> dict[str, str]:
     if not passwords.is_file():
         return {}
-    users = {}
+    users: dict[str, str] = {}
     for line in passwords.read_text().splitlines():
         name, sep, hashed = line.partition(":")
         if sep:
@@ -136,7 +136,7 @@ def _users(passwords: Path) -> dict[str, str]:
     return users
 
 
-def add_users(folder: str | os.PathLike, users: list[str]) -> dict[str, str]:
+def add_users(folder: str | os.PathLike[str], users: list[str]) -> dict[str, str]:
     """Give each user a new random password in ``folder``'s password file; return them.
     Adding a user that exists replaces its password (how a device's credentials are rotated).
     The file is rewritten once, however many users are added."""
@@ -148,7 +148,7 @@ def add_users(folder: str | os.PathLike, users: list[str]) -> dict[str, str]:
     return made
 
 
-def add_devices(folder: str | os.PathLike, device_ids: list[str], hardware: str | None = None,
+def add_devices(folder: str | os.PathLike[str], device_ids: list[str], hardware: str | None = None,
                 channel: str | None = None, model: str | None = None) -> list[Path]:
     """Create (or rotate) devices' credentials; return the files holding their passwords, each
     of which goes onto its device (``device poll --mqtt-password-file``) and should then be
@@ -171,7 +171,7 @@ def add_devices(folder: str | os.PathLike, device_ids: list[str], hardware: str 
             check_name("model name", model)
         if registry_path(folder).exists():
             read_registry(registry_path(folder))  # a damaged registry: say so, write nothing
-    paths = []
+    paths: list[Path] = []
     for device_id, password in add_users(folder, device_ids).items():
         path = Path(folder) / "devices" / f"{device_id}.password"
         _write_private(path, password + "\n")
@@ -181,7 +181,7 @@ def add_devices(folder: str | os.PathLike, device_ids: list[str], hardware: str 
     return paths
 
 
-def add_device(folder: str | os.PathLike, device_id: str, hardware: str | None = None,
+def add_device(folder: str | os.PathLike[str], device_id: str, hardware: str | None = None,
                channel: str | None = None) -> Path:
     """:func:`add_devices` for one device."""
     return add_devices(folder, [device_id], hardware, channel)[0]
@@ -234,7 +234,7 @@ def config(folder: Path, listen: str, tls: Tls | None, user: str | None = None) 
     return "\n".join(lines) + "\n"
 
 
-def broker_config(folder: str | os.PathLike, listen: str = "0.0.0.0:1883",
+def broker_config(folder: str | os.PathLike[str], listen: str = "0.0.0.0:1883",
                   tls: Tls | None = None, prefix: str = DEFAULT_TOPIC_PREFIX,
                   user: str | None = None) -> Path:
     """Write the broker folder (see the module docstring); keep any users already in it. The
