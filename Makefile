@@ -130,7 +130,7 @@ lint-manifests: $(STAMP) tools
 		tests/infra/test_scripts.py
 
 # Cluster targets need a Docker engine and kind (see docs/kind.md); they cannot run in CI here.
-IMAGE = $(shell $(PY) -c 'from edgeship.components._image import IMAGE; print(IMAGE)')
+IMAGE = $(shell $(PY) -c 'from edgeship.image import IMAGE; print(IMAGE)')
 VERSION = $(shell $(PY) -c 'from edgeship import __version__; print(__version__)')
 
 image: $(STAMP)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from edgeship.components import _progress as progress
+from edgeship.components import progress
 
 LOCAL_RUNNER = "FnApiRunner"  # Beam resolves the short name to its in-process runner
 
@@ -33,7 +33,7 @@ def pipeline_options(beam_pipeline_args: list[str] | None):
 
 def count_progress(step: str, what: str, size: Callable[[Any], int] | None = None) -> Any:
     """A pass-through Beam step adding what passes to the step's count of ``what``
-    (``edgeship.components._progress``: a line at most every 30 s). ``size`` counts an element
+    (``edgeship.components.progress``: a line at most every 30 s). ``size`` counts an element
     (e.g. the rows of a record batch); by default each element is one. In-process, every
     thread adds to one count; a multi-process runner's workers count (and print) each their
     own."""

@@ -36,8 +36,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from edgeship.components._artifacts import split_dir
-from edgeship.components._progress import Progress
+from edgeship.components.artifacts import split_dir
+from edgeship.components.progress import Progress
 from edgeship.errors import InputError
 
 Columns = dict[str, np.ndarray]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeship.components._artifacts import SERVING_DIR
+from edgeship.components.artifacts import SERVING_DIR
 from edgeship.errors import InputError
 
 SIGNATURE = "serving_default"

@@ -142,7 +142,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from edgeship.edge_pusher import push
     from edgeship.edge_pusher.repository import Release
     from edgeship.errors import ModelLoadError
-    from edgeship.components.quantize.report import read_report
+    from edgeship.quantization_report import read_report
 
     file: str = args.file
     name: str = args.name

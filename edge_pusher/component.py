@@ -3,20 +3,21 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Model, Output
+from kfp.dsl import Input, Model, Output
 
-from edgeship.components._image import IMAGE
+from edgeship.artifact_types import ModelBlessing, PushedModel
+from edgeship.image import IMAGE
 
 
 # Defaults are literals: KFP runs this function's source as a script of its own, where no
-# module-level name exists. keys_dir's is edgeship.components._image.KEYS_DIR (a test checks
+# module-level name exists. keys_dir's is edgeship.image.KEYS_DIR (a test checks
 # that they agree).
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def push(
     quantized_models: Input[Model],
-    evaluate_blessing: Input[Artifact],
-    quantize_blessing: Input[Artifact],
-    pushed_model: Output[Artifact],
+    evaluate_blessing: Input[ModelBlessing],
+    quantize_blessing: Input[ModelBlessing],
+    pushed_model: Output[PushedModel],
     bucket_url: str,
     model_name: str,
     keys_dir: str = "/opt/edgeship/keys",

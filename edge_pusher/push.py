@@ -30,9 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgeship import litert
-from edgeship.components._image import KEYS_DIR
 from edgeship.components.params import StepParams, is_int
-from edgeship.components.quantize.report import REPORT_JSON, read_report
 from edgeship.contract import (
     SCHEMA_VERSION,
     SelfTest,
@@ -44,6 +42,8 @@ from edgeship.contract import (
 from edgeship.edge_pusher.buckets import open_bucket
 from edgeship.edge_pusher.repository import Release, Repository
 from edgeship.errors import InputError, ModelLoadError, OtaError
+from edgeship.image import KEYS_DIR
+from edgeship.quantization_report import REPORT_JSON, read_report
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgeship.components._image import KEYS_DIR
+from edgeship.image import KEYS_DIR
 
 NAMESPACE = "kubeflow"  # where KFP standalone runs pipeline pods
 OTA_WRITER_SECRET = "edgeship-ota-writer"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from edgeship.components import _progress as progress
+from edgeship.components import progress
 from edgeship.errors import ERROR_DIR_ENV, InputError, read_step_errors
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -61,7 +61,7 @@ def new_workdir(base: str | Path = ".edgeship/runs", pipeline: str = "run") -> P
 
 class _LogWithProgress(io.TextIOBase):
     """Everything kfp.local prints goes to the run log; step starts and ends, and the progress
-    lines long steps print (``edgeship.components._progress``), also to ``progress``, so that a
+    lines long steps print (``edgeship.components.progress``), also to ``progress``, so that a
     person watching a minutes-long run sees where it is."""
 
     def __init__(self, log: TextIO, progress: TextIO | None) -> None:

@@ -132,7 +132,7 @@ def run(batch, config, output_path: str, beam_pipeline_args: list[str]) -> None:
         )
         for spec in config.model_specs
     ]
-    from edgeship.components import _progress
+    from edgeship.components import progress
     from edgeship.components._beam import count_progress, pipeline_options
 
     options = pipeline_options(beam_pipeline_args)
@@ -145,7 +145,7 @@ def run(batch, config, output_path: str, beam_pipeline_args: list[str]) -> None:
         len(batches),
         options.get_all_options()["runner"],
     )
-    with _progress.scope("evaluate"), beam.Pipeline(options=options) as pipeline:
+    with progress.scope("evaluate"), beam.Pipeline(options=options) as pipeline:
         _ = (
             pipeline
             | "Examples" >> beam.Create(batches)

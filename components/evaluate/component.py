@@ -1,17 +1,18 @@
 """KFP interface of the evaluate step; the work is in ``edgeship.components.evaluate.executor``."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from edgeship.components._image import IMAGE
+from edgeship.artifact_types import ModelBlessing, ModelEvaluation
+from edgeship.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def evaluate(
     examples: Input[Dataset],
     model: Input[Model],
-    blessing: Output[Artifact],
-    evaluation: Output[Artifact],
+    blessing: Output[ModelBlessing],
+    evaluation: Output[ModelEvaluation],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     baseline_model_path: str = "",
@@ -93,8 +94,8 @@ def evaluate(
     """
     import json
 
-    from edgeship.components._progress import heartbeat
     from edgeship.components.evaluate.executor import EvaluateParams, kfp_metrics, run_evaluate
+    from edgeship.components.progress import heartbeat
     from edgeship.errors import step_errors
 
     with step_errors("evaluate"), heartbeat("evaluate"):

@@ -31,16 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.components import _progress
 from edgeship.components import _serving as serving
-from edgeship.components._artifacts import (
-    SERVING_DIR,
-    atomic_output_dir,
-    read_examples_meta,
-    read_model_meta,
-    write_blessing,
-    write_json,
-)
+from edgeship.components import progress
 from edgeship.components._dataset import (
     READ_BATCH,
     check_labels,
@@ -48,8 +40,16 @@ from edgeship.components._dataset import (
     iter_examples,
     sample_split,
 )
-from edgeship.components.params import StepParams, is_int, is_number, require
+from edgeship.components.artifacts import (
+    SERVING_DIR,
+    atomic_output_dir,
+    read_examples_meta,
+    read_model_meta,
+    write_blessing,
+    write_json,
+)
 from edgeship.components.evaluate import _tfma, evidence
+from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ def _predictions(
     _check_slice_feature(examples_dir, meta, slice_feature)
     predictors = {name: serving.Predictor(path, len(classes)) for name, path in model_dirs.items()}
     sample = sample_split(
-        examples_dir, SPLIT, meta, size or 2**62, SAMPLE_SEED, _progress.of("evaluate")
+        examples_dir, SPLIT, meta, size or 2**62, SAMPLE_SEED, progress.of("evaluate")
     )
     if sample.total == 0:
         raise InputError(f"{examples_dir}: split '{SPLIT}' has no examples to evaluate on")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship.components._artifacts import LABEL_FEATURE, SPLITS, split_dir
+from edgeship.components.artifacts import LABEL_FEATURE, SPLITS, split_dir
 from edgeship.components.ingest._rows import BadRow, Item, in_eval, natural_sorted
 from edgeship.components.ingest._tfexample import serialize_example
 
@@ -76,13 +76,13 @@ def run(
     from apache_beam.io.tfrecordio import WriteToTFRecord
     from apache_beam.pvalue import AsSingleton
 
-    from edgeship.components import _progress
+    from edgeship.components import progress
     from edgeship.components._beam import count_progress, pipeline_options
 
     for split in SPLITS:
         split_dir(out_dir, split).mkdir(parents=True, exist_ok=True)
     options = pipeline_options(pipeline_args)
-    with _progress.scope("ingest"), beam.Pipeline(options=options) as pipeline:
+    with progress.scope("ingest"), beam.Pipeline(options=options) as pipeline:
         items, bad, class_names = build(pipeline)
         classes = (
             class_names

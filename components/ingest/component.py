@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from edgeship.components._image import IMAGE
+from edgeship.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -64,8 +64,8 @@ def ingest(
     import json
     import logging
 
-    from edgeship.components._progress import heartbeat
     from edgeship.components.ingest.executor import IngestParams, run_ingest
+    from edgeship.components.progress import heartbeat
     from edgeship.errors import step_errors
 
     logging.basicConfig(level=logging.INFO)

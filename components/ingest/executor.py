@@ -17,19 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeship.components._artifacts import (
+from edgeship.components._beam import count_progress
+from edgeship.components.artifacts import (
     EXAMPLE_KINDS as KINDS,
 )
-from edgeship.components._artifacts import (
+from edgeship.components.artifacts import (
     EXAMPLES_META,
     LABEL_FEATURE,
     atomic_output_dir,
     write_json,
 )
-from edgeship.components._beam import count_progress
-from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.components.ingest import _csv, _images, _pipeline, _sensor, _tabular, datasets
 from edgeship.components.ingest._rows import BadRow
+from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.errors import InputError
 
 log = logging.getLogger(__name__)

@@ -1,18 +1,19 @@
 """KFP interface of the quantize step; the work is in ``edgeship.components.quantize.executor``."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
 
-from edgeship.components._image import IMAGE
+from edgeship.artifact_types import ModelBlessing
+from edgeship.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def quantize(
     model: Input[Model],
     examples: Input[Dataset],
-    model_blessing: Input[Artifact],
+    model_blessing: Input[ModelBlessing],
     quantized: Output[Model],
-    blessing: Output[Artifact],
+    blessing: Output[ModelBlessing],
     report: Output[Markdown],
     metrics: Output[Metrics],
     variants: list = [],  # noqa: B006 - KFP reads the default from the signature
@@ -79,7 +80,7 @@ def quantize(
     import tempfile
     from pathlib import Path
 
-    from edgeship.components._progress import heartbeat
+    from edgeship.components.progress import heartbeat
     from edgeship.components.quantize.executor import REPORT_MD, QuantizeParams, run_quantize
     from edgeship.errors import step_errors
 

@@ -19,28 +19,23 @@ from typing import Any
 import numpy as np
 
 from edgeship import litert
-from edgeship.components import _progress
-from edgeship.components._artifacts import (
+from edgeship.components import progress
+from edgeship.components._dataset import check_labels, encode, sample_split
+from edgeship.components.artifacts import (
     MODEL_META,
     atomic_output_dir,
     is_blessed,
     write_blessing,
     write_json,
 )
-from edgeship.components._dataset import check_labels, encode, sample_split
 from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.components.quantize import edgetpu, inputs, int8, measure, sources
 from edgeship.components.quantize.convert import VARIANTS
-from edgeship.components.quantize.report import (
-    REPORT_JSON,
-    REPORT_SCHEMA_VERSION,
-    edgetpu_line,
-    format_table,
-    markdown,
-)
+from edgeship.components.quantize.report import edgetpu_line, format_table, markdown
 from edgeship.components.quantize.sources import Sources
 from edgeship.contract import self_test_tolerance
 from edgeship.errors import InputError
+from edgeship.quantization_report import REPORT_JSON, REPORT_SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +115,7 @@ def _calibration_set(src: Sources, n: int) -> tuple[np.ndarray, np.ndarray, np.n
         src.examples_meta,
         n + int8.HELD_BACK_EXAMPLES,
         CALIBRATION_SEED,
-        _progress.of("quantize"),
+        progress.of("quantize"),
         src.batches(CALIBRATION_SPLIT),
     )
     columns, labels = sample.columns, sample.labels
@@ -173,7 +168,7 @@ def _measure_variant(
     q_in = litert.input_quantization(interpreter)
     q_out = litert.output_quantization(interpreter)
     probs = measure.predict(
-        interpreter, x, _progress.of("quantize"), path.stem.removeprefix("model_")
+        interpreter, x, progress.of("quantize"), path.stem.removeprefix("model_")
     )
     pred = probs.argmax(axis=1)
     accuracy = float((pred == labels).mean())
@@ -366,7 +361,7 @@ def run_quantize(
         src.examples_meta,
         p.eval_examples or 2**62,
         EVAL_SEED,
-        _progress.of("quantize"),
+        progress.of("quantize"),
         src.batches(EVAL_SPLIT),
     )
     columns, labels, eval_split_examples = sample.columns, sample.labels, sample.total

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgeship import litert
-from edgeship.components._progress import Progress
+from edgeship.components.progress import Progress
 
 WARMUP_INVOKES = 10
 

@@ -1,24 +1,13 @@
-"""The quantization report: its file, its schema, and how people see it.
+"""How people see the quantization report: a plain-text table (the CLI) and Markdown (the KFP UI).
 
-``quantization_report.json`` is written by quantize and read by push (and by people): its
-``schema_version`` changes whenever a field changes meaning, and :func:`read_report` refuses a
-version it does not know, so a push never signs numbers it misreads. For people, the same report
-is a plain-text table (the CLI) and Markdown (the KFP UI). Standard library only: the publisher
-imports this module without TensorFlow.
+The report's file name, ``schema_version`` and reader are the quantize -> push contract and live
+in the shared layer (``edgeship.quantization_report``), which the publisher imports without
+importing this step. Standard library only.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
-
-from edgeship.errors import InputError
-
-REPORT_JSON = "quantization_report.json"
-#: 1: the first versioned layout (the self-test in real values, for the published variant only).
-#: Reports from before it carry no schema_version and are refused: quantize again.
-REPORT_SCHEMA_VERSION = 1
 
 COLUMNS = ("variant", "accuracy", "delta pp", "agreement", "size KiB", "median ms", "p90 ms")
 
@@ -163,32 +152,3 @@ def _q(q: dict[str, Any]) -> str:
     if isinstance(q["scale"], list):
         return f"{q['dtype']} ({len(q['scale'])} scales along axis {q['axis']})"
     return f"{q['dtype']} (scale {q['scale']:.6g}, zero point {q['zero_point']})"
-
-
-def read_report(path: str | Path) -> dict[str, Any]:
-    """A quantization report, checked to be one this edgeship can read; InputError otherwise."""
-    path = Path(path)
-    try:
-        report = json.loads(path.read_text())
-    except OSError as err:
-        raise InputError(f"{path}: cannot read the quantization report ({err.strerror})") from None
-    except ValueError as err:
-        raise InputError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(report, dict):
-        raise InputError(f"{path}: must hold a JSON object")
-    version = report.get("schema_version")
-    if version != REPORT_SCHEMA_VERSION:
-        raise InputError(
-            f"{path}: schema_version {version!r}, this edgeship reads {REPORT_SCHEMA_VERSION}; "
-            "quantize the model again with this version"
-        )
-    if not isinstance(report.get("variants"), dict):
-        raise InputError(f"{path}: no 'variants' object")
-    self_test = report.get("self_test")
-    if self_test is not None and not (
-        isinstance(self_test, dict)
-        and {"variant", "input", "expected_output", "atol", "rtol"} <= set(self_test)
-    ):
-        raise InputError(f"{path}: 'self_test' must hold variant, input, expected_output, "
-                         "atol and rtol")
-    return report

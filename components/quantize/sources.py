@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.components._artifacts import (
+from edgeship.components._dataset import READ_BATCH, Columns, iter_examples
+from edgeship.components.artifacts import (
     EXAMPLES_META,
     MODEL_META,
     SERVING_DIR,
@@ -29,7 +30,6 @@ from edgeship.components._artifacts import (
     read_model_meta,
     split_dir,
 )
-from edgeship.components._dataset import READ_BATCH, Columns, iter_examples
 from edgeship.errors import InputError
 
 #: A class index as a CSV writes it (ASCII digits: ``str.isdigit`` also takes "²").

@@ -1,16 +1,17 @@
 """KFP interface of the train step; the work is in ``edgeship.components.train.executor``."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Model, Output
+from kfp.dsl import Dataset, Input, Model, Output
 
-from edgeship.components._image import IMAGE
+from edgeship.artifact_types import ModelRun
+from edgeship.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def train(
     examples: Input[Dataset],
     model: Output[Model],
-    logs: Output[Artifact],
+    logs: Output[ModelRun],
     epochs: int = 30,
     batch_size: int = 0,
     learning_rate: float = 0.003,
@@ -68,7 +69,7 @@ def train(
     """
     import json
 
-    from edgeship.components._progress import heartbeat
+    from edgeship.components.progress import heartbeat
     from edgeship.components.train.executor import TrainParams, run_train
     from edgeship.errors import step_errors
 

@@ -27,7 +27,7 @@ from edgeship.components._dataset import (
     iter_batches,
     tfrecord_files,
 )
-from edgeship.components._progress import Progress
+from edgeship.components.progress import Progress
 from edgeship.errors import InputError
 
 #: Early stopping watches the loss on at most this many eval examples (the first, in file

@@ -24,18 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.components import _progress
-from edgeship.components._artifacts import (
-    EXAMPLES_META,
-    MODEL_META,
-    SERVING_DIR,
-    atomic_output_dir,
-    read_examples_meta,
-    write_json,
-)
 from edgeship.components._dataset import READ_BATCH, check_labels, iter_batches
-from edgeship.components.params import StepParams, is_int, is_number, require
-from edgeship.components._progress import Progress, epoch_callback
 from edgeship.components._serving import (  # noqa: F401 - predict and load_serving_fn are public here too
     INPUT_NAME,
     OUTPUT_NAME,
@@ -43,6 +32,16 @@ from edgeship.components._serving import (  # noqa: F401 - predict and load_serv
     load_serving_fn,
     predict,
 )
+from edgeship.components.artifacts import (
+    EXAMPLES_META,
+    MODEL_META,
+    SERVING_DIR,
+    atomic_output_dir,
+    read_examples_meta,
+    write_json,
+)
+from edgeship.components.params import StepParams, is_int, is_number, require
+from edgeship.components.progress import Progress, epoch_callback, of
 from edgeship.components.train import data, models
 from edgeship.errors import InputError
 
@@ -119,7 +118,7 @@ def run_train(
     hp = given if user_build else models.resolve_hyperparameters(meta["kind"], given)
     classes = meta["classes"]
 
-    progress = _progress.of("train")
+    progress = of("train")
     scanned = data.scan(examples_dir, meta, progress)
     _check_classes_present(examples_dir, scanned, classes)
     eval_counts = _check_eval_split(examples_dir, meta, scanned.encoding)

@@ -1,17 +1,18 @@
 """KFP interface of the validate step; the work is in ``edgeship.components.validate.executor``."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+from kfp.dsl import Dataset, Input, Markdown, Output
 
-from edgeship.components._image import IMAGE
+from edgeship.artifact_types import ExampleAnomalies, ExampleStatistics, Schema
+from edgeship.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def validate(
     examples: Input[Dataset],
-    statistics: Output[Artifact],
-    schema: Output[Artifact],
-    anomalies: Output[Artifact],
+    statistics: Output[ExampleStatistics],
+    schema: Output[Schema],
+    anomalies: Output[ExampleAnomalies],
     report: Output[Markdown],
     schema_path: str = "",
     baseline_statistics_path: str = "",
@@ -68,7 +69,7 @@ def validate(
     import json
     from pathlib import Path
 
-    from edgeship.components._progress import heartbeat
+    from edgeship.components.progress import heartbeat
     from edgeship.components.validate.executor import (
         ValidateParams,
         anomalies_markdown,

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeship.components._artifacts import (
+from edgeship.components._dataset import tfrecord_files
+from edgeship.components.artifacts import (
     LABEL_FEATURE,
     atomic_output_dir,
     read_examples_meta,
     split_dir,
 )
-from edgeship.components._dataset import tfrecord_files
 from edgeship.components.params import StepParams, is_number, require
 from edgeship.errors import InputError
 
@@ -295,14 +295,14 @@ def _generate_statistics(
     import tensorflow_data_validation as tfdv
     from tfx_bsl.tfxio import tf_example_record
 
-    from edgeship.components import _progress
+    from edgeship.components import progress
     from edgeship.components._beam import count_progress, pipeline_options
 
     options = tfdv.StatsOptions()
     paths = {}
     try:
         beam_options = pipeline_options(beam_pipeline_args)
-        with _progress.scope("validate"), beam.Pipeline(options=beam_options) as pipeline:
+        with progress.scope("validate"), beam.Pipeline(options=beam_options) as pipeline:
             for split, split_files in files.items():
                 folder = split_dir(out_dir, split)
                 folder.mkdir()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.components._artifacts import (
+from edgeship.components.artifacts import (
     EXAMPLES_META,
     atomic_output_dir,
     read_examples_meta,

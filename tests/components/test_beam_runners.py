@@ -61,16 +61,16 @@ def test_count_progress_passes_elements_through_and_counts_them(capsys, monkeypa
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
-    from edgeship.components import _progress
+    from edgeship.components import progress
     from edgeship.components._beam import count_progress
 
-    monkeypatch.setattr(_progress, "INTERVAL", 0.0)  # a line for every element
+    monkeypatch.setattr(progress, "INTERVAL", 0.0)  # a line for every element
     for _run in range(2):  # a second run counts from zero again
-        with _progress.scope("ingest"), beam.Pipeline() as pipeline:
+        with progress.scope("ingest"), beam.Pipeline() as pipeline:
             rows = (pipeline | beam.Create([[1, 2], [3], [4, 5, 6]])
                     | count_progress("ingest", "rows", size=len))
             assert_that(rows, equal_to([[1, 2], [3], [4, 5, 6]]))
-        printed = [_progress.parse(line) for line in capsys.readouterr().out.splitlines()]
+        printed = [progress.parse(line) for line in capsys.readouterr().out.splitlines()]
         counts = [int(text.split()[0]) for step, text in filter(None, printed)
                   if step == "ingest"]
         assert len(counts) == 3 and max(counts) == 6

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from edgeship.components._compile import compile_component, component_modules
-from edgeship.components._image import IMAGE
+from edgeship.image import IMAGE
 from tests.helpers import REPO
 
 COMPONENTS = component_modules()
@@ -60,8 +60,8 @@ def test_loaded_components_drop_into_another_pipeline(tmp_path: Path) -> None:
 
 
 def test_push_keys_dir_default_is_the_images_keys_folder() -> None:
-    from edgeship.components._image import KEYS_DIR
     from edgeship.edge_pusher.component import push
+    from edgeship.image import KEYS_DIR
 
     assert push.component_spec.inputs["keys_dir"].default == KEYS_DIR
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.components._artifacts import read_examples_meta
 from edgeship.components._dataset import load_split
+from edgeship.components.artifacts import read_examples_meta
 from tests.helpers.builders import tabular_examples, write_examples, write_tfrecord_gz
 from tests.helpers.checks import one_line_error
 

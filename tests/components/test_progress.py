@@ -6,8 +6,7 @@ import io
 import threading
 import time
 
-from edgeship.components import _progress
-from edgeship.components._progress import MARKER, Progress, heartbeat, parse
+from edgeship.components.progress import MARKER, Progress, heartbeat, of, parse, scope
 
 
 class Clock:
@@ -81,22 +80,22 @@ def test_the_heartbeat_shows_a_step_that_reports_nothing_new_and_ends_with_it() 
     with the time the step has run, so the person watching sees it is alive."""
     out = io.StringIO()
     with heartbeat("ingest", every=0.01, out=out):
-        assert _progress.of("ingest").out is out  # the step's reports go to the watched one
-        _progress.of("ingest").count("examples", 7)
+        assert of("ingest").out is out  # the step's reports go to the watched one
+        of("ingest").count("examples", 7)
         assert _wait_for(lambda: out.getvalue().count("7 examples so far") >= 2)
     after = out.getvalue()
     time.sleep(0.05)
     assert out.getvalue() == after  # no line once the step is over
-    assert _progress.of("ingest").out is None  # and the next run starts afresh
+    assert of("ingest").out is None  # and the next run starts afresh
     assert all(parse(line)[0] == "ingest" for line in after.splitlines())
 
 
 def test_a_scope_gives_each_run_its_own_count_and_reuses_an_enclosing_one() -> None:
-    _progress.of("ingest").count("rows", 5)  # a process-wide count outside any run
-    with _progress.scope("ingest", out=io.StringIO()) as first:
-        assert _progress.of("ingest") is first and first.counts["rows"] == 0
-        with _progress.scope("ingest") as inner:
+    of("ingest").count("rows", 5)  # a process-wide count outside any run
+    with scope("ingest", out=io.StringIO()) as first:
+        assert of("ingest") is first and first.counts["rows"] == 0
+        with scope("ingest") as inner:
             assert inner is first  # a Beam pipeline inside the step's heartbeat
         first.count("rows", 3)
-    with _progress.scope("ingest", out=io.StringIO()) as second:
+    with scope("ingest", out=io.StringIO()) as second:
         assert second is not first and second.counts["rows"] == 0

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edgeship import litert
-from edgeship.components.quantize.report import REPORT_JSON, REPORT_SCHEMA_VERSION
 from edgeship.contract import self_test_tolerance
+from edgeship.quantization_report import REPORT_JSON, REPORT_SCHEMA_VERSION
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from edgeship.components.quantize.report import REPORT_JSON
 from edgeship.edge_pusher import push
 from edgeship.errors import InputError, OtaError
+from edgeship.quantization_report import REPORT_JSON
 from tests.helpers.checks import one_line_error
 from tests.helpers.ota import blessing as _blessing
 from tests.helpers.ota import push_to as _push

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from edgeship.components.quantize.report import REPORT_JSON
 from edgeship.contract import decode_array
 from edgeship.errors import OtaError
+from edgeship.quantization_report import REPORT_JSON
 from tests.helpers.ota import blessing as _blessing
 from tests.helpers.ota import push_to as _push
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.components._artifacts import (
+from edgeship.components._dataset import build_encoding, encode, load_split
+from edgeship.components.artifacts import (
     EXAMPLES_META,
     LABEL_FEATURE,
     MODEL_META,
@@ -22,7 +23,6 @@ from edgeship.components._artifacts import (
     split_dir,
     write_json,
 )
-from edgeship.components._dataset import build_encoding, encode, load_split
 
 
 def masked_crc(data: bytes) -> int:

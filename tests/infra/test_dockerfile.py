@@ -92,7 +92,7 @@ def test_build_context_is_only_what_the_image_needs():
 def test_default_image_name_is_package_version(monkeypatch):
     import importlib
 
-    import edgeship.components._image as image
+    import edgeship.image as image
 
     monkeypatch.delenv("EDGESHIP_IMAGE", raising=False)
     assert importlib.reload(image).IMAGE == f"edgeship:{VERSION}"

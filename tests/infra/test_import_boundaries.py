@@ -40,6 +40,15 @@ def test_the_installed_layout_keeps_every_contract(installed_tree) -> None:
     ("edgeship/components/train/executor.py", "from kfp import dsl", "executors: no kfp"),
     ("edgeship/edge_pusher/repository.py", "from edgeship.device import agent",
      "publisher: no"),
+    ("edgeship/quantization_report.py", "import tensorflow", "contract, litert, mqtt, errors"),
+    ("edgeship/edge_pusher/cli.py", "from edgeship.components.quantize import report",
+     "the publisher imports no components"),
+    ("edgeship/edge_pusher/component.py", "from edgeship.components import artifacts",
+     "the publisher imports no components"),
+    ("edgeship/pipelines/local.py", "from edgeship.components import _beam",
+     "no package imports another's private module"),
+    ("edgeship/components/train/executor.py", "from edgeship.components.ingest import _csv",
+     "no package imports another's private module"),
 ])
 def test_a_planted_forbidden_import_breaks_its_contract(installed_tree, tmp_path, module,
                                                         planted, contract) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.components._progress import Progress
+from edgeship.components.progress import Progress
 from edgeship.errors import ERROR_DIR_ENV, InputError, step_errors
 from edgeship.pipelines.local import _ANSI, _LogWithProgress, _step_error, _steps
 

@@ -24,7 +24,7 @@ from kfp import compiler, dsl
 
 from edgeship import cli
 from edgeship.errors import InputError, RunFailed, UsageError
-from edgeship.components._image import IMAGE
+from edgeship.image import IMAGE
 from edgeship.pipelines import submit
 
 API = "/apis/v2beta1"

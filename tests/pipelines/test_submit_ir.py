@@ -9,7 +9,7 @@ import pytest
 import yaml
 from kfp import compiler, dsl
 
-from edgeship.components._image import IMAGE
+from edgeship.image import IMAGE
 from edgeship.pipelines import cluster
 from edgeship.pipelines.compile import compile_pipeline
 from edgeship.pipelines.registry import PIPELINES

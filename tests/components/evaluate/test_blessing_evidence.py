@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.components._artifacts import MODEL_META, is_blessed, read_examples_meta
 from edgeship.components._dataset import build_encoding, encode, load_split
+from edgeship.components.artifacts import MODEL_META, is_blessed, read_examples_meta
 from edgeship.components.evaluate.evidence import wilson_interval
 from tests.helpers import builders
 

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from edgeship.components._artifacts import MODEL_META, SERVING_DIR, read_json, write_json
+from edgeship.components.artifacts import MODEL_META, SERVING_DIR, read_json, write_json
 from edgeship.errors import InputError
 from tests.helpers import builders
 from tests.helpers.builders import export_model

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.components._artifacts import (
+from edgeship.components._dataset import build_encoding, encode, load_split
+from edgeship.components.artifacts import (
     EXAMPLES_META,
     OUTPUT_MARKER,
     SERVING_DIR,
@@ -24,7 +25,6 @@ from edgeship.components._artifacts import (
     read_json,
     write_json,
 )
-from edgeship.components._dataset import build_encoding, encode, load_split
 from tests.helpers import builders
 
 CLASSES = ["low", "high"]

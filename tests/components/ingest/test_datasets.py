@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.components._artifacts import read_examples_meta
+from edgeship.components.artifacts import read_examples_meta
 from edgeship.components.ingest import datasets
 from edgeship.components.ingest.executor import run_ingest
 from tests.helpers import REPO

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from edgeship.components._artifacts import read_examples_meta
+from edgeship.components.artifacts import read_examples_meta
 from edgeship.components.ingest._images import MAX_IMAGE_SIZE, inspect, list_images
 from edgeship.components.ingest._rows import in_eval
 from edgeship.components.ingest.executor import run_ingest

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.components._artifacts import read_examples_meta
+from edgeship.components.artifacts import read_examples_meta
 from edgeship.components.ingest import _sensor
 from edgeship.components.ingest._csv import Record
 from edgeship.components.ingest._rows import BadRow, in_eval

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.components._artifacts import read_examples_meta
+from edgeship.components.artifacts import read_examples_meta
 from edgeship.components.ingest import _csv, _tabular
 from edgeship.components.ingest._rows import BadRow
 from edgeship.components.ingest.executor import run_ingest

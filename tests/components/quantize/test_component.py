@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from edgeship.components._artifacts import write_blessing
+from edgeship.components.artifacts import write_blessing
 from tests.helpers import builders
 from tests.helpers.builders import tabular_mlp, train_and_export
 

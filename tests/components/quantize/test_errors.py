@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.components._artifacts import MODEL_META, SERVING_DIR, read_examples_meta, write_json
 from edgeship.components._dataset import build_encoding, load_split
+from edgeship.components.artifacts import MODEL_META, SERVING_DIR, read_examples_meta, write_json
 from edgeship.components.quantize.executor import run_quantize
 from edgeship.errors import InputError
 from tests.helpers import builders, checks

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.components._artifacts import (
+from edgeship.components._dataset import encode, load_split
+from edgeship.components.artifacts import (
     MODEL_META,
     SERVING_DIR,
     is_blessed,
     read_examples_meta,
     write_blessing,
 )
-from edgeship.components._dataset import encode, load_split
 from edgeship.components.quantize import executor
 from edgeship.components.quantize.executor import run_quantize
 from tests.helpers import builders

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.components._artifacts import MODEL_META, SERVING_DIR, split_dir
+from edgeship.components.artifacts import MODEL_META, SERVING_DIR, split_dir
 from edgeship.components.quantize.executor import run_quantize
-from edgeship.components.quantize.report import REPORT_JSON
 from edgeship.errors import InputError
+from edgeship.quantization_report import REPORT_JSON
 from tests.helpers import builders, checks
 
 FEATURES = ["a", "b", "count"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.components._artifacts import MODEL_META, SERVING_DIR
+from edgeship.components.artifacts import MODEL_META, SERVING_DIR
 from tests.helpers import builders
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeship.components._artifacts import EXAMPLES_META
+from edgeship.components.artifacts import EXAMPLES_META
 from edgeship.components.train.executor import run_train
 from tests.helpers import builders
 from tests.helpers.checks import assert_nothing_written, one_line_error

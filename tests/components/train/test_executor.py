@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.components._artifacts import MODEL_META, SERVING_DIR, read_examples_meta
 from edgeship.components._dataset import encode, load_split
+from edgeship.components.artifacts import MODEL_META, SERVING_DIR, read_examples_meta
 from edgeship.components.train.executor import load_serving_fn, predict, run_train
 from edgeship.errors import InputError
 from tests.helpers import builders

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from edgeship.components._artifacts import MODEL_META, is_blessed
+from edgeship.components.artifacts import MODEL_META, is_blessed
 from edgeship.components.evaluate.executor import run_evaluate
 from edgeship.components.train.executor import run_train
 from tests.helpers import builders

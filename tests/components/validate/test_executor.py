@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeship.components._artifacts import LABEL_FEATURE
+from edgeship.components.artifacts import LABEL_FEATURE
 from edgeship.components.validate.executor import load_schema, run_validate
 from edgeship.errors import InputError
 from tests.helpers import builders
