@@ -98,3 +98,22 @@ def test_a_bad_param_exits_2_and_leaves_nothing(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "edgeship: error: --param epochs=many: expected an integer"]
     assert not (tmp_path / "run").exists()
+
+
+def test_channel_wins_over_a_param_as_on_the_kfp_route(tmp_path: Path, monkeypatch) -> None:
+    """``--channel`` and ``--param channel=...`` together: the flag wins (it once was appended
+    as a second ``push__channel``, which the one grammar refuses as given twice)."""
+    from edgeship import cli
+    from edgeship.tfx import run
+
+    seen: dict[str, object] = {}
+
+    def fake_run_sensor(workdir, data, label, bucket, keys, params) -> str:
+        seen.update(params)
+        return "table"
+
+    monkeypatch.setattr(run, "run_sensor", fake_run_sensor)
+    assert cli.main(["run", "sensor", "--orchestrator", "tfx", "--workdir", str(tmp_path),
+                     "--channel", "beta", "--param", "channel=alpha", "--param",
+                     "epochs=2"]) == 0
+    assert seen == {"push__channel": "beta", "train__epochs": 2}
