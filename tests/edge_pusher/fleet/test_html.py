@@ -133,3 +133,28 @@ def test_an_empty_refusal_chart_has_no_negative_ticks() -> None:
                 "builds": [r.as_dict() for r in fleet_status(reports, {})]}]
     svg = plots(history)["Refusal reasons (now)"]
     assert "\u22120" not in svg and "0.04" not in svg  # matplotlib's minus sign, or 0.045
+
+
+def test_history_lines_that_are_not_snapshots_are_skipped_not_fatal(tmp_path) -> None:
+    """Found while typing the page: a history line with ``builds`` but no ``time`` (another
+    tool's record, or one cut short) stopped the page with a KeyError, though the reader
+    said such lines are skipped. Now a line counts only when every field the plots read has
+    its type."""
+    from edgeship.edge_pusher.fleet.html import read_history
+
+    rows = fleet_history(tmp_path / "history.jsonl")
+    good = (tmp_path / "history.jsonl").read_text().splitlines()
+    build = json.loads(good[0])["builds"][0]
+    bad = [{"builds": []}, {"time": "not a time", "devices": 3, "builds": []},
+           {"time": "2026-11-30T10:05:00Z", "devices": True, "builds": []},
+           {"time": "2026-11-30T10:05:00Z", "devices": 3, "builds": [1]},
+           {"time": "2026-11-30T10:05:00Z", "devices": 3,
+            "builds": [build | {"refused": {"sensor/2/cpu": "many"}}]},
+           {"time": "2026-11-30T10:05:00Z", "devices": 3, "builds": [build | {"version": "2"}]}]
+    history = tmp_path / "mixed.jsonl"
+    history.write_text("\n".join([good[0], *(json.dumps(b) for b in bad), good[1], "[1"]))
+    assert [s["time"] for s in read_history(str(history))] == [
+        "2026-11-30T10:00:00Z", "2026-11-30T10:01:00Z"]
+    page = tmp_path / "fleet.html"
+    write_report(str(page), rows, FleetReports(read_at=0.0), str(history))
+    assert "2 snapshots" in page.read_text()
