@@ -30,6 +30,7 @@ from pathlib import Path
 from securesystemslib.signer import CryptoSigner, Key, Signer  # pyright: ignore[reportPrivateImportUsage]
 from tuf.api.metadata import Metadata, Root  # pyright: ignore[reportPrivateImportUsage]
 
+from edgeship.contract import is_array, is_object
 from edgeship.errors import OtaError
 
 ONLINE_ROLES = ("targets", "snapshot", "timestamp")
@@ -65,17 +66,39 @@ def _role_dir(keys_dir: Path, role: str) -> Path:
     return keys_dir / ("offline" if role == "root" else "online")
 
 
+def _read_table(path: Path) -> dict[str, object]:
+    """A small JSON table of the keys folder (``signers.json``, ``applied_roots.json``): an
+    object, or an :class:`OtaError` naming the file (FileNotFoundError passes through)."""
+    try:
+        table: object = json.loads(path.read_text())
+    except ValueError as e:
+        raise OtaError(f"{path} is damaged ({e}); restore it from a backup") from None
+    if not is_object(table):
+        raise OtaError(f"{path} is damaged (not a JSON object); restore it from a backup")
+    return table
+
+
+def _uris(table: dict[str, object], role: str, path: Path) -> list[str]:
+    """A role's signer URIs in a signers table: one URI, or a list of them."""
+    uris: object = table.get(role) or []
+    if isinstance(uris, str):
+        return [uris]
+    found = [uri for uri in uris if isinstance(uri, str)] if is_array(uris) else []
+    if not is_array(uris) or len(found) != len(uris):
+        raise OtaError(f"{path}: the {role} signers are not a URI or a list of URIs")
+    return found
+
+
 def _write_signer_uris(keys_dir: Path, role: str, uris: list[str]) -> None:
     path = _role_dir(keys_dir, role) / "signers.json"
-    table = json.loads(path.read_text()) if path.exists() else {}
+    table = _read_table(path) if path.exists() else {}
     table[role] = uris
     _write_public(path, json.dumps(table, indent=2, sort_keys=True).encode())
 
 
 def _signer_uris(keys_dir: Path, role: str) -> list[str]:
     path = _role_dir(keys_dir, role) / "signers.json"
-    uris = json.loads(path.read_text()).get(role, []) if path.exists() else []
-    return [uris] if isinstance(uris, str) else list(uris)
+    return _uris(_read_table(path), role, path) if path.exists() else []
 
 
 def _new_key(keys_dir: Path, role: str, filename: str) -> CryptoSigner:
@@ -122,7 +145,7 @@ def load_root(keys_dir: str | os.PathLike[str]) -> Metadata[Root]:
 
 def root_history(keys_dir: str | os.PathLike[str]) -> dict[int, bytes]:
     """All root versions kept in the keys directory, by version."""
-    out = {}
+    out: dict[int, bytes] = {}
     hist = Path(keys_dir) / "root_history"
     if hist.is_dir():
         for p in hist.glob("*.root.json"):
@@ -137,10 +160,14 @@ def applied_root(keys_dir: str | os.PathLike[str], bucket_url: str) -> int:
     otherwise serve an old root and make the publisher accept retired keys again."""
     path = Path(keys_dir) / APPLIED_ROOTS
     try:
-        return int(json.loads(path.read_text()).get(bucket_url, 0))
+        version = _read_table(path).get(bucket_url, 0)
     except FileNotFoundError:
         return 0
-    except (ValueError, AttributeError, TypeError) as e:
+    try:
+        if not isinstance(version, int | float | str):
+            raise TypeError(f"version {version!r} is not an integer")
+        return int(version)
+    except (ValueError, TypeError) as e:
         raise OtaError(f"{path} is damaged ({e}); restore it from a backup") from None
 
 
@@ -149,7 +176,7 @@ def record_applied_root(keys_dir: str | os.PathLike[str], bucket_url: str, versi
     if applied_root(keys_dir, bucket_url) >= version:
         return
     path = Path(keys_dir) / APPLIED_ROOTS
-    table = json.loads(path.read_text()) if path.exists() else {}
+    table = _read_table(path) if path.exists() else {}
     table[bucket_url] = version
     _write_public(path, json.dumps(table, indent=2, sort_keys=True).encode())
 
@@ -169,17 +196,15 @@ def load_signers(keys_dir: str | os.PathLike[str], role: str,
     root = root or load_root(kd).signed
     table_path = _role_dir(kd, role) / "signers.json"
     try:
-        table = json.loads(table_path.read_text())
+        table = _read_table(table_path)
     except FileNotFoundError:
         raise OtaError(f"no {table_path}: the {role} key is not available here") from None
-    uris = table.get(role) or []
-    if isinstance(uris, str):
-        uris = [uris]
+    uris = _uris(table, role, table_path)
     role_keys = [root.keys[k] for k in root.roles[role].keyids]
-    signers = []
+    signers: list[Signer] = []
     for uri in uris:
         full = _resolve_uri(table_path.parent, uri)
-        errors = []
+        errors: list[str] = []
         for key in role_keys:
             try:
                 signers.append(Signer.from_priv_key_uri(full, key))

@@ -46,6 +46,18 @@ def test_signers_load_through_uris_and_reject_foreign_keys(keys_dir, tmp_path):
         keys.load_signers(keys_dir, "targets")
 
 
+@pytest.mark.parametrize("table", [["file2:targets.pem"], {"targets": 7},
+                                   {"targets": ["file2:targets.pem", 7]}, "not json"])
+def test_a_damaged_signers_table_is_named_not_a_traceback(keys_dir, table):
+    """Found while typing keys.py: a signers.json that is not an object of URIs (a list, a
+    number where a URI goes) raised AttributeError or TypeError from deep in the loader; now
+    it is one line naming the file, like a damaged applied_roots.json."""
+    path = keys_dir / "online" / "signers.json"
+    path.write_text(table if isinstance(table, str) else json.dumps(table))
+    with pytest.raises(OtaError, match=f"{path}.*(damaged|not a URI or a list of URIs)"):
+        keys.load_signers(keys_dir, "targets")
+
+
 def test_publish_uploads_consistent_snapshot_layout(repo, bucket, publish):
     result = publish(1)
     assert result.paths == ["models/sensor/stable/1/cpu/model.tflite"]
