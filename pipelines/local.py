@@ -1,4 +1,5 @@
-"""Run a pipeline on this machine with ``kfp.local`` (SubprocessRunner, no cluster, no Docker).
+"""Run a pipeline on this machine with ``kfp.local`` (no cluster, no Docker), its steps in this
+process or each in its own (``RUNNERS``).
 
 Every output of a run lands under its work folder: the pipeline root with each task's artifacts,
 and ``run.log`` with everything the steps printed. The caller gets per-step wall times (read
@@ -22,13 +23,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from edgeship.components import progress
-from edgeship.errors import ERROR_DIR_ENV, InputError, read_step_errors
+from edgeship.errors import ERROR_DIR_ENV, InputError, UsageError, read_step_errors
+from edgeship.pipelines.inprocess import in_process_steps
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EVENT = re.compile(
     r"^(?P<time>\d\d:\d\d:\d\d\.\d{3}) - \w+ - "
     r"(?:Executing task '(?P<start>[^']+)'|Task '(?P<end>[^']+)' finished with status (?P<st>\w+))"
 )
+
+
+# How `edgeship run` executes steps: in this process (the default), or kfp.local's subprocesses.
+RUNNERS = ("in-process", "kfp-local")
 
 
 @dataclass
@@ -93,11 +99,17 @@ def run_local(
     arguments: dict[str, Any],
     workdir: str | Path,
     progress: TextIO | None = None,
+    runner: str = "in-process",
 ) -> RunResult:
     """Run the named pipeline to its end (or first failure) under ``workdir``.
 
     Step starts and ends are echoed to ``progress`` (e.g. ``sys.stdout``) when given.
+    ``runner`` is one of :data:`RUNNERS`: ``in-process`` runs the steps in this process
+    (``edgeship.pipelines.inprocess``), ``kfp-local`` each in its own Python, as kfp.local does
+    (what a cluster's containers do); both write the same artifacts.
     """
+    if runner not in RUNNERS:
+        raise UsageError(f"runner {runner!r}: expected one of {', '.join(RUNNERS)}")
     from kfp import local
 
     from edgeship.pipelines.registry import get_pipeline
@@ -106,6 +118,7 @@ def run_local(
     workdir = Path(workdir).resolve()
     pipeline_root = workdir / "pipeline_root"
     pipeline_root.mkdir(parents=True, exist_ok=True)
+    earlier_runs = {p for p in pipeline_root.iterdir() if p.is_dir()}
     log_path = workdir / "run.log"
     errors_dir = workdir / "errors"  # where a step that fails on bad input leaves its line
     shutil.rmtree(errors_dir, ignore_errors=True)  # a failure of an earlier run is not ours
@@ -125,6 +138,7 @@ def run_local(
         warnings.catch_warnings(),
         _environ(ERROR_DIR_ENV, str(errors_dir)),  # the steps are subprocesses: they inherit it
         _environ("TMPDIR", str(scratch)),
+        in_process_steps(scratch, log) if runner == "in-process" else contextlib.nullcontext(),
     ):
         start = log.tell()
         print(f"=== edgeship run {pipeline}, {dt.datetime.now().isoformat(timespec='seconds')}",
@@ -140,7 +154,9 @@ def run_local(
         text = log.read()  # this run's part
     if error:
         error = _step_error(errors_dir) or _ANSI.sub("", error) + f" (see {log_path})"
-    run_dirs = sorted(p for p in pipeline_root.iterdir() if p.is_dir())
+    # this run's folder: not the last by name (another pipeline's run in the same workdir may
+    # sort after it)
+    run_dirs = sorted(p for p in pipeline_root.iterdir() if p.is_dir() and p not in earlier_runs)
     run_dir = run_dirs[-1] if run_dirs else None
     return RunResult(pipeline, workdir, run_dir, log_path, _steps(text, run_dir), error)
 

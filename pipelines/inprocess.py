@@ -1,0 +1,152 @@
+"""Run kfp.local's steps inside this process: ``edgeship run``'s default local runner.
+
+kfp.local's SubprocessRunner starts a new Python for every step, and every step then imports
+TensorFlow, TFDV, TFMA and Beam again: on a small table that import is most of a run. This
+runner keeps kfp.local's orchestration (the DAG, the placeholders, the artifact layout under the
+pipeline root, ``executor_output.json``, its log lines and its error on a failed step) and swaps
+only the last move: instead of ``sh -c 'python3 -m kfp.dsl.executor_main ...'`` it compiles the
+same component source the subprocess would have written to a file and hands it to the same
+``kfp.dsl.executor.Executor``, here. Everything downstream reads the same files.
+
+What a subprocess gave for free, a step gets back here:
+
+- its own temporary folder (``tempfile.tempdir``, which a process computes once) and
+  ``_KFP_RUNTIME``, restored afterwards;
+- its output: Python's and the native libraries' writes to file descriptor 2 (TensorFlow's C++
+  log lines) go where the step's printed lines go, the run log, as they did through the pipe;
+- the working folder and environment it started with, whatever it changed;
+- a failure that ends only the step: an exception (or ``sys.exit``) becomes the failed status
+  kfp.local reports, with the traceback in the log; Ctrl-C still stops the run.
+
+State a library keeps in memory (TensorFlow's graph, Keras's name counters) does carry over
+from one step to the next; the steps seed what they draw, and a test runs a failing pipeline and
+then a good one in one process and checks the good one's results against a fresh process's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+# What kfp.dsl.component_factory's command for a lightweight Python component runs.
+_SCRIPT_MARKER = "kfp.dsl.executor_main"
+
+
+@dataclass(frozen=True)
+class StepCommand:
+    """What kfp.local would run in a subprocess for one lightweight Python step."""
+
+    function: str
+    source: str
+    executor_input: dict[str, Any]
+
+    @classmethod
+    def parse(cls, command: Sequence[str]) -> StepCommand:
+        """Read the component source, function name and executor input from ``command``.
+
+        Raises ValueError for anything but kfp's lightweight-component command (a container
+        component has no Python source to run here).
+        """
+        # ["sh", "-ec", <script>, <source>, *args]; a component that asks for kfp to be
+        # installed puts ["sh", "-c", <pip install ... && "$0" "$@">] in front (skipped here:
+        # this process has kfp)
+        start = next((i for i in range(len(command) - 3) if command[i] == "sh"
+                      and command[i + 1] == "-ec" and _SCRIPT_MARKER in command[i + 2]), None)
+        if start is None:
+            raise ValueError("not a lightweight Python component's command")
+        command = command[start:]
+        args = list(command[4:])
+        values: dict[str, str] = {}
+        for flag in ("--executor_input", "--function_to_execute"):
+            if flag not in args or args.index(flag) + 1 >= len(args):
+                raise ValueError(f"the command has no {flag}")
+            values[flag] = args[args.index(flag) + 1]
+        executor_input = json.loads(values["--executor_input"])
+        if not isinstance(executor_input, dict):
+            raise ValueError("--executor_input is not a JSON object")
+        return cls(values["--function_to_execute"], command[3], executor_input)
+
+
+def run_step(command: Sequence[str], scratch: Path, log: TextIO | None = None) -> int:
+    """Run one step's command in this process; 0 on success, else 1 (as its exit status)."""
+    from kfp.dsl.executor import Executor
+
+    step = StepCommand.parse(command)
+    namespace: dict[str, Any] = {"__name__": f"edgeship_step_{step.function}"}
+    with _as_if_a_new_process(scratch, log):
+        try:
+            # dont_inherit: this module's `from __future__ import annotations` would turn the
+            # step's annotations into strings, and kfp's Executor reads them as types
+            code = compile(step.source, f"<component {step.function}>", "exec", dont_inherit=True)
+            exec(code, namespace)
+            Executor(executor_input=step.executor_input,
+                     function_to_execute=namespace[step.function]).execute()
+        except SystemExit as stop:  # a step that exits ends itself, not the run
+            return 0 if stop.code in (0, None) else 1
+        except Exception:  # noqa: BLE001 - any error fails the step, as its process would
+            traceback.print_exc(file=sys.stdout)
+            return 1
+    return 0
+
+
+@contextlib.contextmanager
+def in_process_steps(scratch: Path, log: TextIO | None = None) -> Iterator[None]:
+    """While active, kfp.local's SubprocessRunner runs each step with :func:`run_step`.
+
+    ``log``, when given, receives what the steps write to file descriptor 2.
+    """
+    from kfp.local import subprocess_task_handler
+
+    def run_local_subprocess(full_command: list[str]) -> int:
+        return run_step(full_command, scratch, log)
+
+    original: Callable[[list[str]], int] = subprocess_task_handler.run_local_subprocess
+    subprocess_task_handler.run_local_subprocess = run_local_subprocess
+    try:
+        yield
+    finally:
+        subprocess_task_handler.run_local_subprocess = original
+
+
+@contextlib.contextmanager
+def _as_if_a_new_process(scratch: Path, log: TextIO | None) -> Iterator[None]:
+    saved_environ = dict(os.environ)
+    saved_cwd = os.getcwd()
+    saved_tempdir = tempfile.tempdir
+    os.environ["_KFP_RUNTIME"] = "true"
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = str(scratch)
+    try:
+        with _stderr_to(log):
+            yield
+    finally:
+        tempfile.tempdir = saved_tempdir
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_environ)
+
+
+@contextlib.contextmanager
+def _stderr_to(log: TextIO | None) -> Iterator[None]:
+    """Point file descriptor 2 at ``log`` (native libraries write there, not to sys.stderr)."""
+    if log is None:
+        yield
+        return
+    sys.stderr.flush()
+    log.flush()
+    saved = os.dup(2)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
