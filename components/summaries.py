@@ -16,7 +16,8 @@ def _ingest(s: dict[str, Any]) -> str:
     order = sorted(rows, key=lambda split: (split != "train", split))
     text = ", ".join(f"{split} {rows[split]}" for split in order)
     classes = len(s.get("classes", []))
-    return f"rows {text}; {s.get('bad_rows', 0)} bad rows dropped; {classes} classes"
+    shape = f"; {s['sensor_shape']}" if s.get("sensor_shape") else ""  # what sensor data chose
+    return f"rows {text}; {s.get('bad_rows', 0)} bad rows dropped; {classes} classes{shape}"
 
 
 def _validate(s: dict[str, Any]) -> str:

@@ -14,8 +14,8 @@ def ingest(
     label: str = "label",
     group_column: str = "",
     time_column: str = "",
-    window: int = 128,
-    stride: int = 64,
+    window: int = 0,
+    stride: int = 0,
     image_size: int = 0,
     channels: int = 0,
     eval_ratio: float = 0.2,
@@ -27,7 +27,7 @@ def ingest(
 
     Args:
         kind: "tabular" (one example per CSV row), "sensor" (fixed windows cut from a CSV time
-            series) or "image" (one example per image file).
+            series, or whole recordings) or "image" (one example per image file).
         data_path: a CSV file, a folder of CSV files with one header, a folder of
             ``<class>/*.png|*.jpg|*.jpeg``, or ``builtin:sensor`` / ``builtin:vision`` /
             ``builtin:tabular`` for the bundled data. Example: ``/data/vibration.csv``.
@@ -41,7 +41,10 @@ def ingest(
         time_column: sensor: column the rows of a group are sorted by (numbers or ISO-8601);
             empty keeps file order. Example: "time".
         window: sensor: rows per window; each channel becomes a float feature of this length.
-        stride: sensor: rows between the starts of consecutive windows (window/2 = 50% overlap).
+            0 takes it from the recordings (label runs per group): 128 when most are that
+            long; else the shortest when they are of about one length; else each recording
+            is one example, resampled to the longest's length (at most 128).
+        stride: sensor: rows between the starts of consecutive windows; 0 is half the window.
         image_size: image: images are resized to image_size x image_size pixels; 0 takes the
             most common longer side of the images, at most 64 (16 for ``builtin:vision``).
         channels: image: 1 for grey, 3 for RGB, 0 for colour when any image has it; the

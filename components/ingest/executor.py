@@ -9,10 +9,11 @@ the artifact is moved into place, so a failed step leaves nothing at ``output_di
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ class Plan:
     features: list[dict[str, Any]]
     extra_meta: dict[str, Any] = field(default_factory=dict)
     passthrough: list[str] = field(default_factory=list)
+    #: Called after the pipeline ran, for what only the data could tell (the sensor example
+    #: shape): completes ``features`` and ``extra_meta`` and returns lines for the summary.
+    finish: Callable[[], dict[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,8 @@ class IngestParams(StepParams):
     label: str = "label"
     group_column: str = ""
     time_column: str = ""
-    window: int = 128
-    stride: int = 64
+    window: int = 0
+    stride: int = 0
     image_size: int = 0
     channels: int = 0
     eval_ratio: float = 0.2
@@ -68,8 +72,10 @@ class IngestParams(StepParams):
         require(is_number(self.eval_ratio) and 0.0 < self.eval_ratio < 1.0, "eval_ratio",
                 self.eval_ratio, "between 0 and 1 (exclusive)")
         if self.kind == "sensor":
-            require(is_int(self.window) and self.window >= 2, "window", self.window, ">= 2")
-            require(is_int(self.stride) and self.stride >= 1, "stride", self.stride, ">= 1")
+            require(is_int(self.window) and (self.window == 0 or self.window >= 2), "window",
+                    self.window, ">= 2, or 0 to take it from the recordings")
+            require(is_int(self.stride) and self.stride >= 0, "stride", self.stride,
+                    ">= 1, or 0 for half the window")
         if self.kind == "image":
             require(is_int(self.image_size) and 0 <= self.image_size <= 1024, "image_size",
                     self.image_size, "between 1 and 1024, or 0 to take it from the images")
@@ -114,7 +120,8 @@ def run_ingest(
             plan = _plan_tabular(path, p.label, p.column_types)
         elif kind == "sensor":
             plan = _plan_sensor(
-                path, p.label, group_column, time_column, p.window, p.stride, p.column_types
+                path, p.label, group_column, time_column, p.window, p.stride, p.column_types,
+                work,
             )
         else:
             plan = _plan_images(path, image_size, channels)
@@ -123,7 +130,11 @@ def run_ingest(
             outcome = _pipeline.run(
                 plan.build, out, work, p.eval_ratio, list(p.beam_pipeline_args)
             )
-            _check_outcome(outcome, p.max_bad_rows, data_path, kind, p.window)
+            notes = plan.finish() if plan.finish else {}
+            whole = plan.extra_meta.get("sensor_mode") == "whole"  # no window to fall short of
+            _check_outcome(outcome, p.max_bad_rows, data_path, kind,
+                           0 if whole else plan.extra_meta.get("window", p.window),
+                           plan.extra_meta.get("recordings", ""))
             meta = {
                 "kind": kind,
                 "label_feature": LABEL_FEATURE,
@@ -146,6 +157,7 @@ def run_ingest(
         "bad_rows": meta["bad_rows"],
         "classes": meta["classes"],
         "examples": str(output_dir),
+        **notes,
     }
 
 
@@ -211,7 +223,10 @@ def _plan_sensor(
     window: int,
     stride: int,
     column_types: dict[str, str] | None,
+    work: Path,
 ) -> Plan:
+    """Parse rows, group them, choose the example shape from the recordings' lengths (unless
+    ``window`` is given) and cut examples in it; ``finish`` reads the shape back for the meta."""
     files = _csv.csv_files(path)
     header = _csv.read_headers(files)
     source = str(files[0])
@@ -240,8 +255,12 @@ def _plan_sensor(
     columns = _sensor.Columns(tuple(header), label, tuple(others), group_column, time_column)
     sources = [str(f) for f in files]
 
+    shape_file = work / "sensor-shape"
+
     def build(pipeline: Any) -> tuple[Any, Any, Any]:
         import apache_beam as beam
+        from apache_beam.io.textio import WriteToText
+        from apache_beam.pvalue import AsSingleton
 
         parsed = (
             pipeline
@@ -255,27 +274,59 @@ def _plan_sensor(
                 )
             ).with_outputs("bad", main="rows")
         )
-        items = (
-            parsed.rows
-            | "ByGroup" >> beam.GroupByKey()
-            | "Windows"
-            >> beam.FlatMap(
-                lambda kv: _sensor.cut_windows(kv[0], list(kv[1]), columns, window, stride)
+        groups = parsed.rows | "ByGroup" >> beam.GroupByKey()
+        # One small list (a length per recording) decides the shape of every example.
+        lengths = (
+            groups
+            | "Lengths" >> beam.FlatMap(lambda kv: _sensor.recording_lengths(kv[1]))
+            | "LengthList" >> beam.combiners.ToList()
+        )
+        chosen = lengths | "ChooseShape" >> beam.Map(
+            lambda ns: (_sensor.choose_shape(ns, window, stride), _sensor.describe_lengths(ns))
+        )
+        items = groups | "Examples" >> beam.FlatMap(
+            lambda kv, shape: _sensor.make_examples(kv[0], list(kv[1]), columns, shape[0]),
+            shape=AsSingleton(chosen),
+        )
+        _ = (
+            chosen
+            | "ShapeJson" >> beam.Map(
+                lambda c: json.dumps({"shape": c[0].to_dict(), "recordings": c[1]})
             )
+            | "WriteShape" >> WriteToText(str(shape_file), file_name_suffix=".json")
         )
         # Classes come from rows, not windows: a class too short for one window is reported.
         class_names = parsed.rows | "ClassNames" >> beam.Map(lambda kv: kv[1][3])
         return items, parsed.bad, class_names
 
-    features = [{"name": n, "dtype": "float", "shape": [window]} for n in others]
-    extra = {
+    features: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {
         "label_column": label,
         "group_column": group_column,
         "time_column": time_column,
-        "window": window,
-        "stride": stride,
     }
-    return Plan(build, features, extra, [group_column] if group_column else [])
+    plan = Plan(build, features, extra, [group_column] if group_column else [])
+
+    def finish() -> dict[str, str]:
+        (written,) = sorted(shape_file.parent.glob(f"{shape_file.name}-*.json"))
+        chosen = json.loads(written.read_text())
+        shape = _sensor.Shape.from_dict(chosen["shape"])
+        features.extend(
+            {"name": n, "dtype": "float", "shape": [shape.length]} for n in others
+        )
+        extra.update({
+            "window": shape.length,
+            "stride": shape.stride,
+            "sensor_mode": shape.mode,
+            "sensor_shape": shape.describe(),
+            "recordings": chosen["recordings"],
+        })
+        if shape.reason != "given":
+            log.info("sensor examples: %s; %s", shape.describe(), chosen["recordings"])
+        return {"sensor_shape": shape.describe()}
+
+    plan.finish = finish
+    return plan
 
 
 def _plan_images(path: Path, image_size: int, channels: int) -> Plan:
@@ -317,25 +368,29 @@ def _plan_images(path: Path, image_size: int, channels: int) -> Plan:
 
 
 def _no_training_examples(
-    outcome: _pipeline.Outcome, empty: list[str], source: str, kind: str, window: int
+    outcome: _pipeline.Outcome, empty: list[str], source: str, kind: str, window: int,
+    recordings: str = "",
 ) -> str:
     """One sentence naming the classes without training examples, and what to do."""
-    if kind == "sensor" and outcome.total("train") + outcome.total("eval") == 0:
+    if kind == "sensor" and window and outcome.total("train") + outcome.total("eval") == 0:
+        found = f": found {recordings}" if recordings else ""
         return (
             f"{source}: no recording has a run of one label at least window={window} rows "
-            "long, so no window could be cut; lower window (or check group_column)"
+            f"long, so no window could be cut; lower window, or leave it at 0 to take it from "
+            f"the recordings (or check group_column){found}"
         )
     named = [f"'{c}' ({outcome.counts['eval'][c]} in eval)" for c in empty]
     subject = f"class {named[0]} has" if len(named) == 1 else f"classes {', '.join(named)} have"
     hint = f" (a window needs {window} rows of one label in one recording)"
     return (
         f"{source}: {subject} no examples in the train split; add data for "
-        f"{'it' if len(named) == 1 else 'them'}" + (hint if kind == "sensor" else "")
+        f"{'it' if len(named) == 1 else 'them'}" + (hint if kind == "sensor" and window else "")
     )
 
 
 def _check_outcome(
-    outcome: _pipeline.Outcome, max_bad_rows: int, source: str, kind: str, window: int
+    outcome: _pipeline.Outcome, max_bad_rows: int, source: str, kind: str, window: int,
+    recordings: str = "",
 ) -> None:
     """Fail on what a later step could not use: too many bad rows, too few classes, gaps."""
     if outcome.fatal is not None:
@@ -362,7 +417,7 @@ def _check_outcome(
         raise InputError(f"{source}: found {found}; need at least 2 classes")
     empty = [c for c in classes if outcome.counts["train"][c] == 0]
     if empty:
-        raise InputError(_no_training_examples(outcome, empty, source, kind, window))
+        raise InputError(_no_training_examples(outcome, empty, source, kind, window, recordings))
     if outcome.total("eval") == 0:
         raise InputError(f"{source}: the eval split is empty; add data or raise eval_ratio")
     missing = [c for c in classes if outcome.counts["eval"][c] == 0]
