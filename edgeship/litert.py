@@ -9,12 +9,20 @@ imported, LiteRT only when a model is loaded: the device carries this module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from edgeship.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from ai_edge_litert.interpreter import Interpreter
+
+#: An array of real values, as the self-test and the measurements hold them.
+Real = npt.NDArray[np.float32]
 
 #: The Edge TPU runtime's delegate library, loaded for builds whose hardware is ``edgetpu``.
 EDGETPU_DELEGATE = "libedgetpu.so.1"
@@ -35,10 +43,11 @@ class Quantization:
     axis: int = 0
 
     @classmethod
-    def of(cls, detail: dict[str, Any]) -> Quantization:
-        """Read a tensor detail from ``get_input_details``/``get_tensor_details``."""
+    def of(cls, detail: Mapping[str, Any]) -> Quantization:
+        """Read a tensor detail from ``get_input_details``/``get_tensor_details`` (a mapping:
+        older runtimes give fewer fields)."""
         dtype = np.dtype(detail["dtype"])
-        params = detail.get("quantization_parameters") or {}
+        params: Mapping[str, Any] = detail.get("quantization_parameters") or {}
         scales = tuple(float(s) for s in np.ravel(params.get("scales", [])))
         zero_points = tuple(int(z) for z in np.ravel(params.get("zero_points", [])))
         if not scales:  # older runtimes give only the per-tensor pair
@@ -70,7 +79,7 @@ class Quantization:
         return {"dtype": self.dtype, "scale": list(self.scales),
                 "zero_point": list(self.zero_points), "axis": self.axis}
 
-    def _broadcast(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    def _broadcast(self, ndim: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         scales = np.asarray(self.scales, dtype=np.float64)
         zero_points = np.asarray(self.zero_points, dtype=np.float64)
         if len(self.scales) > 1:
@@ -79,25 +88,25 @@ class Quantization:
             scales, zero_points = scales.reshape(shape), zero_points.reshape(shape)
         return scales, zero_points
 
-    def quantize(self, real: Any) -> np.ndarray:
+    def quantize(self, real: npt.ArrayLike) -> npt.NDArray[Any]:
         """Real values -> this tensor's dtype: ``round(real / scale) + zero_point``, rounding
         halves away from zero as TFLite's QUANTIZE does, clipped to the dtype's range."""
-        real = np.asarray(real, dtype=np.float64)
+        values = np.asarray(real, dtype=np.float64)
         if not self.scales:
-            return real.astype(self.dtype)
-        scales, zero_points = self._broadcast(real.ndim)
+            return values.astype(self.dtype)
+        scales, zero_points = self._broadcast(values.ndim)
         info = np.iinfo(self.dtype)
-        steps = real / scales
+        steps = values / scales
         q = np.sign(steps) * np.floor(np.abs(steps) + 0.5) + zero_points
         return np.clip(q, info.min, info.max).astype(self.dtype)
 
-    def dequantize(self, stored: Any) -> np.ndarray:
+    def dequantize(self, stored: npt.ArrayLike) -> Real:
         """This tensor's stored values -> real values (float32)."""
-        stored = np.asarray(stored)
+        values = np.asarray(stored)
         if not self.scales:
-            return stored.astype(np.float32)
-        scales, zero_points = self._broadcast(stored.ndim)
-        return ((stored.astype(np.float64) - zero_points) * scales).astype(np.float32)
+            return values.astype(np.float32)
+        scales, zero_points = self._broadcast(values.ndim)
+        return ((values.astype(np.float64) - zero_points) * scales).astype(np.float32)
 
     def real_range(self) -> tuple[float, float]:
         """The smallest and largest real value the tensor can hold (over all its channels);
@@ -117,7 +126,7 @@ def delegate_for(hardware: str) -> str | None:
 
 
 def load(model: str | bytes, *, delegate: str | None = None, num_threads: int | None = None
-         ) -> Any:
+         ) -> Interpreter:
     """An allocated LiteRT interpreter for a model file (path) or its bytes.
 
     Raises :class:`~edgeship.errors.ModelLoadError` when the runtime cannot load it: a corrupt
@@ -139,35 +148,35 @@ def load(model: str | bytes, *, delegate: str | None = None, num_threads: int | 
         raise ModelLoadError(f"LiteRT cannot load the model: {err}") from None
 
 
-def input_quantization(interpreter: Any) -> Quantization:
+def input_quantization(interpreter: Interpreter) -> Quantization:
     return Quantization.of(interpreter.get_input_details()[0])
 
 
-def output_quantization(interpreter: Any) -> Quantization:
+def output_quantization(interpreter: Interpreter) -> Quantization:
     return Quantization.of(interpreter.get_output_details()[0])
 
 
-def set_input(interpreter: Any, real: Any) -> None:
+def set_input(interpreter: Interpreter, real: npt.ArrayLike) -> None:
     """Quantize a real-valued input with the model's own parameters and set it, resizing the
     input tensor when ``real`` has another shape (e.g. a batch of several examples)."""
     detail = interpreter.get_input_details()[0]
-    real = np.asarray(real, dtype=np.float32)
-    if real.size == int(np.prod(detail["shape"])):
-        real = real.reshape(detail["shape"])
+    values = np.asarray(real, dtype=np.float32)
+    if values.size == int(np.prod(detail["shape"])):
+        values = values.reshape(detail["shape"])
     else:
-        interpreter.resize_tensor_input(detail["index"], list(real.shape))
+        interpreter.resize_tensor_input(detail["index"], list(values.shape))
         interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(detail["index"], Quantization.of(detail).quantize(real))
+    interpreter.set_tensor(detail["index"], Quantization.of(detail).quantize(values))
 
 
-def get_output(interpreter: Any) -> np.ndarray:
+def get_output(interpreter: Interpreter) -> Real:
     """The first output, dequantized with the model's own parameters."""
     detail = interpreter.get_output_details()[0]
     return Quantization.of(detail).dequantize(interpreter.get_tensor(detail["index"]))
 
 
-def run(interpreter: Any, real: Any) -> np.ndarray:
+def run(interpreter: Interpreter, real: npt.ArrayLike) -> Real:
     """Run one real-valued input and return the real-valued first output.
 
     Raises :class:`~edgeship.errors.ModelLoadError` if the runtime fails to run it.
