@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -181,3 +182,20 @@ def test_whole_mode_without_group_column_keys_each_recording_by_position() -> No
         ("f.csv@0", "a", [0.0, 1.0, 2.0]),
         ("f.csv@3", "b", [3.0, 5.0, 7.0]),
     ]
+
+
+@pytest.mark.slow
+def test_train_takes_whole_recordings_at_the_shape_ingest_chose(tmp_path: Path) -> None:
+    """Train reads the example shape from the examples' meta: whole recordings of 7 to 29 rows
+    become a model over [29 rows, 2 channels], one prediction per recording."""
+    from edgeship.components.artifacts import MODEL_META
+    from edgeship.components.train.executor import predict, run_train
+
+    out = tmp_path / "examples"
+    _ingest(_csv(tmp_path / "d.csv", _varying()), out)
+    run_train(str(out), str(tmp_path / "model"), epochs=2, min_steps=0)
+    model_meta = json.loads((tmp_path / "model" / MODEL_META).read_text())
+    assert model_meta["input_shape"] == [29, 2]
+    examples = read_split(out, "eval")
+    batch = np.asarray([list(zip(e["x"], e["y"], strict=True)) for e in examples], np.float32)
+    assert predict(str(tmp_path / "model"), batch).shape == (len(examples), 2)
