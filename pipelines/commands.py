@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgeship.errors import InputError, StepFailed
+from edgeship.pipelines.local import RUNNERS
 from edgeship.subcommands import Subparsers
 
 PIPELINE_NAMES = ("sensor", "vision", "tabular")
@@ -47,6 +48,13 @@ def register_run(sub: Subparsers) -> None:
         default="kfp",
         help="kfp.local (default), or TFX's LocalDagRunner (sensor only; in TFX's environment, "
         "see docs/tfx.md)",
+    )
+    run.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        default=RUNNERS[0],
+        help="with kfp: run every step in this process (in-process, default: TensorFlow is "
+        "imported once), or each in its own Python as kfp.local and a cluster do (kfp-local)",
     )
     run.set_defaults(func=cmd_run)
 
@@ -101,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         arguments["keys_dir"] = _demo_keys(workdir)
 
     print(f"edgeship run {args.pipeline}: working in {workdir}", flush=True)
-    result = run_local(args.pipeline, arguments, workdir, progress=sys.stdout)
+    result = run_local(args.pipeline, arguments, workdir, progress=sys.stdout, runner=args.runner)
     from edgeship.pipelines.report import format_run
 
     print()
