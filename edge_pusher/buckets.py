@@ -25,10 +25,17 @@ import stat
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
+from http.client import HTTPResponse
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from edgeship.contract import file_kind
 from edgeship.errors import NotFound, OtaError, PreconditionFailed
+
+if TYPE_CHECKING:
+    from boto3 import S3Client
+
+_T = TypeVar("_T")
 
 
 class Bucket:
@@ -106,7 +113,7 @@ class FileBucket(Bucket):
                         "regular files (refused, nothing written)")
 
     @contextlib.contextmanager
-    def _folder(self, key: str, create: bool) -> Iterator[tuple[int, str]]:
+    def _folder(self, key: str, create: bool) -> Generator[tuple[int, str], None, None]:
         """(a descriptor of the folder holding ``key``, its last part), the folder reached
         from the root without following any link; with ``create``, missing folders are made.
         :class:`NotFound` when a folder is missing, :class:`OtaError` when one is a link or
@@ -170,7 +177,7 @@ class FileBucket(Bucket):
         return fd
 
     @contextlib.contextmanager
-    def _cas_lock(self):
+    def _cas_lock(self) -> Generator[None, None, None]:
         os.makedirs(self.root, exist_ok=True)
         with self._folder(".edgeship-cas.lock", create=True) as (folder, name):
             try:
@@ -208,7 +215,7 @@ class FileBucket(Bucket):
         return kind is not None
 
     def list(self, prefix: str = "") -> list[str]:
-        out = []
+        out: list[str] = []
         for dirpath, dirs, files in os.walk(self.root):
             for name in [*dirs, *files]:
                 path = os.path.join(dirpath, name)
@@ -308,7 +315,7 @@ class S3Bucket(Bucket):
     """
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
-                 region: str | None = None, client=None):
+                 region: str | None = None, client: S3Client | None = None):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
@@ -317,7 +324,7 @@ class S3Bucket(Bucket):
         self._client = client
 
     @property
-    def client(self):
+    def client(self) -> S3Client:
         if self._client is None:
             try:
                 import boto3  # deferred: devices never open s3:// buckets
@@ -336,7 +343,7 @@ class S3Bucket(Bucket):
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _call(self, what: str, key: str, fn, **kw):
+    def _call(self, what: str, key: str, fn: Callable[..., _T], **kw: str | bytes) -> _T:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -368,7 +375,7 @@ class S3Bucket(Bucket):
         from botocore.exceptions import BotoCoreError, ClientError
 
         strip = len(self.prefix) + 1 if self.prefix else 0
-        out = []
+        out: list[str] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self._key(prefix))
@@ -388,7 +395,7 @@ class S3Bucket(Bucket):
         return self._call("put", key, self.client.put_object, Body=data, IfMatch=etag)["ETag"]
 
     def delete(self, key: str, if_match: str | None = None) -> None:
-        kw = {"IfMatch": if_match} if if_match else {}
+        kw: dict[str, str] = {"IfMatch": if_match} if if_match else {}
         try:
             self._call("delete", key, self.client.delete_object, **kw)
         except NotFound:
@@ -404,7 +411,7 @@ class HttpBucket(Bucket):
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def _open(self, key: str):
+    def _open(self, key: str) -> HTTPResponse:
         try:
             return urllib.request.urlopen(self.join(key), timeout=self.timeout)  # noqa: S310
         except urllib.error.HTTPError as e:
@@ -426,7 +433,7 @@ class HttpBucket(Bucket):
             return False
         return True
 
-    def _read_only(self, *_a, **_k):
+    def _read_only(self, *_a: object, **_k: object) -> NoReturn:
         raise OtaError(f"{self.url} is read-only (HTTP); publish to its s3:// or file:// URL")
 
     list = put = put_if_absent = put_if_match = delete = _read_only
