@@ -188,8 +188,9 @@ def test_whole_mode_without_group_column_keys_each_recording_by_position() -> No
 def test_train_takes_whole_recordings_at_the_shape_ingest_chose(tmp_path: Path) -> None:
     """Train reads the example shape from the examples' meta: whole recordings of 7 to 29 rows
     become a model over [29 rows, 2 channels], one prediction per recording."""
+    from edgeship.components._serving import predict
     from edgeship.components.artifacts import MODEL_META
-    from edgeship.components.train.executor import predict, run_train
+    from edgeship.components.train.executor import run_train
 
     out = tmp_path / "examples"
     _ingest(_csv(tmp_path / "d.csv", _varying()), out)
