@@ -33,7 +33,7 @@ def _states(stdout: str) -> dict[str, str]:
 def test_a_run_publishes_and_a_second_one_comes_from_the_cache(tmp_path: Path) -> None:
     from edgeship.device import Agent
 
-    first = _run(tmp_path, "--param", "train__epochs=3")
+    first = _run(tmp_path, "--param", "epochs=3")
     assert first.returncode == 0, first.stderr[-3000:]
     assert set(_states(first.stdout).values()) == {"COMPLETE"}, first.stdout
     # issue 25: the table says what each step did, as the KFP route's does, and TensorFlow's
@@ -45,7 +45,7 @@ def test_a_run_publishes_and_a_second_one_comes_from_the_cache(tmp_path: Path) -
     assert "pushed v1 to " in rows["EdgePusher"] and "quantized variants:" in first.stdout
     assert len(first.stderr.splitlines()) <= 2, first.stderr[-3000:]
     assert "tensorflow" in (tmp_path / "run.log").read_text().lower()
-    second = _run(tmp_path, "--param", "train__epochs=3")
+    second = _run(tmp_path, "--param", "epochs=3")
     assert second.returncode == 0, second.stderr[-3000:]
     assert set(_states(second.stdout).values()) == {"CACHED"}, second.stdout
     assert _rows(second.stdout)["Evaluate"].split()[3:] == rows["Evaluate"].split()[3:]
