@@ -92,7 +92,7 @@ class PollResult:
     message: str = ""
     version: int | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "action": self.action, "reason": self.reason,
                 "message": self.message, "version": self.version}
 
@@ -546,7 +546,8 @@ class Agent:
     # ------------------------------------------------------------------ forever
 
     def run_forever(self, interval: float, jitter: float = 0.2, max_backoff: float = 3600.0,
-                    stop: threading.Event | None = None, on_result=None) -> None:
+                    stop: threading.Event | None = None,
+                    on_result: Callable[[PollResult], None] | None = None) -> None:
         """Poll every ``interval`` seconds (+/- jitter, so a fleet does not stampede the bucket),
         backing off exponentially while polls fail. The active model keeps serving throughout."""
         stop = stop or threading.Event()
