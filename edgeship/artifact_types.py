@@ -2,9 +2,10 @@
 
 KFP's own types cover examples (``Dataset``), models (``Model``) and what its UI shows
 (``Metrics``, ``ClassificationMetrics``, ``Markdown``); a blessing, statistics, a schema,
-anomalies, an evaluation, a training run's logs or a push would otherwise be a bare ``Artifact``, which any output can be wired into. Typed, a
-pipeline that passes the statistics where a blessing is expected fails when it is compiled, and
-the type says what the folder holds (as TFX's ``standard_artifacts`` and Google's
+anomalies, an evaluation, a training run's logs or a push would otherwise be a bare
+``Artifact``, which any output can be wired into. Typed, a pipeline that passes the statistics
+where a blessing is expected fails when it is compiled, and the type says what the folder
+holds (as TFX's ``standard_artifacts`` and Google's
 ``google_cloud_pipeline_components.types.artifact_types`` do). A bare ``Artifact`` still
 connects to any of them, as KFP allows.
 
