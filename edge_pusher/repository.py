@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import cast
@@ -86,9 +87,9 @@ class Release:
     hardware: str = "cpu"
     channel: str = "stable"
     rollout: int = 100
-    custom: dict = field(default_factory=dict)
+    custom: dict[str, object] = field(default_factory=dict[str, object])
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_name("model name", self.name)
         check_name("hardware", self.hardware)
         check_name("channel", self.channel)
@@ -101,6 +102,10 @@ class Release:
     @property
     def path(self) -> str:
         return target_path(self.name, self.channel, self.version, self.hardware)
+
+
+#: Metadata of any of the roles the publisher signs.
+AnyMetadata = Metadata[Root] | Metadata[Timestamp] | Metadata[Snapshot] | Metadata[Targets]
 
 
 @dataclass
@@ -128,7 +133,7 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def _canonical(obj) -> bytes:
+def _canonical(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -146,7 +151,7 @@ class Repository:
                  metadata_expiry: timedelta = DEFAULT_METADATA_EXPIRY,
                  bin_bits: int = DEFAULT_BIN_BITS,
                  lock_wait: float = DEFAULT_LOCK_WAIT, lock_lease: float = 300.0,
-                 clock=_utcnow):
+                 clock: Callable[[], datetime] = _utcnow):
         if bucket.read_only:
             raise OtaError(f"{bucket.url} is read-only; publish to its s3:// or file:// URL")
         if timestamp_expiry <= timedelta(0):
@@ -288,7 +293,7 @@ class Repository:
 
     # ------------------------------------------------------------------ transaction
 
-    def _transaction(self, change) -> PublishResult:
+    def _transaction(self, change: Callable[[_State], None]) -> PublishResult:
         self._signers = {}  # keys may have been rotated since the last transaction
         with PublishLock(self.bucket, lease_seconds=self.lock_lease, wait_seconds=self.lock_wait):
             st = self._load()
@@ -351,7 +356,8 @@ class Repository:
         if st.bucket_root_version < current:
             self.bucket.put("metadata/root.json", st.root.to_bytes())
 
-    def _verify_top(self, st_root: Root, older: list[Root], role: str, md: Metadata) -> bool:
+    def _verify_top(self, st_root: Root, older: list[Root], role: str,
+                    md: AnyMetadata) -> bool:
         """True if ``md`` is signed by the current key; False if only by a rotated-away key
         (so it must be re-signed); raises if signed by neither."""
         if _verifies(st_root, role, md):
@@ -372,7 +378,7 @@ class Repository:
             return self._empty_state(root_md, have)
         try:
             ts = Metadata[Timestamp].from_bytes(ts_bytes)
-            stale = set()
+            stale: set[str] = set()
             if not self._verify_top(root, older, "timestamp", ts):
                 stale.add("timestamp")
             sv = ts.signed.snapshot_meta.version
@@ -457,7 +463,8 @@ class Repository:
 
     # ------------------------------------------------------------------ targets and index
 
-    def _put_target(self, st: _State, path: str, data: bytes, custom: dict) -> TargetFile:
+    def _put_target(self, st: _State, path: str, data: bytes,
+                    custom: dict[str, object]) -> TargetFile:
         tf = TargetFile.from_data(path, data, ["sha256"])
         tf.unrecognized_fields["custom"] = canonical_safe(custom)
         key = content_key(path, tf.hashes["sha256"])
@@ -518,7 +525,7 @@ class Repository:
 
     # ------------------------------------------------------------------ commit
 
-    def _create_versioned(self, st: _State, role: str, md: Metadata,
+    def _create_versioned(self, st: _State, role: str, md: AnyMetadata,
                           first: int) -> tuple[int, bytes]:
         """Sign ``md`` as the first free version >= ``first`` and create it (never overwrite).
 
@@ -607,7 +614,7 @@ def _succinct(st: _State) -> tuple[Delegations, SuccinctRoles]:
     return delegations, delegations.succinct_roles
 
 
-def _verifies(delegator: Root | Targets, role: str, md: Metadata) -> bool:
+def _verifies(delegator: Root | Targets, role: str, md: AnyMetadata) -> bool:
     try:
         delegator.verify_delegate(role, md.signed_bytes, md.signatures)
         return True
