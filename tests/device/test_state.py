@@ -231,3 +231,19 @@ def test_status_with_a_missing_firmware_root_is_one_line(v1, tmp_path, capsys):
                  "--trusted-root", str(tmp_path / "nope.json")]) == 1
     assert capsys.readouterr().err.strip() == (
         f"edgeship: error: --trusted-root {tmp_path / 'nope.json'}: no such file")
+
+
+def test_an_offline_repair_does_not_go_back_to_a_revoked_build(v1, publish, repo, make_agent):
+    """Found in review: with ``active`` damaged and the bucket out of reach, repair made the
+    newest proven slot active even when it held a build this device had left as revoked, so
+    the device ran a revoked model until it could poll again. The slot it went back to is
+    as proven, and not refused."""
+    publish(2, which="b")
+    assert v1.poll_once().version == 2  # slot b
+    repo.change_rollout("sensor", 2, state="revoked")
+    assert v1.poll_once().action == "reverted"  # slot a: v1; slot b still holds v2
+    _write(_path(v1, "active"), "c\n")
+    offline = make_agent(repo_url="http://127.0.0.1:9")
+    assert offline.poll_once().reason == "bucket-unreachable"
+    _assert_runs_signed_v1(offline)
+    assert offline.status()["repairs"][-1].endswith("active: names no slot: 'c'; now slot a")
