@@ -55,8 +55,15 @@ def step_lines(stdout: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sensor_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The one end-to-end run with kfp.local's own subprocess per step (every other run here
+    and in the docs runs its steps in one process, the default)."""
     workdir = tmp_path_factory.mktemp("sensor")
-    return workdir, edgeship("run", "sensor", "--workdir", str(workdir))
+    return workdir, edgeship("run", "sensor", "--runner", "kfp-local", "--workdir", str(workdir))
+
+
+def results(stdout: str) -> dict[str, list[str]]:
+    """Each step's status and result, without its time (which differs from run to run)."""
+    return {step: line.split()[1:2] + line.split()[3:] for step, line in step_lines(stdout).items()}
 
 
 @pytest.mark.slow
@@ -87,6 +94,34 @@ def test_the_sample_run_in_the_docs_is_what_a_run_prints(sensor_run, doc: str) -
         assert shown[step].split()[3:] == real[step].split()[3:], (doc, step)
     parameters = re.search(r"\d+ parameters", real["train"])
     assert parameters and parameters.group(0) in shown["train"], (doc, real["train"])
+
+
+@pytest.mark.slow
+def test_a_failed_run_in_the_same_process_does_not_change_the_next_runs_results(
+        sensor_run, tmp_path: Path) -> None:
+    """In one process: a run that fails at its last step (push cannot find its keys) after
+    training, evaluating and quantizing in-process, then a good run. The good run's results are
+    the fresh subprocess run's (the ``sensor_run`` fixture, kfp-local)."""
+    _, fresh = sensor_run
+    assert fresh.returncode == 0, fresh.stderr
+    script = (
+        "import sys\n"
+        "from edgeship.cli import main\n"
+        f"failed = main(['run', 'sensor', '--workdir', {str(tmp_path / 'failed')!r}, "
+        f"'--param', 'keys_dir={tmp_path / 'no-keys'}'])\n"
+        "print('=== second run')\n"
+        f"good = main(['run', 'sensor', '--workdir', {str(tmp_path / 'good')!r}])\n"
+        "print('=== exit', failed, good)\n"
+    )
+    both = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=REPO, timeout=1200)
+    failed_part, _, good_part = both.stdout.partition("=== second run")
+    assert "=== exit 1 0" in good_part, both.stderr[-3000:] + both.stdout[-3000:]
+    assert results(failed_part)["push"][0] == "FAILURE"
+    assert results(failed_part)["quantize"][0] == "SUCCESS"  # it failed late, with TF in use
+    good, fresh_results = results(good_part), results(fresh.stdout)
+    assert good.pop("push")[-1] == fresh_results.pop("push")[-1]  # the same target (bucket apart)
+    assert good == fresh_results
 
 
 @pytest.mark.slow
