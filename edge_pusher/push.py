@@ -24,10 +24,12 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from edgeship import litert
 from edgeship.components.params import StepParams, is_int
@@ -37,6 +39,7 @@ from edgeship.contract import (
     check_name,
     check_rollout,
     check_version,
+    is_object,
     self_test_tolerance,
 )
 from edgeship.edge_pusher.buckets import open_bucket
@@ -44,6 +47,9 @@ from edgeship.edge_pusher.repository import Release, Repository
 from edgeship.errors import InputError, ModelLoadError, OtaError
 from edgeship.image import KEYS_DIR
 from edgeship.quantization_report import REPORT_JSON, read_report
+
+if TYPE_CHECKING:
+    from ai_edge_litert.interpreter import Interpreter
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +74,19 @@ class PushParams(StepParams):
     pipeline_run: str = ""
 
     def check(self) -> None:
-        if not isinstance(self.bucket_url, str) or not self.bucket_url:
+        if not _is_text(self.bucket_url):
             raise InputError("bucket_url: must name the OTA bucket (s3://... or file://...)")
         check_name("model name", self.model_name)
         check_name("channel", self.channel)
         check_rollout(self.rollout_percent)
         if not (is_int(self.version) and self.version == 0):
             check_version(self.version)
+
+
+def _is_text(value: object) -> bool:
+    """A non-empty string. Parameters arrive from KFP's ``locals()`` or a command line, so
+    their annotations are checked at run time, not trusted."""
+    return isinstance(value, str) and bool(value)
 
 
 @dataclass
@@ -114,25 +126,26 @@ def blessing_state(path: str | None, what: str) -> tuple[bool, str]:
     return False, f"{what} blessing {path} holds neither BLESSED nor NOT_BLESSED"
 
 
-def headline_metrics(report: dict[str, Any], variant: str) -> dict[str, Any]:
+def headline_metrics(report: Mapping[str, object], variant: str) -> dict[str, object]:
     """Numbers worth showing next to a build: the variant's scalar fields (accuracy, size,
     agreement, ...), one level of nested numbers (``latency_ms.median`` ->
     ``latency_ms_median``), and the float reference accuracy. An Edge TPU build shows the int8
     model's numbers it was compiled from."""
-    variants = report.get("variants", {})
-    entry = variants.get(variant) or variants.get("int8") or {}
-    metrics: dict[str, Any] = {}
+    variants = report.get("variants")
+    found = (variants.get(variant) or variants.get("int8")) if is_object(variants) else None
+    entry: dict[str, object] = found if is_object(found) else {}
+    metrics: dict[str, object] = {}
     for key, value in entry.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             metrics[key] = value
-        elif key == "latency_ms" and isinstance(value, dict):
+        elif key == "latency_ms" and is_object(value):
             metrics.update({f"{key}_{k}": v for k, v in value.items()})
     if "float_accuracy" in report:
         metrics["float_accuracy"] = report["float_accuracy"]
     return metrics
 
 
-def _default_input(interpreter: Any) -> np.ndarray:
+def _default_input(interpreter: Interpreter) -> npt.NDArray[np.float32]:
     """A deterministic input spanning the model's input range, when no report gives one."""
     detail = interpreter.get_input_details()[0]
     low, high = litert.input_quantization(interpreter).real_range()
@@ -140,8 +153,8 @@ def _default_input(interpreter: Any) -> np.ndarray:
     return rng.uniform(low, high, size=[int(d) for d in detail["shape"]]).astype(np.float32)
 
 
-def build_release_custom(model: bytes, hardware: str, report: dict[str, Any] | None,
-                         cpu_reference: bytes | None, pipeline_run: str) -> dict[str, Any]:
+def build_release_custom(model: bytes, hardware: str, report: Mapping[str, object] | None,
+                         cpu_reference: bytes | None, pipeline_run: str) -> dict[str, object]:
     """Signed custom metadata for one build: the self-test, the model's input/output
     quantization, headline metrics and the pipeline run.
 
@@ -155,11 +168,12 @@ def build_release_custom(model: bytes, hardware: str, report: dict[str, Any] | N
     q_out = litert.output_quantization(interpreter)
     atol, rtol = self_test_tolerance(q_out.step)
     measured = (report or {}).get("self_test")
-    if measured:
-        x = np.asarray(measured["input"], dtype=np.float32)
+    if is_object(measured) and measured:
+        x = _reals(measured["input"], "input")
         expected = litert.run(interpreter, x)
-        quantize_test = SelfTest(x, np.asarray(measured["expected_output"], dtype=np.float32),
-                                 float(measured["atol"]), float(measured["rtol"]))
+        quantize_test = SelfTest(x, _reals(measured["expected_output"], "expected_output"),
+                                 _tolerance(measured["atol"], "atol"),
+                                 _tolerance(measured["rtol"], "rtol"))
         # This runtime must compute what quantize's did on the same file and input (the file's
         # identity is checked by hash before): another LiteRT would fail on devices too.
         why = quantize_test.differs(expected)
@@ -182,11 +196,34 @@ def build_release_custom(model: bytes, hardware: str, report: dict[str, Any] | N
     }
 
 
-def measured_sha256(report: dict[str, Any], variant: str) -> str | None:
+def _reals(values: object, what: str) -> npt.NDArray[np.float32]:
+    """Real values the quantization report's self-test records (nested JSON lists)."""
+    try:
+        return np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise OtaError(f"the quantization report's self-test {what} is not an array of "
+                       "numbers") from None
+
+
+def _tolerance(value: object, what: str) -> float:
+    """A tolerance the quantization report's self-test records: a number (or its text)."""
+    try:
+        if isinstance(value, int | float | str):
+            return float(value)
+    except ValueError:
+        pass
+    raise OtaError(f"the quantization report's self-test {what} {value!r} is not a number")
+
+
+def measured_sha256(report: Mapping[str, object], variant: str) -> str | None:
     """The sha256 quantize recorded for the file of ``variant``."""
     if variant == EDGETPU_VARIANT:
-        return (report.get("edgetpu") or {}).get("sha256")
-    return (report["variants"].get(variant) or {}).get("sha256")
+        holder = report.get("edgetpu")
+    else:
+        variants = report.get("variants")
+        holder = variants.get(variant) if is_object(variants) else None
+    sha256 = holder.get("sha256") if is_object(holder) else None
+    return sha256 if isinstance(sha256, str) else None
 
 
 def push(quantized_dir: str, evaluate_blessing: str | None, quantize_blessing: str | None,
@@ -221,7 +258,7 @@ def _push(quantized_dir: str, evaluate_blessing: str | None, quantize_blessing: 
     files = {variant: _measured_file(quantized_dir, variant, report)
              for variant in VARIANT_HARDWARE
              if os.path.isfile(os.path.join(quantized_dir, f"model_{variant}.tflite"))}
-    releases = []
+    releases: list[Release] = []
     for variant, data in files.items():
         hardware = VARIANT_HARDWARE[variant]
         reference = files["int8"] if hardware != "cpu" else None
@@ -237,7 +274,7 @@ def _push(quantized_dir: str, evaluate_blessing: str | None, quantize_blessing: 
                        result.timestamp_version, p.rollout_percent)
 
 
-def _measured_file(quantized_dir: str, variant: str, report: dict[str, Any]) -> bytes:
+def _measured_file(quantized_dir: str, variant: str, report: Mapping[str, object]) -> bytes:
     """The variant's bytes, read once, and only if they are the file quantize measured: a file
     swapped or rebuilt after quantize blessed it is not what the blessing speaks for."""
     path = os.path.join(quantized_dir, f"model_{variant}.tflite")

@@ -66,6 +66,24 @@ def test_a_runtime_that_computes_otherwise_than_quantize_is_refused(quantized, t
               bucket, keys_dir)
 
 
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("atol", "abc", "self-test atol 'abc' is not a number"),
+    ("rtol", None, "self-test rtol None is not a number"),
+    ("input", [[1.0, "x"]], "self-test input is not an array of numbers")])
+def test_a_malformed_self_test_in_the_report_is_named(quantized, tmp_path, bucket, keys_dir,
+                                                      field, value, said):
+    """Found while typing push: a self-test tolerance or input that is not a number (a
+    hand-edited report) stopped push with a bare ValueError or TypeError; now it is one line
+    saying which field, and nothing is published."""
+    report = json.loads((quantized / REPORT_JSON).read_text())
+    report["self_test"][field] = value
+    (quantized / REPORT_JSON).write_text(json.dumps(report))
+    with pytest.raises(OtaError, match=f"the quantization report's {said}"):
+        _push(quantized, _blessing(tmp_path / "eb", True), _blessing(tmp_path / "qb", True),
+              bucket, keys_dir)
+    assert not bucket.exists("metadata/timestamp.json")
+
+
 @pytest.mark.parametrize("which", ["evaluate", "quantize"])
 def test_not_blessed_is_not_pushed_and_exits_cleanly(quantized, tmp_path, bucket, keys_dir,
                                                      which):
