@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The one image every edgeship component runs in (edgeship.components._image names it:
+# The one image every edgeship component runs in (edgeship.image names it:
 # EDGESHIP_IMAGE, default edgeship:<package version>). Build: make image; load: make kind-load.
 #
 # Base: Debian 12 (bookworm) slim, Python 3.11, pinned by digest (the multi-arch index of the

@@ -25,9 +25,9 @@ need() {
 }
 
 image_name() {
-  # One source of truth for the image name: components/_image.py (EDGESHIP_IMAGE wins).
+  # One source of truth for the image name: edgeship/image.py (EDGESHIP_IMAGE wins).
   [[ -x "${VENV_BIN}/python" ]] || die "no ${ROOT}/.venv: run 'make install' first"
-  (cd "${ROOT}" && "${VENV_BIN}/python" -c 'from edgeship.components._image import IMAGE; print(IMAGE)')
+  (cd "${ROOT}" && "${VENV_BIN}/python" -c 'from edgeship.image import IMAGE; print(IMAGE)')
 }
 
 cluster_exists() {
