@@ -116,3 +116,21 @@ def test_typed_artifacts_pass_between_steps_in_a_local_run(tmp_path: Path) -> No
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path),
                raise_on_error=True)
     assert typed().output == "BLESSED: ModelBlessing system.ModelBlessing"
+
+
+def test_each_type_is_named_as_the_tfx_components_type_for_the_same_folder() -> None:
+    """The same step under TFX (``edgeship.tfx``) takes and makes TFX's standard artifact of the
+    same name, so a folder is one kind of thing under either orchestrator."""
+    import ast
+
+    from edgeship import artifact_types
+    from tests.helpers import REPO
+
+    tree = ast.parse((REPO / "tfx_components" / "components.py").read_text())
+    tfx_types = {node.attr for node in ast.walk(tree)
+                 if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                 and node.value.id == "sa"}
+    ours = set(artifact_types.__all__)
+    assert ours <= tfx_types, ours - tfx_types
+    for name in ours:
+        assert getattr(artifact_types, name).schema_title == f"system.{name}"
