@@ -293,7 +293,7 @@ def _plan_sensor(
             | "ShapeJson" >> beam.Map(
                 lambda c: json.dumps({"shape": c[0].to_dict(), "recordings": c[1]})
             )
-            | "WriteShape" >> WriteToText(str(shape_file), file_name_suffix=".json")
+            | "WriteShape" >> WriteToText(str(shape_file), file_name_suffix=".json", num_shards=1)
         )
         # Classes come from rows, not windows: a class too short for one window is reported.
         class_names = parsed.rows | "ClassNames" >> beam.Map(lambda kv: kv[1][3])
@@ -308,8 +308,9 @@ def _plan_sensor(
     plan = Plan(build, features, extra, [group_column] if group_column else [])
 
     def finish() -> dict[str, str]:
-        (written,) = sorted(shape_file.parent.glob(f"{shape_file.name}-*.json"))
-        chosen = json.loads(written.read_text())
+        written = sorted(shape_file.parent.glob(f"{shape_file.name}-*.json"))
+        (line,) = [t for f in written for t in f.read_text().splitlines() if t.strip()]
+        chosen = json.loads(line)
         shape = _sensor.Shape.from_dict(chosen["shape"])
         features.extend(
             {"name": n, "dtype": "float", "shape": [shape.length]} for n in others
