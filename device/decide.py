@@ -43,6 +43,7 @@ versions the first slot: the same state always gives the same slot.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -199,9 +200,10 @@ def plan(models: Models, slots: Slots, refused: Iterable[str], identity: Identit
         name = names[0] if names else None
     if name is None:
         return Plan(None, revoked=revoked)
+    # in one order whatever the index's, so that a refusal names the same entry every time
+    raw = sorted((dict(e) for e in models.get(name, ())), key=_canonical)
     try:
-        entries = model_entries(name, [dict(e) for e in models.get(name, ())],
-                                identity.hardware)
+        entries = model_entries(name, raw, identity.hardware)
     except OtaError as e:
         return Plan(name, revoked=revoked, refusal=Decision(
             "refuse", "invalid-index", f"signed channel index: {name}: {e}",
@@ -243,6 +245,10 @@ def check_signed(custom: object, name: str, version: int,
         return Decision("refuse", "signed", f"target metadata says {checked.name} "
                         f"v{checked.version}, index says {what}", "invalid-metadata")
     return None
+
+
+def _canonical(entry: Mapping[str, Any]) -> str:
+    return json.dumps(entry, sort_keys=True, default=repr)
 
 
 def signed_verdict(entry: IndexEntry, signed: Signed | None, name: str,

@@ -7,7 +7,6 @@ The agent carries out what these functions decide (``tests/edge_pusher/test_roll
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from hypothesis import given, settings
@@ -21,8 +20,8 @@ NAMES = ("m", "n")
 HARDWARE = ("cpu", "arm")
 CHANNELS = ("stable", "beta")
 SLOTS = ("a", "b")
-settings.register_profile("decide", max_examples=300, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "decide"))
+#: For these tests only (a profile loaded here would change every later test module's).
+rules = settings(max_examples=250, deadline=None)
 
 identities = st.builds(Identity, st.sampled_from(["dev-1", "dev-2", "cam-0042", "x"]),
                        st.sampled_from(HARDWARE), st.sampled_from(CHANNELS),
@@ -107,6 +106,7 @@ def raw_entries_of(models: dict[str, list[dict[str, Any]]], name: str, version: 
         version, hardware)]
 
 
+@rules
 @given(worlds())
 def test_a_chosen_build_is_one_the_index_offers_this_device_and_the_signed_record_confirms(
         world: Any) -> None:
@@ -131,6 +131,7 @@ def test_a_chosen_build_is_one_the_index_offers_this_device_and_the_signed_recor
     assert rollout_covers(entry["rollout"], who.device_id, build.name, build.version)
 
 
+@rules
 @given(worlds())
 def test_a_revoked_build_is_never_chosen_and_is_always_recorded_as_refused(world: Any) -> None:
     models, signed, slots, refused, who = world
@@ -149,6 +150,7 @@ def test_a_revoked_build_is_never_chosen_and_is_always_recorded_as_refused(world
         assert decision.revoked == active
 
 
+@rules
 @given(worlds())
 def test_never_below_the_active_version_of_the_same_model_unless_it_is_revoked(
         world: Any) -> None:
@@ -162,6 +164,7 @@ def test_never_below_the_active_version_of_the_same_model_unless_it_is_revoked(
         assert decision.build.version > active.version
 
 
+@rules
 @given(worlds())
 def test_the_fallback_from_a_revoked_build_is_what_the_index_gives_a_device_with_no_model(
         world: Any) -> None:
@@ -184,6 +187,7 @@ def test_the_fallback_from_a_revoked_build_is_what_the_index_gives_a_device_with
             "kept-revoked", "revoked-no-fallback", gone.version)
 
 
+@rules
 @given(worlds())
 def test_a_device_never_switches_back_to_an_unproven_slot(world: Any) -> None:
     """A revert activates the other slot only when it holds exactly the build chosen: its
@@ -202,6 +206,7 @@ def test_a_device_never_switches_back_to_an_unproven_slot(world: Any) -> None:
     assert decision.version == other.version
 
 
+@rules
 @given(worlds(), st.randoms(use_true_random=False))
 def test_the_decision_is_deterministic_and_ignores_the_order_of_the_index(
         world: Any, rng: Any) -> None:
@@ -217,6 +222,7 @@ def test_the_decision_is_deterministic_and_ignores_the_order_of_the_index(
     assert decide.choose(models, signed, slots, refused, who) == decision
 
 
+@rules
 @given(worlds())
 def test_a_lazy_reader_fetches_exactly_the_records_choose_reads(world: Any) -> None:
     """The agent fetches signed records one at a time (each may cost a download) and stops
@@ -268,6 +274,7 @@ def slot_states(draw: st.DrawFn) -> tuple[str | None, bool, dict[str, Held], set
     return pointer, damaged, proven, unknown, refused
 
 
+@rules
 @given(slot_states())
 def test_repair_points_active_only_at_a_proven_slot(state: Any) -> None:
     pointer, damaged, proven, unknown, refused = state
@@ -283,6 +290,7 @@ def test_repair_points_active_only_at_a_proven_slot(state: Any) -> None:
         assert not proven and (pointer is not None or damaged)
 
 
+@rules
 @given(slot_states())
 def test_repair_prefers_a_build_this_device_did_not_refuse_and_then_the_newest(
         state: Any) -> None:
@@ -304,6 +312,7 @@ def test_repair_prefers_a_build_this_device_did_not_refuse_and_then_the_newest(
         assert chosen.version == max(h.version for h in proven.values())
 
 
+@rules
 @given(slot_states())
 def test_repair_is_the_same_whatever_order_its_inputs_come_in(state: Any) -> None:
     pointer, damaged, proven, unknown, refused = state
