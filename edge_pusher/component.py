@@ -2,8 +2,9 @@
 
 from typing import NamedTuple
 
-from kfp import dsl
-from kfp.dsl import Input, Model, Output
+# kfp ships neither stubs nor py.typed; the type checker reads its classes from its source.
+from kfp import dsl  # pyright: ignore[reportMissingTypeStubs]
+from kfp.dsl import Input, Model, Output  # pyright: ignore[reportMissingTypeStubs]
 
 from edgeship.artifact_types import ModelBlessing, PushedModel
 from edgeship.image import IMAGE
@@ -11,9 +12,11 @@ from edgeship.image import IMAGE
 
 # Defaults are literals: KFP runs this function's source as a script of its own, where no
 # module-level name exists. keys_dir's is edgeship.image.KEYS_DIR (a test checks
-# that they agree).
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
-def push(
+# that they agree). kfp types its decorator's ``func`` as returning Unknown, and the return
+# annotation below is KFP's spelling, not a type a checker reads: the two rules are waived for
+# these lines only; the body is checked in full.
+@dsl.component(base_image=IMAGE, install_kfp_package=False)  # pyright: ignore[reportUnknownMemberType, reportUntypedFunctionDecorator]
+def push(  # pyright: ignore[reportUnknownParameterType]
     quantized_models: Input[Model],
     evaluate_blessing: Input[ModelBlessing],
     quantize_blessing: Input[ModelBlessing],
@@ -60,8 +63,6 @@ def push(
         pushed: whether anything was published.
         message: ``pushed vN to BUCKET: paths`` or ``not pushed: reason``.
     """
-    from collections import namedtuple
-
     from edgeship.edge_pusher.push import PushParams
     from edgeship.edge_pusher.push import push as run_push
     from edgeship.errors import step_errors
@@ -75,9 +76,13 @@ def push(
             params,
             output_dir=pushed_model.path,
         )
-    pushed_model.metadata.update(
+    pushed_model.metadata.update(  # pyright: ignore[reportUnknownMemberType] - kfp: a bare Dict
         {"pushed": int(outcome.pushed), "message": outcome.line(), "bucket": bucket_url,
          "version": outcome.version or 0, "targets": outcome.targets}
     )
-    Outputs = namedtuple("Outputs", ["pushed", "message"])
+
+    class Outputs(NamedTuple):
+        pushed: bool
+        message: str
+
     return Outputs(outcome.pushed, outcome.line())
