@@ -8,8 +8,10 @@ One import root, four packages with one job each (``docs/architecture.md``)::
     edgeship.device       the device agent: poll, verify, self-test, switch A/B
 
 and, here at the root, what they share: the command line (``edgeship.cli``), the one error model
-(``edgeship.errors``), the OTA contract between publisher and device (``edgeship.contract``) and
-the one LiteRT module (``edgeship.litert``). Importing ``edgeship`` imports none of them.
+(``edgeship.errors``), the OTA contract between publisher and device (``edgeship.contract``),
+the quantize -> push contract (``edgeship.quantization_report``), the one LiteRT module
+(``edgeship.litert``), the image the steps run in (``edgeship.image``) and the steps' KFP
+artifact types (``edgeship.artifact_types``). Importing ``edgeship`` imports none of them.
 """
 
 from os import path as _path
