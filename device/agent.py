@@ -24,11 +24,11 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NoReturn, Protocol, cast
 
 from tuf.api import exceptions as tuf_exc
 from tuf.api.metadata import TargetFile  # pyright: ignore[reportPrivateImportUsage]
-from tuf.ngclient import Updater, UpdaterConfig
+from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
 from edgeship.contract import (
     MAX_INDEX_BYTES,
@@ -57,7 +57,7 @@ from edgeship.device.fetcher import (
     fetcher_for,
     normalize_repo_url,
 )
-from edgeship.device.slots import SLOTS, atomic_write, file_identity, remove
+from edgeship.device.slots import SLOTS, SlotMeta, atomic_write, file_identity, remove
 from edgeship.device.state import TRUSTED_ROOT_FILE, StateDir, device_status, now_iso
 from edgeship.device.trust import CappedUpdater, SignedCache, Unverifiable
 from edgeship.errors import EdgeshipError, ModelCheckError, OtaError
@@ -73,6 +73,12 @@ _CONFIG = UpdaterConfig(timestamp_max_length=TIMESTAMP_MAX_BYTES,
 MAX_MODEL_BYTES = 1 << 30
 #: Reasons that are faults of the way to the repository, not something the device refused.
 FAULTS = frozenset({"bucket-unreachable", "not-found"})
+
+
+class Reporter(Protocol):
+    """Where a device's reports go (``edgeship.device.report.MqttReporter``)."""
+
+    def publish(self, report: dict[str, Any]) -> None: ...
 
 
 class Refusal(EdgeshipError):
@@ -162,8 +168,8 @@ class Agent:
 
     def __init__(self, state_dir: str, repo_url: str, trusted_root: str | None = None,
                  device_id: str = "", hardware: str = "cpu", channel: str = "stable",
-                 model: str | None = None, fetcher=None, limits: TransferLimits | None = None,
-                 reporter=None):
+                 model: str | None = None, fetcher: FetcherInterface | None = None,
+                 limits: TransferLimits | None = None, reporter: Reporter | None = None):
         self.state = StateDir(state_dir)
         self.state_dir = self.state.path
         self.slots = self.state.slots
@@ -185,7 +191,7 @@ class Agent:
         os.makedirs(self.state_dir, exist_ok=True)
 
     @property
-    def identity(self) -> dict:
+    def identity(self) -> dict[str, Any]:
         return {"device_id": self.device_id, "hardware": self.hardware, "channel": self.channel}
 
     def _trusted_root(self) -> bytes:
@@ -213,14 +219,14 @@ class Agent:
             raise Refusal("no-trusted-root", "no trusted root: pass the root.json shipped "
                           "with the firmware (--trusted-root)") from None
 
-    def bad_versions(self) -> dict:
+    def bad_versions(self) -> dict[str, Any]:
         return self.state.bad_versions()
 
     def active_model_path(self) -> str | None:
         slot = self.slots.active_slot()
         return self.slots.model_path(slot) if slot and self.slots.meta(slot) else None
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """Status JSON: the active model (from its slot), last check, last error."""
         return device_status(self.state_dir, self.identity)
 
@@ -305,7 +311,8 @@ class Agent:
         list it, :class:`Unverifiable` when it cannot tell (the TUF cache, offline, may not
         hold that bin: such a slot is kept but never made active); ``builds()`` the signed
         builds this device may run, as (name, version, record)."""
-        proven, unknown = set(), set()
+        proven: set[str] = set()
+        unknown: set[str] = set()
         for slot in SLOTS:
             problem, known = self._slot_problem(signed, slot)
             if problem is None:
@@ -427,7 +434,7 @@ class Agent:
         self.slots.write_meta(slot, self._slot_meta(info, custom, activated_at=None))
         return f"{name} v{version}"
 
-    def _load_index(self, updater: Updater) -> dict | None:
+    def _load_index(self, updater: Updater) -> dict[str, list[dict[str, Any]]] | None:
         """The signed channel index's models (name -> entries), None if the channel has none."""
         info = updater.get_targetinfo(index_path(self.channel))
         if info is None:
@@ -469,11 +476,12 @@ class Agent:
         infos: dict[str, TargetFile] = {}
         plan = decide.plan(models, slots, refused, who) if models is not None else None
         name = plan.name if plan is not None else None
-        for entry in plan.candidates if plan is not None and name is not None else ():
+        for entry in plan.candidates if plan is not None else ():
             info = updater.get_targetinfo(entry.path)  # may fetch a bin: only those it reads
             records[entry.path] = _signed(info)
             if info is not None:
                 infos[entry.path] = info
+            assert name is not None  # candidates are a model's
             if decide.signed_verdict(entry, records[entry.path], name, who) is not False:
                 break
         decision = decide.choose(models, records, slots, refused, who)
@@ -508,8 +516,8 @@ class Agent:
             raise Refusal(refusal.reason or "invalid-metadata", refusal.message)
         return cast("dict[str, Any]", custom)  # target_custom found an object of that shape
 
-    def _install(self, updater: Updater, info, custom: dict) -> None:
-        name, version = custom["name"], custom["version"]
+    def _install(self, updater: Updater, info: TargetFile, custom: dict[str, Any]) -> None:
+        name, version = str(custom["name"]), int(custom["version"])
         slot = self.slots.inactive_slot()
         os.makedirs(self.slots.slot_dir(slot), exist_ok=True)
         staged = self.slots.partial_path(slot)
@@ -528,16 +536,20 @@ class Agent:
         log.info("activated %s v%s in slot %s", name, version, slot)
 
     @staticmethod
-    def _slot_meta(info, custom: dict, activated_at: str | None) -> dict:
-        """A slot's meta.json: the signed identity and file of the build it holds."""
-        meta = {k: custom.get(k) for k in ("name", "version", "hardware", "channel", "rollout",
-                                           "pipeline_run", "input_quantization",
-                                           "output_quantization")}
-        meta.update(sha256=info.hashes["sha256"], length=info.length, path=info.path,
-                    activated_at=activated_at)
-        return meta
+    def _slot_meta(info: TargetFile, custom: dict[str, Any],
+                   activated_at: str | None) -> SlotMeta:
+        """A slot's meta.json: the signed identity and file of the build it holds
+        (``custom`` has passed ``decide.check_signed``)."""
+        return SlotMeta(name=custom["name"], version=custom["version"],
+                        hardware=custom["hardware"], channel=custom["channel"],
+                        rollout=custom.get("rollout"), pipeline_run=custom.get("pipeline_run"),
+                        input_quantization=custom.get("input_quantization"),
+                        output_quantization=custom.get("output_quantization"),
+                        sha256=info.hashes["sha256"], length=info.length, path=info.path,
+                        activated_at=activated_at)
 
-    def _reject(self, name: str, version: int, reason: str, message: str, staged: str):
+    def _reject(self, name: str, version: int, reason: str, message: str,
+                staged: str) -> NoReturn:
         self.state.mark_bad(name, version, self.hardware, reason)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staged)
@@ -574,7 +586,8 @@ def _what(pointer: str | Damaged | None) -> str:
 
 
 def next_delay(interval: float, failures: int, jitter: float = 0.2,
-               max_backoff: float = 3600.0, rng=random.random) -> float:
+               max_backoff: float = 3600.0,
+               rng: Callable[[], float] = random.random) -> float:
     """Seconds until the next poll: ``interval`` doubled per consecutive failure, capped at
     ``max_backoff`` but never below ``interval``, so a failing device never polls more often
     than a healthy one."""
