@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from edgeship.device.agent import PollResult
     from edgeship.device.report import MqttReporter
 
+#: How long a one-shot command waits for the broker to take its report (seconds).
+REPORT_TIMEOUT = 5.0
+
 
 def cmd_device_poll(args: argparse.Namespace) -> int:
     from edgeship.contract import check_name
@@ -128,8 +131,9 @@ def _add_reporting(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate of an mqtts:// broker")
     g.add_argument("--report-prefix", default=DEFAULT_TOPIC_PREFIX,
                    help=f"topic prefix (default {DEFAULT_TOPIC_PREFIX})")
-    g.add_argument("--report-timeout", type=positive_seconds, default=5.0, metavar="SECONDS",
-                   help="how long a one-shot command waits for the broker (default 5)")
+    g.add_argument("--report-timeout", type=positive_seconds, default=REPORT_TIMEOUT,
+                   metavar="SECONDS", help="how long a one-shot command waits for the broker "
+                   f"(default {REPORT_TIMEOUT:g})")
 
 
 def cmd_device_status(args: argparse.Namespace) -> int:

@@ -105,7 +105,9 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     from edgeship.edge_pusher import keys
 
     folder: str = args.dir
-    root_expiry_days: int = args.root_expiry_days
+    root_expiry_days: int | None = args.root_expiry_days
+    if root_expiry_days is None:
+        root_expiry_days = keys.DEFAULT_ROOT_EXPIRY_DAYS
     root = keys.init_keys(folder, root_expiry_days=root_expiry_days)
     print(f"created keys in {folder}; ship {root} with device firmware and move "
           f"{os.path.join(folder, 'offline')} to offline storage")
@@ -117,8 +119,10 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
     keys_dir: str = args.keys
     role: str = args.role
-    root_expiry_days: int = args.root_expiry_days
+    root_expiry_days: int | None = args.root_expiry_days
     bucket: str | None = args.bucket
+    if root_expiry_days is None:
+        root_expiry_days = keys.DEFAULT_ROOT_EXPIRY_DAYS
     md = keys.rotate(keys_dir, role, root_expiry_days=root_expiry_days)
     print(f"rotated the {role} key: root is now v{md.signed.version}")
     if bucket:
@@ -192,14 +196,14 @@ def register_keys(subparsers: Subparsers) -> None:
     ks = keys.add_subparsers(dest="keys_command", required=True)
     p = ks.add_parser("init", help="create root/targets/snapshot/timestamp keys and root v1")
     p.add_argument("dir")
-    p.add_argument("--root-expiry-days", type=int, default=365)
+    p.add_argument("--root-expiry-days", type=int)  # default: the keys module's
     p.set_defaults(func=cmd_keys_init)
     p = ks.add_parser("rotate", help="replace one role's key through a new root version")
     p.add_argument("role", choices=["root", "targets", "snapshot", "timestamp"])
     p.add_argument("--keys", required=True)
     p.add_argument("--bucket", help="also re-sign this repository now")
     p.add_argument("--endpoint-url")
-    p.add_argument("--root-expiry-days", type=int, default=365)
+    p.add_argument("--root-expiry-days", type=int)  # default: the keys module's
     _signing_flags(p, helps=False)
     p.set_defaults(func=cmd_keys_rotate)
 

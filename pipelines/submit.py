@@ -29,6 +29,8 @@ from edgeship.subcommands import Subparsers
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "edgeship"
+#: Seconds between two looks at a run's state while following it (``--wait``).
+POLL_INTERVAL = 5.0
 SUCCESS_STATES = frozenset({"SUCCEEDED"})
 # SKIPPED counts as a failure: a skipped run produced no model.
 FAILURE_STATES = frozenset({"FAILED", "ERROR", "CANCELED", "SKIPPED"})
@@ -184,7 +186,7 @@ def follow(
     run_id: str,
     *,
     timeout: float | None,
-    poll_interval: float = 5.0,
+    poll_interval: float = POLL_INTERVAL,
     out: TextIO | None = None,
 ) -> str:
     """Poll the run until it reaches a terminal state; print each state change; return it."""
@@ -216,7 +218,7 @@ def submit(
     ui_host: str | None = None,
     wait: bool = False,
     timeout: float | None = None,
-    poll_interval: float = 5.0,
+    poll_interval: float = POLL_INTERVAL,
     out: TextIO | None = None,
 ) -> Submission:
     """Submit a compiled pipeline package; with ``wait``, follow it to its end."""
@@ -288,5 +290,5 @@ def register_submit(subparsers: Subparsers) -> None:
                    help="override the pipeline root, e.g. minio://mlpipeline/v2/artifacts")
     p.add_argument("--ui-host",
                    help="base URL of the KFP UI for the printed link (default: --host)")
-    p.add_argument("--poll-interval", type=float, default=5.0, help=argparse.SUPPRESS)
+    p.add_argument("--poll-interval", type=float, default=POLL_INTERVAL, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_submit)

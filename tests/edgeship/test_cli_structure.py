@@ -135,3 +135,16 @@ def test_publisher_flags_default_to_the_repositorys_own(tmp_path: Path) -> None:
     assert (repo.timestamp_expiry, repo.lock_wait) == (timedelta(hours=2), 5.0)
     hours = DEFAULT_TIMESTAMP_EXPIRY / timedelta(hours=1)
     assert TIMESTAMP_EXPIRY_HELP.endswith(f"(default {hours:g})")
+
+
+def test_keys_take_the_keys_modules_root_expiry(tmp_path: Path, capsys) -> None:
+    from datetime import datetime, timezone
+
+    from edgeship.edge_pusher.keys import DEFAULT_ROOT_EXPIRY_DAYS, load_root
+
+    assert cli.main(["keys", "init", str(tmp_path / "a")]) == 0
+    assert cli.main(["keys", "init", str(tmp_path / "b"), "--root-expiry-days", "30"]) == 0
+    now = datetime.now(timezone.utc)
+    for folder, days in (("a", DEFAULT_ROOT_EXPIRY_DAYS), ("b", 30)):
+        left = load_root(tmp_path / folder).signed.expires - now
+        assert timedelta(days=days - 1) < left <= timedelta(days=days), folder
