@@ -148,3 +148,11 @@ def test_keys_take_the_keys_modules_root_expiry(tmp_path: Path, capsys) -> None:
     for folder, days in (("a", DEFAULT_ROOT_EXPIRY_DAYS), ("b", 30)):
         left = load_root(tmp_path / folder).signed.expires - now
         assert timedelta(days=days - 1) < left <= timedelta(days=days), folder
+
+
+def test_the_publishers_commands_do_not_import_the_fleets() -> None:
+    """The fleet's commands use the publisher's helpers; not the other way round (the two
+    modules once imported each other to split ``rollout``)."""
+    imported = [node.module for node in ast.walk(_tree("edge_pusher/cli.py"))
+                if isinstance(node, ast.ImportFrom) and node.module]
+    assert not [m for m in imported if m.startswith("edgeship.edge_pusher.fleet")], imported
