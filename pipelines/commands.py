@@ -56,6 +56,12 @@ def register_run(sub: Subparsers) -> None:
         help="with kfp: run every step in this process (in-process, default: TensorFlow is "
         "imported once), or each in its own Python as kfp.local and a cluster do (kfp-local)",
     )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every step, even one whose inputs, parameters and code are unchanged since a "
+        "run whose outputs the step cache holds (push always runs)",
+    )
     run.set_defaults(func=cmd_run)
 
 
@@ -80,6 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_tfx(args)
     from google.protobuf import json_format
 
+    from edgeship.pipelines.cache import StepCache
     from edgeship.pipelines.local import new_workdir, require_data, run_local
     from edgeship.pipelines.registry import get_pipeline
     from edgeship.pipelines.submit import declared_parameters, parse_params
@@ -109,7 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         arguments["keys_dir"] = _demo_keys(workdir)
 
     print(f"edgeship run {args.pipeline}: working in {workdir}", flush=True)
-    result = run_local(args.pipeline, arguments, workdir, progress=sys.stdout, runner=args.runner)
+    cache = None if args.no_cache else StepCache.open()
+    result = run_local(args.pipeline, arguments, workdir, progress=sys.stdout, runner=args.runner,
+                       cache=cache)
     from edgeship.pipelines.report import format_run
 
     print()

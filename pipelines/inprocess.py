@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from edgeship.pipelines.cache import StepCache
+
 # What kfp.dsl.component_factory's command for a lightweight Python component runs.
 _SCRIPT_MARKER = "kfp.dsl.executor_main"
 
@@ -74,12 +76,16 @@ class StepCommand:
             raise ValueError("--executor_input is not a JSON object")
         return cls(values["--function_to_execute"], command[3], executor_input)
 
+    @property
+    def task(self) -> str:
+        """The task's name: kfp.local writes its output file into the task's own folder."""
+        return Path(self.executor_input["outputs"]["outputFile"]).parent.name
 
-def run_step(command: Sequence[str], scratch: Path, log: TextIO | None = None) -> int:
-    """Run one step's command in this process; 0 on success, else 1 (as its exit status)."""
+
+def run_step(step: StepCommand, scratch: Path, log: TextIO | None = None) -> int:
+    """Run one step in this process; 0 on success, else 1 (as its exit status)."""
     from kfp.dsl.executor import Executor
 
-    step = StepCommand.parse(command)
     namespace: dict[str, Any] = {"__name__": f"edgeship_step_{step.function}"}
     with _as_if_a_new_process(scratch, log):
         try:
@@ -98,17 +104,35 @@ def run_step(command: Sequence[str], scratch: Path, log: TextIO | None = None) -
 
 
 @contextlib.contextmanager
-def in_process_steps(scratch: Path, log: TextIO | None = None) -> Iterator[None]:
-    """While active, kfp.local's SubprocessRunner runs each step with :func:`run_step`.
+def patched_steps(*, in_process: bool, scratch: Path, log: TextIO | None = None,
+                  cache: StepCache | None = None) -> Iterator[None]:
+    """While active, kfp.local's SubprocessRunner runs each step through here: from ``cache``
+    when it holds the step's outputs, else in this process (``in_process``) or in kfp.local's
+    own subprocess; a step that succeeds is stored in ``cache``.
 
-    ``log``, when given, receives what the steps write to file descriptor 2.
+    ``log``, when given, receives what in-process steps write to file descriptor 2.
     """
     from kfp.local import subprocess_task_handler
 
-    def run_local_subprocess(full_command: list[str]) -> int:
-        return run_step(full_command, scratch, log)
-
     original: Callable[[list[str]], int] = subprocess_task_handler.run_local_subprocess
+
+    def run_local_subprocess(full_command: list[str]) -> int:
+        try:
+            step = StepCommand.parse(full_command)
+        except ValueError:
+            if in_process:
+                raise
+            return original(full_command)
+        key = cache.key(step.function, step.source, step.executor_input) if cache else None
+        if cache and key and cache.restore(key, step.executor_input):
+            cache.reused.append(step.task)
+            print(f"outputs reused from the step cache ({cache.root / key})")
+            return 0
+        code = run_step(step, scratch, log) if in_process else original(full_command)
+        if cache and key and code == 0:
+            cache.store(key, step.executor_input)
+        return code
+
     subprocess_task_handler.run_local_subprocess = run_local_subprocess
     try:
         yield

@@ -24,7 +24,8 @@ from typing import Any, TextIO
 
 from edgeship.components import progress
 from edgeship.errors import ERROR_DIR_ENV, InputError, UsageError, read_step_errors
-from edgeship.pipelines.inprocess import in_process_steps
+from edgeship.pipelines.cache import StepCache
+from edgeship.pipelines.inprocess import patched_steps
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EVENT = re.compile(
@@ -44,6 +45,7 @@ class StepResult:
     seconds: float
     summary: dict[str, Any] = field(default_factory=dict)
     task_dir: Path | None = None
+    cached: bool = False  # its outputs came from the step cache
 
 
 @dataclass
@@ -100,13 +102,15 @@ def run_local(
     workdir: str | Path,
     progress: TextIO | None = None,
     runner: str = "in-process",
+    cache: StepCache | None = None,
 ) -> RunResult:
     """Run the named pipeline to its end (or first failure) under ``workdir``.
 
     Step starts and ends are echoed to ``progress`` (e.g. ``sys.stdout``) when given.
     ``runner`` is one of :data:`RUNNERS`: ``in-process`` runs the steps in this process
     (``edgeship.pipelines.inprocess``), ``kfp-local`` each in its own Python, as kfp.local does
-    (what a cluster's containers do); both write the same artifacts.
+    (what a cluster's containers do); both write the same artifacts. With ``cache``, a step
+    whose inputs, parameters and code are unchanged is reused (``edgeship.pipelines.cache``).
     """
     if runner not in RUNNERS:
         raise UsageError(f"runner {runner!r}: expected one of {', '.join(RUNNERS)}")
@@ -138,7 +142,7 @@ def run_local(
         warnings.catch_warnings(),
         _environ(ERROR_DIR_ENV, str(errors_dir)),  # the steps are subprocesses: they inherit it
         _environ("TMPDIR", str(scratch)),
-        in_process_steps(scratch, log) if runner == "in-process" else contextlib.nullcontext(),
+        patched_steps(in_process=runner == "in-process", scratch=scratch, log=log, cache=cache),
     ):
         start = log.tell()
         print(f"=== edgeship run {pipeline}, {dt.datetime.now().isoformat(timespec='seconds')}",
@@ -158,7 +162,10 @@ def run_local(
     # sort after it)
     run_dirs = sorted(p for p in pipeline_root.iterdir() if p.is_dir() and p not in earlier_runs)
     run_dir = run_dirs[-1] if run_dirs else None
-    return RunResult(pipeline, workdir, run_dir, log_path, _steps(text, run_dir), error)
+    steps = _steps(text, run_dir)
+    for step in steps:
+        step.cached = cache is not None and step.name in cache.reused
+    return RunResult(pipeline, workdir, run_dir, log_path, steps, error)
 
 
 @contextlib.contextmanager

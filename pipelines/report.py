@@ -12,7 +12,8 @@ def format_run(result: RunResult) -> str:
     for step in result.steps:
         total += step.seconds
         detail = step_line(step.name, step.summary)
-        lines.append(f"{step.name:<10} {step.status:<8} {step.seconds:>8.1f}  {detail}")
+        status = "CACHED" if step.cached else step.status
+        lines.append(f"{step.name:<10} {status:<8} {step.seconds:>8.1f}  {detail}")
     lines.append(f"{'total':<10} {'':<8} {total:>8.1f}")
     for step in result.steps:  # what a step wants the person to know, after the table
         if step.summary.get("warning"):

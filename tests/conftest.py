@@ -1,9 +1,19 @@
 """Shared pytest set-up: quiet TensorFlow logs and keep every run on the CPU, deterministically."""
 
+import atexit
 import os
+import shutil
+import tempfile
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Never the user's ~/.cache/edgeship: fixtures wider than a test (a module's shared pipeline run)
+# use this session's own step cache; each test gets an empty one (_own_step_cache).
+SESSION_CACHE = tempfile.mkdtemp(prefix="edgeship-test-step-cache-")
+atexit.register(shutil.rmtree, SESSION_CACHE, ignore_errors=True)
+os.environ["EDGESHIP_CACHE_DIR"] = SESSION_CACHE
 
 # Fixtures the publisher and device tests share: tiny real models, keys, repositories, servers.
 pytest_plugins = ["tests.helpers.fixtures"]
@@ -21,3 +31,11 @@ def pytest_report_header() -> str | None:
     if "collect_ignore" in globals():
         return "tests/tfx/ left out: no TFX in this environment (make test-tfx runs them)"
     return None
+
+
+@pytest.fixture(autouse=True)
+def _own_step_cache(tmp_path_factory: pytest.TempPathFactory,
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with an empty step cache of its own (never the user's ~/.cache), so a
+    test that runs a pipeline sees its steps run; a test about the cache shares one on purpose."""
+    monkeypatch.setenv("EDGESHIP_CACHE_DIR", str(tmp_path_factory.mktemp("step-cache")))

@@ -115,7 +115,7 @@ def test_bucket_and_keys_given_as_params_are_used(tmp_path: Path, monkeypatch) -
 
     seen = {}
 
-    def fake_run_local(name, arguments, workdir, progress, runner):
+    def fake_run_local(name, arguments, workdir, progress, runner, cache):
         seen.update(arguments)
         return types.SimpleNamespace(ok=True)
 

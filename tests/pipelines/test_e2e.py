@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -59,6 +60,12 @@ def sensor_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     and in the docs runs its steps in one process, the default)."""
     workdir = tmp_path_factory.mktemp("sensor")
     return workdir, edgeship("run", "sensor", "--runner", "kfp-local", "--workdir", str(workdir))
+
+
+@pytest.fixture(scope="module")
+def module_cache() -> str:
+    """The step cache of fixtures wider than a test (``sensor_run`` stored its steps there)."""
+    return os.environ["EDGESHIP_CACHE_DIR"]
 
 
 def results(stdout: str) -> dict[str, list[str]]:
@@ -122,6 +129,27 @@ def test_a_failed_run_in_the_same_process_does_not_change_the_next_runs_results(
     good, fresh_results = results(good_part), results(fresh.stdout)
     assert good.pop("push")[-1] == fresh_results.pop("push")[-1]  # the same target (bucket apart)
     assert good == fresh_results
+
+
+@pytest.mark.slow
+def test_a_rerun_with_a_quantize_parameter_changed_runs_quantize_and_push_only(
+        sensor_run, module_cache: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared run stored its steps in the step cache fixtures wider than a test use
+    (tests/conftest.py); the rerun, in-process where that one ran each step in its own Python,
+    reuses them."""
+    _, first = sensor_run
+    assert first.returncode == 0, first.stderr
+    monkeypatch.setenv("EDGESHIP_CACHE_DIR", module_cache)
+    rerun = edgeship("run", "sensor", "--workdir", str(tmp_path / "rerun"),
+                     "--param", "max_accuracy_drop=2.5")
+    assert rerun.returncode == 0, rerun.stderr + rerun.stdout[-3000:]
+    statuses = {step: result[0] for step, result in results(rerun.stdout).items()}
+    assert statuses == {"ingest": "CACHED", "validate": "CACHED", "train": "CACHED",
+                        "evaluate": "CACHED", "quantize": "SUCCESS", "push": "SUCCESS"}
+    assert "drop 0.00 pp <= max 2.50 pp" in rerun.stdout or "max 2.50 pp" in rerun.stdout
+    no_cache = edgeship("run", "sensor", "--workdir", str(tmp_path / "again"), "--no-cache",
+                        "--param", "max_accuracy_drop=2.5")
+    assert {r[0] for r in results(no_cache.stdout).values()} == {"SUCCESS"}
 
 
 @pytest.mark.slow
