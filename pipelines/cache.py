@@ -16,7 +16,9 @@ Only a step that succeeded is stored, and ``push`` never is: publishing is a sid
 run that reached push publishes (the repository then refuses or versions the build itself).
 
 A hit copies the stored outputs into the new task's folders (hard links where the file system
-allows, so a large Examples artifact costs no second copy) and writes the step's
+allows, so a large Examples artifact costs no second copy; an entry whose bytes changed since it
+was stored, through a file edited in a run folder it shares them with, is dropped) and writes
+the step's
 ``executor_output.json`` with the stored run's folders replaced by the new ones: everything
 downstream reads the same layout as after a real execution.
 
@@ -111,6 +113,13 @@ class StepCache:
         outputs = _output_uris(executor_input)
         if set(stored) != set(outputs):
             return False
+        # Hard links share their bytes with the run folders they came from and went to: a file
+        # edited in place there (a schema curated where it lies) has changed the entry too, and
+        # is not what the step wrote. Such an entry is dropped, never restored.
+        if any(content_hash(entry / "artifacts" / name) != digest
+               for name, digest in meta["content"].items()):
+            shutil.rmtree(entry, ignore_errors=True)
+            return False
         output_file = Path(executor_input["outputs"]["outputFile"])
         text = (entry / _ENTRY_OUTPUT).read_text()
         for name, uri in outputs.items():
@@ -149,7 +158,9 @@ class StepCache:
                     _link_or_copy(str(source), str(target))
             shutil.copyfile(output_file, staging / _ENTRY_OUTPUT)
             (staging / _ENTRY_META).write_text(json.dumps(
-                {"outputs": outputs, "run_root": str(output_file.parent.parent)}))
+                {"outputs": outputs, "run_root": str(output_file.parent.parent),
+                 "content": {name: content_hash(staging / "artifacts" / name)
+                             for name in outputs}}))
             os.rename(staging, entry)  # whole or not at all
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)  # another run stored it first, or no room

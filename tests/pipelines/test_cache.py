@@ -141,3 +141,17 @@ def test_a_cache_folder_others_may_write_to_is_refused(tmp_path: Path) -> None:
         StepCache.open(shared)
     private = StepCache.open(tmp_path / "new")
     assert (private.root.stat().st_mode & 0o777) == 0o700
+
+
+def test_an_output_edited_in_its_run_folder_is_not_restored(run_chain) -> None:
+    """Stored outputs share their bytes (hard links) with the run folder: a file edited in place
+    there must not come back as what the step wrote."""
+    first, _ = run_chain()
+    rows = next(first.run_dir.rglob("rows"))
+    with open(rows, "r+") as handle:  # in place, as an editor without a backup copy writes
+        handle.write("XYZ")
+    again, statuses = run_chain()
+    # produce runs again; consume's stored result is still right for what produce now writes
+    assert statuses == {"produce": "SUCCESS", "consume": "CACHED"}
+    assert next(again.run_dir.rglob("rows")).read_text() == "abc"
+    assert again.steps[-1].summary["text"] == "abc!"
