@@ -35,7 +35,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, cast
 
 import urllib3
 import urllib3.connection
@@ -99,12 +99,17 @@ class DeadlineFetcher(FetcherInterface):
         self.poll_deadline = self.clock() + self.limits.poll_seconds
         self.last_url = None
 
-    def download_file(self, url: str, max_length: int):  # type: ignore[override]
+    # the base is a @contextmanager (its decorated class, of a bare IO); this returns that
+    # same object, typed as the context manager of a binary file that it is
+    def download_file(  # pyright: ignore[reportIncompatibleMethodOverride]
+            self, url: str, max_length: int) -> contextlib.AbstractContextManager[IO[bytes]]:
         """python-tuf's download, noting the length it asks for (the signed length, or its
         cap) so that a fetcher that can know a file's size first (:class:`FileFetcher`)
         refuses a longer one without reading it."""
         self._length = max_length
-        return super().download_file(url, max_length)
+        # python-tuf annotates a bare IO; the file it yields is a binary temporary file
+        return cast("contextlib.AbstractContextManager[IO[bytes]]",
+                    super().download_file(url, max_length))
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         self.last_url = url

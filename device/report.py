@@ -27,12 +27,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeship._version import VERSION
 from edgeship.contract import REPORT_SCHEMA_VERSION, device_topic
 from edgeship.device.state import StateDir, device_status, now_iso
 from edgeship.mqtt import BrokerLogin
+
+if TYPE_CHECKING:  # paho is imported where a client is made (edgeship.mqtt), not here
+    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessageInfo
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,7 @@ def build_report(state_dir: str, identity: dict[str, Any] | None = None) -> dict
     """The device's report, from its state folder alone (as ``device status`` reads it)."""
     status = device_status(state_dir, identity)
     active = status["active"]
-    last = status["last_result"] or {}
+    last: dict[str, Any] = status["last_result"] or {}
     bad = StateDir(state_dir).bad_versions()
     newest = sorted(bad, key=lambda key: str(bad[key].get("at", "")))[-MAX_REFUSED:]
     refused = {key: bad[key]["reason"] for key in sorted(newest)}
@@ -92,7 +97,7 @@ class MqttReporter:
         self._client = login.client(f"edgeship-device-{device_id}")
         self._lock = threading.Lock()
         self._latest: bytes | None = None
-        self._sent: Any = None  # paho's MQTTMessageInfo of the newest publish
+        self._sent: MQTTMessageInfo | None = None  # of the newest publish
         self._connected = False
         #: Reports handed over and their bytes (payloads), to meter a device's link, and how
         #: often the broker accepted a connection.
@@ -138,7 +143,8 @@ class MqttReporter:
         info = self._client.publish(self.topic, self._latest, qos=1, retain=True)
         self._sent = info
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(self, client: Client, userdata: Any, flags: ConnectFlags,
+                    reason_code: ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
             log.warning("report broker refused the connection: %s", reason_code)
             return
@@ -156,6 +162,7 @@ class MqttReporter:
             if self._latest is not None:  # what changed while the broker was away
                 self._send()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(self, client: Client, userdata: Any, flags: DisconnectFlags,
+                       reason_code: ReasonCode, properties: Properties | None) -> None:
         with self._lock:
             self._connected = False

@@ -19,11 +19,19 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 from edgeship.contract import MAX_INDEX_BYTES, target_path
-from edgeship.device.checked import Damaged, kind_of, object_shape, read_checked, tuf_cache_cap
+from edgeship.device.checked import (
+    Damaged,
+    Shape,
+    kind_of,
+    object_shape,
+    read_checked,
+    tuf_cache_cap,
+)
 from edgeship.device.slots import SLOTS, SlotStore, atomic_write, file_identity, remove
 from edgeship.device.trust import SignedCache, Unverifiable
 
@@ -61,37 +69,47 @@ def _text_or_none(value: object) -> bool:
     return value is None or isinstance(value, str)
 
 
-def _status_shape(value: object) -> str | None:
-    if not isinstance(value, dict):
+def _object(value: object) -> dict[str, Any] | None:
+    """A parsed JSON object (whose keys are text), None for anything else."""
+    return cast("dict[str, Any]", value) if isinstance(value, dict) else None
+
+
+def _status_shape(found: object) -> str | None:
+    value = _object(found)
+    if value is None:
         return "not a JSON object"
     for key in ("device_id", "hardware", "channel", "last_check", "last_successful_check"):
         if not _text_or_none(value.get(key)):
             return f"{key} is not text"
-    result = value.get("last_result")
-    if result is not None and not (isinstance(result, dict) and isinstance(result.get("ok"), bool)
-                                   and isinstance(result.get("action"), str)):
+    result, found_result = _object(value.get("last_result")), value.get("last_result")
+    if found_result is not None and not (result is not None
+                                         and isinstance(result.get("ok"), bool)
+                                         and isinstance(result.get("action"), str)):
         return "last_result is not a poll result"
-    error = value.get("last_error")
-    if error is not None and not (isinstance(error, dict)
-                                  and all(isinstance(error.get(k), str) for k in
-                                          ("reason", "message", "at"))):
+    error, found_error = _object(value.get("last_error")), value.get("last_error")
+    if found_error is not None and not (error is not None
+                                        and all(isinstance(error.get(k), str) for k in
+                                                ("reason", "message", "at"))):
         return "last_error is not a reason, message and time"
-    repairs = value.get("repairs", [])
-    if not (isinstance(repairs, list) and all(isinstance(r, str) for r in repairs)):
+    repairs: object = value.get("repairs", [])
+    if not (isinstance(repairs, list)
+            and all(isinstance(r, str) for r in cast("list[object]", repairs))):
         return "repairs is not a list of text"
     return None
 
 
-def _bad_entry_shape(key: object, value: object) -> str | None:
+def _bad_entry_shape(key: object, found: object) -> str | None:
     if not (isinstance(key, str) and key.count("/") == 2):
         return f"{key!r} is not name/version/hardware"
-    if not (isinstance(value, dict) and isinstance(value.get("reason"), str)):
+    value = _object(found)
+    if not (value is not None and isinstance(value.get("reason"), str)):
         return f"{key}: no reason"
     return None
 
 
-def _health_shape(value: object) -> str | None:
-    if not isinstance(value, dict) or value.get("state") not in HEALTH_STATES:
+def _health_shape(found: object) -> str | None:
+    value = _object(found)
+    if value is None or value.get("state") not in HEALTH_STATES:
         return f"state is not one of {', '.join(HEALTH_STATES)}"
     if not all(isinstance(value.get(k), str) for k in ("reason", "at", "name")):
         return "reason, at or name is not text"
@@ -121,7 +139,7 @@ class StateDir:
             with contextlib.suppress(OSError):
                 expected += [((*folder, name), "dir" if name == "root_history" else "file")
                              for name in os.listdir(self.file(*folder))]
-        removed = []
+        removed: list[Damaged] = []
         for parts, kind in expected:
             path = self.file(*parts)
             found = kind_of(path)
@@ -138,10 +156,15 @@ class StateDir:
                 removed.append(Damaged("/".join(parts) + ".tmp", "left by an interrupted write"))
         return removed
 
-    def read_json(self, name: str, shape) -> Any:
-        """The parsed file when it has its ``shape``; None when it does not exist; a
-        :class:`Damaged` for anything else (unreadable, a directory, not JSON, wrong shape)."""
-        return read_checked(self.file(name), shape, name)
+    def read_json(self, name: str, shape: Shape) -> dict[str, Any] | Damaged | None:
+        """The parsed file when it has its ``shape`` (a JSON object, for every state file);
+        None when it does not exist; a :class:`Damaged` for anything else (unreadable, a
+        directory, not JSON, wrong shape)."""
+        value: object = read_checked(self.file(name), shape, name)
+        if isinstance(value, Damaged) or value is None:
+            return value
+        found = _object(value)
+        return found if found is not None else Damaged(name, "not a JSON object")
 
     def _write_json(self, name: str, data: Any) -> None:
         atomic_write(self.file(name), json.dumps(data, indent=2).encode())
@@ -149,7 +172,7 @@ class StateDir:
     def repair_records(self) -> list[str]:
         """Rewrite a damaged status.json or bad_versions.json with what of it still has its
         shape; return what was done."""
-        done = []
+        done: list[str] = []
         status = self.read_json(STATUS_FILE, _status_shape)
         if isinstance(status, Damaged):
             self._rewrite(STATUS_FILE, {})
@@ -214,7 +237,7 @@ class StateDir:
         return data if isinstance(data, dict) else {}
 
     def record(self, identity: dict[str, Any], result: dict[str, Any],
-               repairs: list[str] = ()) -> None:  # type: ignore[assignment]
+               repairs: Sequence[str] = ()) -> None:
         """Write the outcome of a poll (``result``: ok, action, reason, message, version), and
         the repairs it made to the state folder."""
         st = self.last_status()

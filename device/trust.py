@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any, TypeVar, cast
 from urllib import parse
 
 from tuf.api.metadata import (  # documented names, re-exported without __all__
@@ -29,6 +30,9 @@ from tuf.ngclient import Updater
 
 from edgeship.device.checked import read_bytes, tuf_cache_cap
 from edgeship.errors import OtaError
+
+#: The kinds of metadata the walk loads (python-tuf's own ``T``, which it does not export).
+_Role = TypeVar("_Role", Root, Timestamp, Snapshot, Targets)
 
 #: How many newer roots the walk follows from the firmware root, as ngclient's default.
 MAX_ROOT_ROTATIONS = 256
@@ -98,7 +102,7 @@ class SignedCache:
             raise Unverifiable("cached targets metadata delegates to no hashed bins")
         return delegations.succinct_roles
 
-    def _bin(self, role: str) -> Metadata | None:
+    def _bin(self, role: str) -> Metadata[Targets] | None:
         bin_path = self._path(role)
         if not os.path.exists(bin_path):
             return None
@@ -117,12 +121,12 @@ class SignedCache:
         return os.path.join(self.dir, f"{parse.quote(role, '')}.json")
 
     @staticmethod
-    def _load(path: str, kind: type, what: str | None = None) -> Metadata:
+    def _load(path: str, kind: type[_Role], what: str | None = None) -> Metadata[_Role]:
         try:
             data = read_bytes(path, MAX_FILE_BYTES)  # a regular file only: no link, no FIFO
             if data is None:
                 raise Unverifiable(f"{what or path}: larger than {MAX_FILE_BYTES} bytes")
-            md = Metadata.from_bytes(data)
+            md = cast("Metadata[Any]", Metadata.from_bytes(data))  # which kind: checked below
         except Unverifiable:
             raise
         except OSError as e:
@@ -131,17 +135,19 @@ class SignedCache:
             raise Unverifiable(f"{what or path}: not valid TUF metadata ({e})") from None
         if not isinstance(md.signed, kind):
             raise Unverifiable(f"{what or path}: not {kind.type} metadata")
-        return md
+        return cast("Metadata[_Role]", md)  # its signed part was just found to be a kind
 
     @staticmethod
-    def _verify(delegator: Metadata, role: str, md: Metadata, path: str) -> None:
+    def _verify(delegator: Metadata[Root] | Metadata[Targets], role: str, md: Metadata[Any],
+                path: str) -> None:
         try:
-            delegator.verify_delegate(role, md)
+            # python-tuf annotates delegated_metadata as a bare (unparameterized) Metadata
+            delegator.verify_delegate(role, md)  # pyright: ignore[reportUnknownMemberType]
         except Exception as e:  # noqa: BLE001 - an unsigned file is unverifiable, whatever broke
             raise Unverifiable(f"{path}: not signed by the keys for {role} ({e})") from None
 
     @staticmethod
-    def _not_newer(md: Metadata, listed: int, role: str) -> None:
+    def _not_newer(md: Metadata[Any], listed: int, role: str) -> None:
         if md.signed.version > listed:
             raise Unverifiable(f"cached {role} is version {md.signed.version}, newer than the "
                                f"{listed} its parent lists")
