@@ -9,9 +9,14 @@ Python API for firmware written in Python::
     result = agent.poll_once()          # never raises for network/repository problems
     path = agent.active_model_path()    # what the application should load
 
-The state folder's layout is in ``edgeship.device.state``. Imports only python-tuf, numpy and
-(when a model is tested) LiteRT, through the shared contract and LiteRT modules: never
-TensorFlow, kfp, Beam, the TFX libraries or boto3 (import-linter checks it).
+The rollout rules (which build, where to go from a revoked one, which slot a repaired
+``active`` names) are pure functions in ``edgeship.device.decide``: this module gathers what
+they decide on (python-tuf's updater, the slots, the state file) and carries out their
+decisions. The state folder's layout is in ``edgeship.device.state``.
+
+Imports only python-tuf, numpy and (when a model is tested) LiteRT, through the shared
+contract and LiteRT modules: never TensorFlow, kfp, Beam, the TFX libraries or boto3
+(import-linter checks it).
 """
 
 from __future__ import annotations
@@ -485,6 +490,8 @@ class Agent:
             if decide.signed_verdict(entry, records[entry.path], name, who) is not False:
                 break
         decision = decide.choose(models, records, slots, refused, who)
+        log.debug("decision: %s by rule %s: %s", decision.action, decision.rule,
+                  decision.message)
         if decision.revoked is not None:
             gone = decision.revoked
             # the revoked build is never taken again by this device, whatever happens next
