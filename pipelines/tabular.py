@@ -24,6 +24,7 @@ def tabular_pipeline(
     label: str = Ingest.label,
     eval_ratio: float = Ingest.eval_ratio,
     max_bad_rows: int = Ingest.max_bad_rows,
+    exclude_columns: str = Ingest.exclude_columns,
     schema_path: str = Validate.schema_path,
     epochs: int = 60,
     min_accuracy: float = 0.7,
@@ -40,7 +41,8 @@ def tabular_pipeline(
     build_chain(
         kind="tabular",
         ingest_args=dict(
-            data_path=data_path, label=label, eval_ratio=eval_ratio, max_bad_rows=max_bad_rows
+            data_path=data_path, label=label, eval_ratio=eval_ratio, max_bad_rows=max_bad_rows,
+            exclude_columns=exclude_columns,
         ),
         schema_path=schema_path,
         epochs=epochs,

@@ -184,6 +184,14 @@ def infer_types(
     return types
 
 
+def sample_rows(files: list[Path], header: list[str]) -> list[list[str]]:
+    """The fields of the first ``SAMPLE_ROWS`` well-formed rows: what column types and the
+    tabular column profile are judged on."""
+    records = itertools.chain.from_iterable(iter_records(p) for p in files)
+    return [r.fields for r in itertools.islice(records, SAMPLE_ROWS)
+            if len(r.fields) == len(header)]
+
+
 def check_width(record: Record, width: int) -> None:
     if len(record.fields) != width:
         raise BadValue(f"expected {width} fields, found {len(record.fields)}")

@@ -21,6 +21,7 @@ def ingest(
     eval_ratio: float = 0.2,
     max_bad_rows: int = 0,
     column_types: dict = {},  # noqa: B006 - KFP needs a literal default; it is never mutated
+    exclude_columns: str = "",
     beam_pipeline_args: list = [],  # noqa: B006
 ) -> str:
     """Turn a CSV table, CSV time series or image folder into a TFX-layout Examples artifact.
@@ -56,6 +57,10 @@ def ingest(
             first one, naming its file and line.
         column_types: tabular/sensor: override inferred column types, {column: "float"|"string"}.
             Example: {"zip_code": "string"}.
+        exclude_columns: tabular: columns to leave out, separated by commas. Identifiers,
+            free text and dates are found without it (dates become numeric parts); each
+            column left out or parsed is one line of the summary's "columns".
+            Example: "customer_name,notes".
         beam_pipeline_args: Apache Beam pipeline options; without --runner, Beam's in-process
             FnApiRunner (DirectRunner would first try to download the Prism runner).
             Example: ["--direct_num_workers=2"].

@@ -46,7 +46,7 @@ class Plan:
     passthrough: list[str] = field(default_factory=list)
     #: Called after the pipeline ran, for what only the data could tell (the sensor example
     #: shape): completes ``features`` and ``extra_meta`` and returns lines for the summary.
-    finish: Callable[[], dict[str, str]] | None = None
+    finish: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class IngestParams(StepParams):
     eval_ratio: float = 0.2
     max_bad_rows: int = 0
     column_types: dict[str, str] = field(default_factory=dict)
+    exclude_columns: str = ""
     beam_pipeline_args: list[str] = field(default_factory=list)
 
     def check(self) -> None:
@@ -85,6 +86,8 @@ class IngestParams(StepParams):
                 self.max_bad_rows, ">= 0")
         require(isinstance(self.column_types, dict), "column_types", self.column_types,
                 'a {column: "float" | "string"} object')
+        require(isinstance(self.exclude_columns, str), "exclude_columns",
+                self.exclude_columns, "column names separated by commas")
         require(isinstance(self.beam_pipeline_args, list | tuple), "beam_pipeline_args",
                 self.beam_pipeline_args, "a list of Beam options")
 
@@ -117,7 +120,7 @@ def run_ingest(
             time_column = time_column or defaults.get("time_column", "")
             image_size = image_size or defaults.get("image_size", 0)
         if kind == "tabular":
-            plan = _plan_tabular(path, p.label, p.column_types)
+            plan = _plan_tabular(path, p.label, p.column_types, _names(p.exclude_columns))
         elif kind == "sensor":
             plan = _plan_sensor(
                 path, p.label, group_column, time_column, p.window, p.stride, p.column_types,
@@ -178,7 +181,16 @@ def _read_records(path: str) -> Iterator[Any]:
         yield BadRow(path, 0, str(err).removeprefix(f"{path}: "), fatal=True)
 
 
-def _plan_tabular(path: Path, label: str, column_types: dict[str, str] | None) -> Plan:
+def _names(text: str) -> list[str]:
+    """Comma-separated column names, blanks dropped."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _plan_tabular(path: Path, label: str, column_types: dict[str, str] | None,
+                  exclude: list[str] | None = None) -> Plan:
+    """Type the columns, leave out those that cannot be features (identifiers, free text, the
+    user's ``exclude`` list), read dates as their numeric parts; each such decision is one
+    line of the summary (``columns``)."""
     files = _csv.csv_files(path)
     header = _csv.read_headers(files)
     _csv.require_column(label, header, "label", str(files[0]))
@@ -187,10 +199,26 @@ def _plan_tabular(path: Path, label: str, column_types: dict[str, str] | None) -
             f"{files[0]}: column '{LABEL_FEATURE}' clashes with the label feature; rename it"
         )
     types = _csv.infer_types(files, header, column_types)
-    features = [{"name": n, "dtype": types[n], "shape": [1]} for n in header if n != label]
+    columns = _tabular.profile_columns(header, types, _csv.sample_rows(files, header), label,
+                                       dict(column_types or {}), list(exclude or []),
+                                       str(files[0]))
+    features: list[dict[str, Any]] = []
+    for name in header:
+        if name == label or name in columns.excluded:
+            continue
+        if name in columns.dates:
+            features += [{"name": part, "dtype": "float", "shape": [1]}
+                         for part in columns.dates[name].feature_names()]
+        else:
+            features.append({"name": name, "dtype": types[name], "shape": [1]})
     if not features:
-        raise InputError(f"{files[0]}: no feature columns besides the label '{label}'")
+        raise InputError(f"{files[0]}: no feature columns besides the label '{label}'"
+                         + (" (the others are left out: see exclude_columns)"
+                            if columns.excluded else ""))
     log.info("tabular columns: %s", {f["name"]: f["dtype"] for f in features})
+    notes = columns.lines()
+    for line in notes:
+        log.info("column %s", line)
     sources = [str(f) for f in files]
 
     def build(pipeline: Any) -> tuple[Any, Any, Any]:
@@ -205,14 +233,18 @@ def _plan_tabular(path: Path, label: str, column_types: dict[str, str] | None) -
             | "Parse"
             >> beam.FlatMap(
                 lambda r: _pipeline.route(
-                    r if isinstance(r, BadRow) else _tabular.parse_row(r, header, types, label)
+                    r if isinstance(r, BadRow) else _tabular.parse_row(r, header, types, label,
+                                                                      columns)
                 )
             ).with_outputs("bad", main="items")
         )
         class_names = parsed.items | "ClassNames" >> beam.Map(lambda item: item[1])
         return parsed.items, parsed.bad, class_names
 
-    return Plan(build, features, {"label_column": label, "column_types": types})
+    extra = {"label_column": label, "column_types": types,
+             "excluded_columns": columns.excluded,
+             "date_columns": {d.name: d.feature_names() for d in columns.dates.values()}}
+    return Plan(build, features, extra, finish=lambda: {"columns": notes} if notes else {})
 
 
 def _plan_sensor(

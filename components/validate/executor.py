@@ -198,7 +198,11 @@ def infer_schema(
     """TFDV's inferred schema, with the label bounded to the known classes.
 
     Passthrough string features (in the data but not model inputs, e.g. a sensor's group id)
-    lose their inferred vocabulary: new groups in eval are expected, not anomalies.
+    lose their inferred vocabulary: new groups in eval are expected, not anomalies. So do
+    string features whose train values do not form a small domain (:func:`_small_domain`):
+    names, codes and text whose eval values are new by nature, and which the model reads as
+    out-of-vocabulary anyway. A missing feature, a type change and a new value of a small
+    domain (a colour, an island) are still anomalies.
     """
     import tensorflow_data_validation as tfdv
 
@@ -217,14 +221,47 @@ def infer_schema(
         label.int_domain.min = 0
         label.int_domain.max = len(classes) - 1
     model_inputs = _model_inputs(meta)
+    distinct = _string_cardinality(stats)
     for feature in schema.feature:
         if feature.name not in model_inputs and feature.HasField("domain"):
+            feature.ClearField("domain")
+        elif feature.HasField("domain") and not _small_domain(*distinct.get(feature.name,
+                                                                            (0, 0))):
             feature.ClearField("domain")
     used = {f.domain for f in schema.feature if f.HasField("domain")}
     kept = [d for d in schema.string_domain if d.name in used]
     del schema.string_domain[:]
     schema.string_domain.extend(kept)
     return schema
+
+
+#: A string feature keeps its inferred domain (a new eval value is an anomaly) when it has at
+#: most SMALL_DOMAIN distinct train values seen at least twice each on average, or at most
+#: TFDV's 100 seen at least LARGE_DOMAIN_REPEATS times each on average.
+SMALL_DOMAIN = 20
+LARGE_DOMAIN_REPEATS = 10
+
+
+def _small_domain(unique: int, values: int) -> bool:
+    """Whether a string feature with ``unique`` distinct values among ``values`` non-missing
+    train values is a closed set of categories (see ``SMALL_DOMAIN``)."""
+    if unique <= SMALL_DOMAIN:
+        return values >= 2 * unique
+    return unique <= 100 and values >= LARGE_DOMAIN_REPEATS * unique
+
+
+def _string_cardinality(stats: statistics_pb2.DatasetFeatureStatisticsList
+                        ) -> dict[str, tuple[int, int]]:
+    """Per string feature of the train statistics: (distinct values, non-missing values)."""
+    found: dict[str, tuple[int, int]] = {}
+    for dataset in stats.datasets[:1]:
+        for feature in dataset.features:
+            if feature.HasField("string_stats"):
+                name = feature.path.step[-1] if feature.path.step else feature.name
+                common = feature.string_stats.common_stats
+                found[name] = (int(feature.string_stats.unique),
+                               int(common.num_non_missing * max(common.avg_num_values, 1.0)))
+    return found
 
 
 def describe_anomalies(anomalies: anomalies_pb2.Anomalies) -> list[str]:
