@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 from edgeship.errors import InputError, StepFailed
@@ -168,7 +168,7 @@ def _run_tfx(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _output_to(log: Path) -> Iterator[None]:
+def _output_to(log: Path) -> Generator[None]:
     """Send everything printed meanwhile (TensorFlow's and Beam's C++ logs, Google clients'
     warnings: about 120 lines a TFX run) to ``log``, as the KFP route keeps its steps' output
     in ``run.log``; the terminal keeps the summary and an error's one line."""

@@ -17,6 +17,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -122,7 +123,7 @@ def connect(host: str, ui_host: str | None = None) -> Any:
 
 
 @contextlib.contextmanager
-def warnings_quiet():
+def warnings_quiet() -> Generator[None]:
     """Silence kfp.Client's warning, on every construction, that it needs a KFP server >= 2.0.0b2
     (the cluster manifests deploy 2.5.0, manifests/kfp/kustomization.yaml), and urllib3's
     "Retrying ..." lines while an unreachable host is retried: the one error line says it."""
