@@ -6,8 +6,10 @@ cannot be features as they are, as a raw CSV "as published" has them:
 - identifiers: a string column whose every sampled value is distinct, or a column of whole
   numbers that are distinct and either run in file order (a row number) or sit under an id-like
   name (``id``, ``*_id``, ``index``): a model could only memorise them. Left out.
-- free text: strings of several words, 20 characters or more on average, mostly distinct
-  (at least half of the sampled values): comments, descriptions. Left out.
+- free text: strings of three words or more and 20 characters or more on average, at least
+  one in ten sampled values distinct: comments, descriptions, notes (a published table's
+  comments repeat a few stock sentences: still text, and each new one in eval would be a new
+  category). Left out.
 - dates read as strings (ISO 8601, ``YYYY/MM/DD``, ``MM/DD/YYYY``, ``DD.MM.YYYY``, with or
   without a time): parsed into numeric parts, ``<column>_year``, ``_month``, ``_day``,
   ``_weekday`` (0 = Monday) and ``_hour`` when the values carry a time; a value that does not
@@ -33,8 +35,10 @@ from edgeship.errors import InputError
 MIN_PROFILE_VALUES = 20
 #: Free text: at least this many characters per value on average ...
 TEXT_MIN_LENGTH = 20
+#: ... and this many words ...
+TEXT_MIN_WORDS = 3
 #: ... and at least this share of the sampled values distinct.
-TEXT_MIN_DISTINCT = 0.5
+TEXT_MIN_DISTINCT = 0.1
 #: A column is a date when at least this share of its sampled values parse with one format.
 DATE_SHARE = 0.95
 #: strptime formats tried after ISO 8601 (``datetime.fromisoformat``), in this order.
@@ -148,7 +152,8 @@ def _unusable(name: str, dtype: str, values: list[str]) -> str:
     if dtype == "string":
         length = sum(len(v) for v in values) / n
         words = sum(len(v.split()) for v in values) / n
-        if length >= TEXT_MIN_LENGTH and words >= 2 and distinct >= TEXT_MIN_DISTINCT * n:
+        if (length >= TEXT_MIN_LENGTH and words >= TEXT_MIN_WORDS
+                and distinct >= TEXT_MIN_DISTINCT * n):
             return (f"free text ({length:.0f} characters on average, {distinct} distinct in "
                     f"{n} sampled values)")
         if distinct == n and _date_format(values) is None:

@@ -98,6 +98,20 @@ def _profile(columns: dict[str, list[str]], types: dict[str, str],
                                     "t.csv")
 
 
+def test_stock_sentences_repeated_are_free_text_and_long_category_names_are_not() -> None:
+    n = 60
+    stock = ["Nest never observed with full clutch.", "Not enough blood for isotopes.",
+             "Sexing primers did not amplify.", "Adult not sampled.",
+             "No blood sample obtained.", "No delta15N data received from lab."]
+    plan = _profile(
+        {"comments": [stock[i % 6] for i in range(n)],     # 6 distinct in 60: 10 %
+         "category": [("Home and Kitchen Appliances", "Garden Tools and Supplies")[i % 2]
+                      for i in range(n)],                  # 2 distinct: a category
+         "label": ["a"] * n},
+        {"comments": "string", "category": "string", "label": "string"})
+    assert list(plan.excluded) == ["comments"] and "free text" in plan.excluded["comments"]
+
+
 def test_a_small_or_repetitive_column_is_kept() -> None:
     n = 50
     plan = _profile(
