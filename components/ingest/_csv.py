@@ -110,14 +110,26 @@ def require_column(name: str, header: list[str], what: str, source: str) -> None
         )
 
 
+#: Cells that spell "missing" in the exports of R (``write.csv``: ``NA``) and of databases
+#: (``NULL``): missing, in numeric and string columns alike, not a bad value or a category.
+MISSING_WORDS = frozenset({"NA", "NULL", "null"})
+
+
+def is_missing(text: str) -> bool:
+    """An empty cell, or one of ``MISSING_WORDS``."""
+    text = text.strip()
+    return not text or text in MISSING_WORDS
+
+
 def parse_float(text: str) -> float | None:
-    """A number, or None for an empty cell (or NaN, the usual spelling of a missing number).
+    """A number, or None for an empty cell (or NaN, the usual spelling of a missing number, or
+    one of ``MISSING_WORDS``).
 
     Features are stored as float32, so a larger number is a bad value here rather than a crash
     without file or line when the example is written.
     """
     text = text.strip()
-    if not text:
+    if not text or text in MISSING_WORDS:
         return None
     try:
         value = float(text)
@@ -170,7 +182,7 @@ def infer_types(
         if len(record.fields) != len(header):
             continue  # a malformed row; reported as a bad row when the pipeline reads it
         for name, text in zip(header, record.fields, strict=True):
-            if text.strip():
+            if not is_missing(text):
                 seen[name] += 1
                 numbers[name] += _is_number(text)
     if not sampled:

@@ -26,7 +26,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from edgeship.components.ingest._csv import BadValue, Record, check_width, parse_float
+from edgeship.components.ingest._csv import (
+    BadValue,
+    Record,
+    check_width,
+    is_missing,
+    parse_float,
+)
 from edgeship.components.ingest._rows import BadRow, Item
 from edgeship.components.ingest._tfexample import FeatureValue
 from edgeship.errors import InputError
@@ -123,7 +129,7 @@ def profile_columns(header: list[str], types: dict[str, str], sample: list[list[
     for index, name in enumerate(header):
         if name == label or name in plan.excluded or name in overrides:
             continue
-        values = [row[index].strip() for row in sample if row[index].strip()]
+        values = [row[index].strip() for row in sample if not is_missing(row[index])]
         why = _unusable(name, types[name], values)
         if why:
             plan.excluded[name] = why
@@ -200,7 +206,7 @@ def parse_row(
                     raise BadValue(f"column '{name}': {err}") from None
                 features[name] = None if value is None else [value]
             else:
-                features[name] = text.strip() or None
+                features[name] = None if is_missing(text) else text.strip()
     except BadValue as err:
         return BadRow(record.source, record.line, str(err))
     return "\x1f".join(record.fields), class_name, features
@@ -208,7 +214,7 @@ def parse_row(
 
 def date_parts(column: DateColumn, text: str) -> dict[str, FeatureValue]:
     """The date's numeric parts as features; all missing when the cell is empty or no date."""
-    when = parse_date(text, column.fmt) if text.strip() else None
+    when = None if is_missing(text) else parse_date(text, column.fmt)
     if when is None:
         return dict.fromkeys(column.feature_names())
     values = {"year": when.year, "month": when.month, "day": when.day,

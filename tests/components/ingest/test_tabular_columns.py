@@ -165,3 +165,19 @@ def test_parse_row_skips_excluded_columns_without_checking_them() -> None:
                                                        "label": "string"}, "label", plan)
     assert not isinstance(item, _tabular.BadRow)
     assert item[2] == {"x": [1.5]}
+
+
+def test_r_and_database_missing_spellings_are_missing_not_bad(tmp_path: Path) -> None:
+    lines = ["x,colour,label"] + [
+        f"{'NA' if i % 5 == 0 else i * 0.5},{'NULL' if i % 7 == 0 else 'red'},{'ab'[i % 2]}"
+        for i in range(40)]
+    src = tmp_path / "r.csv"
+    src.write_text("\n".join(lines) + "\n")
+    summary = run_ingest("tabular", str(src), str(tmp_path / "out"))
+    assert summary["bad_rows"] == 0
+    meta = read_examples_meta(tmp_path / "out")
+    assert [f["dtype"] for f in meta["features"]] == ["float", "string"]
+    examples = read_split(tmp_path / "out", "train") + read_split(tmp_path / "out", "eval")
+    assert sum("x" not in e for e in examples) == 8
+    assert sum("colour" not in e for e in examples) == 6
+    assert {e["colour"][0] for e in examples if "colour" in e} == {"red"}
