@@ -39,3 +39,12 @@ def _own_step_cache(tmp_path_factory: pytest.TempPathFactory,
     """Every test starts with an empty step cache of its own (never the user's ~/.cache), so a
     test that runs a pipeline sees its steps run; a test about the cache shares one on purpose."""
     monkeypatch.setenv("EDGESHIP_CACHE_DIR", str(tmp_path_factory.mktemp("step-cache")))
+
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first. Two workers take the tests a file at a time (``--dist loadfile``: a
+    file's tests share module-wide fixtures, such as one pipeline run that many tests assert
+    on), in the order collected; a long file that started last would leave one worker running
+    it alone for the last minutes."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
