@@ -16,10 +16,15 @@ from edgeship.components import progress
 LOCAL_RUNNER = "FnApiRunner"  # Beam resolves the short name to its in-process runner
 
 
+def runner_named(beam_pipeline_args: list[str] | None) -> bool:
+    """Whether the caller chose a Beam runner (then a step never skips Beam for a lean path)."""
+    return any(arg == "--runner" or arg.startswith("--runner=") for arg in beam_pipeline_args or [])
+
+
 def beam_args(beam_pipeline_args: list[str] | None) -> list[str]:
     """The caller's Beam arguments, with the local runner added when none is named."""
     args = list(beam_pipeline_args or [])
-    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in args):
+    if not runner_named(args):
         args.append(f"--runner={LOCAL_RUNNER}")
     return args
 
