@@ -15,9 +15,16 @@ device reuses it instead of re-deriving it.
 
 For sensor data each channel is a feature of shape [window]; the model input is [window,
 channels]. For images the one feature ``image`` holds H*W*C floats in 0..255, shape [H, W, C].
-Tabular features have shape [1] and may be missing in a row. Numeric tabular columns are
-standardised with train-split mean and std and string columns one-hot encoded, so that every
-input column has a similar range when the input tensor is quantized to int8 with one scale.
+Tabular features have shape [1] and may be missing in a row. Every input column gets a similar
+range, because the input tensor is quantized to int8 with one scale (:func:`build_encoding` has
+the rules, all learnt from the train split): a numeric column is scaled robustly (median and
+interquartile range), log-transformed first when its tail is heavy, clipped to
+``±CLIP`` and, when train has gaps in it, followed by a 0/1 missing-value indicator; a string
+column becomes a one-hot block over its vocabulary (the commonest values, each seen at least
+``MIN_COUNT`` times, at most ``VOCAB_MAX``) plus one out-of-vocabulary slot (a missing value is
+all zeros); a column with a single value in train is dropped. The model turns a wide one-hot
+block into an embedding (``embed``: a Dense layer without bias on the block, which is what an
+embedding lookup is, and an int8 fully-connected kernel on devices).
 
 A model edgeship did not train (quantize's "user model" inputs) has the ``raw`` encoding: its
 named features, float or int, every one required, flattened and concatenated in order and
@@ -288,32 +295,143 @@ def build_encoding(meta: dict[str, Any], train: Columns | Iterable[Columns]) -> 
             "columns": [f["name"] for f in features],
             "input_shape": [window, len(features)],
         }
-    vocabs: dict[str, set[str]] = {f["name"]: set() for f in features if f["dtype"] == "string"}
-    moments = {f["name"]: Moments() for f in features if f["dtype"] != "string"}
-    # (cast: the checker reads a dict that is also an Iterable[Columns] as keyed by Columns)
-    batches = [cast(Columns, train)] if isinstance(train, dict) else train
+    return _tabular_encoding(features, [cast(Columns, train)] if isinstance(train, dict)
+                             else train)
+
+
+#: A string value must be seen this many times in train to get its own one-hot slot ...
+MIN_COUNT = 5
+#: ... and a vocabulary holds at most this many values (the commonest); the rest share the
+#: out-of-vocabulary slot.
+VOCAB_MAX = 1000
+#: Scaled numeric inputs are clipped to [-CLIP, CLIP]: one outlier must not widen the int8
+#: input scale for every other column.
+CLIP = 5.0
+#: A non-negative column is log-transformed (log1p) when its skewness is above this ...
+LOG_SKEW = 2.0
+#: Values per batch kept for the quantiles (a uniform sample when batches are of one size).
+QUANTILE_SAMPLE = 2048
+
+
+def embedding_size(width: int) -> int:
+    """Embedding width for a one-hot block of ``width`` slots: min(16, ceil(1.6 * width^0.56))
+    (the rule of fast.ai's tabular models, capped for edge devices). A block not wider than its
+    embedding is fed to the model as it is (``embed`` 0)."""
+    size = min(16, math.ceil(1.6 * width**0.56))
+    return size if width > size else 0
+
+
+def _tabular_encoding(features: list[dict[str, Any]], batches: Iterable[Columns]
+                      ) -> dict[str, Any]:
+    """The tabular encoding (rules in the module docstring), from one pass over the batches."""
+    from collections import Counter
+
+    rng = np.random.default_rng(0)
+    counts = {f["name"]: Counter() for f in features if f["dtype"] == "string"}
+    samples: dict[str, list[np.ndarray]] = {f["name"]: [] for f in features
+                                           if f["dtype"] != "string"}
+    gaps = {f["name"]: 0 for f in features}
+    rows = 0
     for batch in batches:
-        for name, vocab in vocabs.items():
-            vocab.update(v for v in batch[name] if v is not None)
-        for name, moment in moments.items():
-            data = np.asarray(batch[name], dtype=np.float64)
-            moment.add(data[~np.isnan(data)].reshape(-1, 1))
-    columns = []
+        size = 0
+        for name, counter in counts.items():
+            values = [v for v in batch[name] if v is not None]
+            size = len(batch[name])
+            gaps[name] += size - len(values)
+            counter.update(values)
+        for name, kept in samples.items():
+            data = np.asarray(batch[name], dtype=np.float64).reshape(-1)
+            size = len(data)
+            present = data[~np.isnan(data)]
+            gaps[name] += size - len(present)
+            if len(present) > QUANTILE_SAMPLE:
+                present = rng.choice(present, QUANTILE_SAMPLE, replace=False)
+            kept.append(present)
+        rows += size
+    columns: list[dict[str, Any]] = []
+    dropped: dict[str, str] = {}
     width = 0
     for feature in features:
         name = feature["name"]
+        missing = gaps[name] > 0
         if feature["dtype"] == "string":
-            vocab = sorted(vocabs[name])
-            columns.append({"name": name, "dtype": "string", "vocab": vocab})
-            width += len(vocab)
+            counter = counts[name]
+            if not counter:
+                dropped[name] = "no value in the train split"
+                continue
+            if len(counter) == 1 and not missing:
+                dropped[name] = f"one value in the train split ('{next(iter(counter))}')"
+                continue
+            ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+            vocab = [v for v, n in ranked[:VOCAB_MAX] if n >= MIN_COUNT]
+            slots = len(vocab) + 1
+            columns.append({"name": name, "dtype": "string", "vocab": vocab, "oov": True,
+                            "distinct": len(counter), "embed": embedding_size(slots)})
+            width += slots
+            continue
+        values = np.concatenate(samples[name]) if samples[name] else np.zeros(0)
+        if values.size == 0:
+            dropped[name] = "no value in the train split"
+            continue
+        if not missing and values.min() == values.max():
+            dropped[name] = f"one value in the train split ({values[0]:g})"
+            continue
+        column = _numeric_column(name, values)
+        column["missing"] = missing
+        columns.append(column)
+        width += 1 + int(missing)
+    if not columns and rows:  # (an empty split is reported as such by its reader)
+        raise InputError("every feature is dropped: " + "; ".join(
+            f"'{name}': {why}" for name, why in dropped.items()))
+    return {"kind": "tabular", "version": 2, "columns": columns, "dropped": dropped,
+            "input_shape": [width]}
+
+
+def _skew(values: np.ndarray) -> float:
+    std = values.std()
+    return float(((values - values.mean()) ** 3).mean() / std**3) if std > 0 else 0.0
+
+
+def _numeric_column(name: str, values: np.ndarray) -> dict[str, Any]:
+    """Fill, log, centre and scale of one numeric column from a sample of its train values."""
+    fill = float(np.median(values))
+    log = bool(values.min() >= 0 and _skew(values) > LOG_SKEW
+               and abs(_skew(np.log1p(values))) < _skew(values))
+    data = np.log1p(values) if log else values
+    low, centre, high = np.percentile(data, [25, 50, 75])
+    scale = (high - low) / 1.349  # the IQR of a normal distribution is 1.349 sigma
+    if scale <= 0:
+        scale = float(data.std())
+    return {"name": name, "dtype": "float", "fill": fill, "log": log, "mean": float(centre),
+            "std": float(scale) if scale > 0 else 1.0, "clip": CLIP}
+
+
+def input_names(encoding: dict[str, Any]) -> list[str]:
+    """A name per position of a tabular input vector: ``x``, ``x (missing)``, ``colour=red``,
+    ``colour=<other>``."""
+    names: list[str] = []
+    for column in encoding["columns"]:
+        name = column["name"]
+        if column["dtype"] == "string":
+            names += [f"{name}={v}" for v in column["vocab"]]
+            names += [f"{name}=<other>"] if column.get("oov") else []
         else:
-            mean, std = moments[name].mean_std()
-            mean, std = float(mean[0]), float(std[0])
-            columns.append(
-                {"name": name, "dtype": "float", "fill": mean, "mean": mean, "std": std or 1.0}
-            )
-            width += 1
-    return {"kind": kind, "columns": columns, "input_shape": [width]}
+            names += [name] + ([f"{name} (missing)"] if column.get("missing") else [])
+    return names
+
+
+def string_blocks(encoding: dict[str, Any]) -> list[tuple[int, int, int]]:
+    """(first position, width, embedding size) of each one-hot block of a tabular input."""
+    blocks = []
+    at = 0
+    for column in encoding["columns"]:
+        if column["dtype"] == "string":
+            width = len(column["vocab"]) + int(bool(column.get("oov")))
+            blocks.append((at, width, int(column.get("embed", 0))))
+            at += width
+        else:
+            at += 1 + int(bool(column.get("missing")))
+    return blocks
 
 
 class Moments:
@@ -406,15 +524,26 @@ def encode_tf(encoding: dict[str, Any], features: dict[str, Any]) -> Any:
     for column in encoding["columns"]:
         data = features[column["name"]]
         if column["dtype"] == "string":
-            if not column["vocab"]:  # a column with no value in train encodes to nothing
-                continue
-            vocab = tf.constant(column["vocab"], dtype=tf.string)
-            hits = tf.equal(tf.expand_dims(data, -1), tf.expand_dims(vocab, 0))
-            parts.append(tf.cast(hits, tf.float32))  # unseen or missing: all zeros
+            vocab = tf.constant(column["vocab"] or [""], dtype=tf.string)
+            hits = tf.cast(tf.equal(tf.expand_dims(data, -1), tf.expand_dims(vocab, 0)),
+                           tf.float32)[:, :len(column["vocab"])]
+            if column.get("oov"):  # a value, but not one of the vocabulary's
+                other = tf.logical_and(tf.not_equal(data, ""),
+                                       tf.equal(tf.reduce_sum(hits, axis=1), 0.0))
+                hits = tf.concat([hits, tf.cast(other, tf.float32)[:, None]], axis=1)
+            if hits.shape[1]:  # an old encoding's column with no value in train: nothing
+                parts.append(hits)  # missing (and, without oov, unseen): all zeros
         else:
-            filled = tf.where(tf.math.is_nan(data), tf.constant(column["fill"], tf.float32), data)
-            standard = (filled - column.get("mean", 0.0)) / column.get("std", 1.0)
-            parts.append(tf.reshape(tf.cast(standard, tf.float32), [-1, 1]))
+            gap = tf.math.is_nan(data)
+            value = tf.where(gap, tf.constant(column["fill"], tf.float32), data)
+            if column.get("log"):  # (train had no negative value; another split may)
+                value = tf.math.log1p(tf.maximum(value, 0.0))
+            value = (value - column.get("mean", 0.0)) / column.get("std", 1.0)
+            if column.get("clip"):
+                value = tf.clip_by_value(value, -column["clip"], column["clip"])
+            parts.append(tf.reshape(tf.cast(value, tf.float32), [-1, 1]))
+            if column.get("missing"):
+                parts.append(tf.reshape(tf.cast(gap, tf.float32), [-1, 1]))
     return tf.concat(parts, axis=1)
 
 
@@ -434,17 +563,29 @@ def _encode(encoding: dict[str, Any], columns: Columns) -> np.ndarray:
     for column in encoding["columns"]:
         data = columns[column["name"]]
         if column["dtype"] == "string":
-            index = {v: i for i, v in enumerate(column["vocab"])}
-            # unseen categories (and missing values) encode as all zeros
-            positions = np.fromiter((index.get(v, -1) for v in data), dtype=np.int64,
-                                    count=len(data))
-            one_hot = np.zeros((len(data), len(column["vocab"]) + 1), dtype=np.float32)
+            vocab = column["vocab"]
+            index = {v: i for i, v in enumerate(vocab)}
+            # missing values encode as all zeros; unseen ones in the out-of-vocabulary slot
+            # when the encoding has one (all zeros in an old encoding without it)
+            unseen = len(vocab) if column.get("oov") else -1
+            positions = np.fromiter((-1 if v is None else index.get(v, unseen) for v in data),
+                                    dtype=np.int64, count=len(data))
+            one_hot = np.zeros((len(data), len(vocab) + 2), dtype=np.float32)
             one_hot[np.arange(len(data)), positions] = 1.0
-            parts.append(one_hot[:, :-1])
+            parts.append(one_hot[:, :len(vocab) + int(bool(column.get("oov")))])
         else:
-            filled = np.where(np.isnan(data), column["fill"], data).astype(np.float32)
-            # Standardise here, not only in the model: an int8 input has one scale for the whole
+            data = np.asarray(data, dtype=np.float32)
+            gap = np.isnan(data)
+            value = np.where(gap, np.float32(column["fill"]), data).astype(np.float32)
+            if column.get("log"):  # (train had no negative value; another split may)
+                value = np.log1p(np.maximum(value, np.float32(0)))
+            # Scale here, not only in the model: an int8 input has one scale for the whole
             # tensor, so a column in the thousands would leave the others a handful of steps.
-            filled = (filled - column.get("mean", 0.0)) / column.get("std", 1.0)
-            parts.append(filled.reshape(-1, 1).astype(np.float32))
+            value = (value - np.float32(column.get("mean", 0.0))) / np.float32(
+                column.get("std", 1.0))
+            if column.get("clip"):
+                value = np.clip(value, -column["clip"], column["clip"])
+            parts.append(value.reshape(-1, 1).astype(np.float32))
+            if column.get("missing"):
+                parts.append(gap.reshape(-1, 1).astype(np.float32))
     return np.concatenate(parts, axis=1)

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeship.components._dataset import input_names
+
 MIN_STEPS = 16  # fewer distinct levels than this across a feature's range loses it
 
 
@@ -21,13 +23,7 @@ def feature_names(encoding: dict[str, Any], width: int) -> list[str]:
     if kind == "sensor":
         return list(encoding["columns"])
     if kind == "tabular":
-        names = []
-        for column in encoding["columns"]:
-            if column["dtype"] == "string":
-                names += [f"{column['name']}={v}" for v in column["vocab"]]
-            else:
-                names.append(column["name"])
-        return names
+        return input_names(encoding)
     return [f"channel {i}" for i in range(width)]
 
 

@@ -21,6 +21,7 @@ def train(
     min_steps: int = 500,
     max_steps: int = 10000,
     label_smoothing: float = 0.1,
+    class_weights: str = "auto",
 ) -> str:
     """Train a small Keras classifier for edge devices and export it as a SavedModel.
 
@@ -60,6 +61,9 @@ def train(
             one) over a large split. Example: ``10000``.
         label_smoothing: Share of each label spread evenly over all classes; it keeps the
             logits in a range an int8 output quantizes well. 0 turns it off. Example: ``0.1``.
+        class_weights: "auto" weighs each class by the square root of n / (K * n_class) when
+            the commonest class holds more than 60 % of the train split; "balanced" by
+            n / (K * n_class) always; "none" never. The summary's "decisions" says which.
 
     Returns:
         The step summary as JSON: ``{"train_accuracy", "eval_accuracy", "epochs",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -30,9 +30,18 @@ from edgeship.components._dataset import (
 from edgeship.components.progress import Progress
 from edgeship.errors import InputError
 
-#: Early stopping watches the loss on at most this many eval examples (the first, in file
-#: order): enough to see it stop falling, cheap enough to measure after every epoch.
+#: Early stopping watches the loss on at most this many examples (the first, in file order):
+#: enough to see it stop falling, cheap enough to measure after every epoch.
 VALIDATION_EXAMPLES = 50_000
+#: Tabular data: every HOLD_EVERY-th train example (in file order; ingest's split is a hash,
+#: so these are a random tenth) is held back for early stopping and never trained on, so the
+#: eval split stays unseen until the model is measured on it.
+HOLD_EVERY = 10
+
+
+def held_back(examples: int) -> int:
+    """How many of ``examples`` train examples :func:`dataset`'s ``part="held"`` gives."""
+    return math.ceil(examples / HOLD_EVERY)
 
 
 @dataclass(frozen=True)
@@ -129,13 +138,18 @@ def scan(examples_dir: str, meta: dict[str, Any], progress: Progress | None = No
         if progress:
             progress.update(lambda n=seen: f"reading the train split: {n} examples")
     mean, std = moments.mean_std()
+    if encoding.get("version", 1) >= 2:
+        # the encoding scales numeric columns already; one-hot and indicator columns must stay
+        # 0/1 (scaling a rare category by its tiny variance gives inputs in the hundreds)
+        mean, std = np.zeros_like(mean), np.ones_like(std)
     return TrainData(encoding, tuple(int(d) for d in encoding["input_shape"]), counts,
                      mean, std**2)
 
 
 def dataset(examples_dir: str, split: str, meta: dict[str, Any], encoding: dict[str, Any],
             batch_size: int, *, seed: int | None = None, limit: int | None = None,
-            examples: int | None = None, one_hot: bool = True) -> Any:
+            examples: int | None = None, one_hot: bool = True, part: str = "all",
+            class_weights: list[float] | None = None) -> Any:
     """A ``tf.data.Dataset`` of (inputs, labels) batches streamed from the split's TFRecords:
     read, parsed and encoded (:func:`encode_tf`) in TensorFlow's own threads, with no Python in
     the loop. The labels and inputs were checked by :func:`scan` (and the eval split by the
@@ -145,12 +159,24 @@ def dataset(examples_dir: str, split: str, meta: dict[str, Any], encoding: dict[
     pass, the same for the same seed. Labels are one-hot (for label smoothing) unless
     ``one_hot`` is False. ``examples``, the split's size when the caller has counted it, gives
     the stream a known length: Keras then knows where an epoch ends instead of running into
-    the end of the data (and warning that it "ran out of data").
+    the end of the data (and warning that it "ran out of data"). ``part`` "fit" leaves out
+    every ``HOLD_EVERY``-th example, "held" gives only those (``examples`` is still the whole
+    split's count). With ``class_weights`` each batch carries a weight per example, its
+    class's.
     """
     import tensorflow as tf
 
     records = tf.data.TFRecordDataset(tfrecord_files(examples_dir, split),
                                       compression_type="GZIP")
+    if part != "all":
+        keep_held = part == "held"
+        # (cast: TensorFlow's stubs type the enumerated elements as one tuple, but tf.data
+        # unpacks them into the two arguments)
+        numbered = cast(Any, records.enumerate())
+        records = numbered.filter(
+            lambda i, _: tf.equal(i % HOLD_EVERY, 0) == keep_held).map(lambda _, r: r)
+        if examples is not None:
+            examples = held_back(examples) if keep_held else examples - held_back(examples)
     if seed is not None:
         records = records.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     if limit is not None:
@@ -159,11 +185,13 @@ def dataset(examples_dir: str, split: str, meta: dict[str, Any], encoding: dict[
     label = meta["label_feature"]
     num_classes = len(meta["classes"])
 
+    weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
+
     def parse(serialized):
         features = tf.io.parse_example(serialized, spec)
         labels = features[label]
-        return (encode_tf(encoding, features),
-                tf.one_hot(labels, num_classes) if one_hot else labels)
+        x, y = encode_tf(encoding, features), tf.one_hot(labels, num_classes) if one_hot else labels
+        return (x, y) if weights is None else (x, y, tf.gather(weights, labels))
 
     batches = records.batch(batch_size)
     if examples is not None:

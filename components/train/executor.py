@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeship.components._dataset import READ_BATCH, check_labels, iter_batches
+from edgeship.components._dataset import READ_BATCH, check_labels, iter_batches, string_blocks
 from edgeship.components._serving import (  # noqa: F401 - predict and load_serving_fn are public here too
     INPUT_NAME,
     OUTPUT_NAME,
@@ -60,6 +60,29 @@ ACCURACY_EXAMPLES = 100_000
 #: Optimisation steps per call into TensorFlow: small models are otherwise bound by Python's
 #: per-step overhead, not by their arithmetic.
 STEPS_PER_EXECUTION = 16
+#: ``class_weights``: "auto" weighs classes when the commonest holds more than SKEWED of the
+#: train split; "balanced" always; "none" never.
+CLASS_WEIGHTS = ("auto", "balanced", "none")
+SKEWED = 0.6
+
+
+def class_weights(counts: np.ndarray, mode: str) -> list[float] | None:
+    """Per-class loss weights, or None for none.
+
+    "balanced" is n / (K * n_c): every class weighs the same in the loss. "auto" uses its square
+    root, and only on a skewed split: full balancing trades accuracy for recall of the rare
+    classes, and the score that blesses a model is accuracy; the square root is the usual
+    middle way. Weights are scaled so that the average example weighs 1 (the learning rate keeps
+    its meaning)."""
+    total, present = counts.sum(), counts > 0
+    if mode == "none" or (mode == "auto" and counts.max() <= SKEWED * total):
+        return None
+    raw = np.zeros(len(counts))
+    raw[present] = total / (present.sum() * counts[present])
+    if mode == "auto":
+        raw = np.sqrt(raw)
+    raw *= total / float((raw * counts).sum())
+    return [round(float(w), 4) for w in raw]
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,7 @@ class TrainParams(StepParams):
     min_steps: int = 500
     max_steps: int = 10_000
     label_smoothing: float = 0.1
+    class_weights: str = "auto"
 
     def check(self) -> None:
         require(is_int(self.epochs) and self.epochs >= 1, "epochs", self.epochs,
@@ -93,6 +117,8 @@ class TrainParams(StepParams):
         require(isinstance(self.hyperparameters, dict), "hyperparameters",
                 self.hyperparameters, "an object of settings")
         require(is_int(self.seed), "seed", self.seed, "an integer")
+        require(self.class_weights in CLASS_WEIGHTS, "class_weights", self.class_weights,
+                f"one of {', '.join(CLASS_WEIGHTS)}")
 
 
 def run_train(
@@ -103,7 +129,8 @@ def run_train(
     logs_dir: str = "",
     **overrides: Any,
 ) -> dict:
-    """Train on ``Split-train``, early-stop on ``Split-eval``, export to ``model_dir``.
+    """Train on ``Split-train``, early-stop on a held-back part of it (tabular) or on
+    ``Split-eval``, export to ``model_dir``.
 
     The parameters are :class:`TrainParams` (or the same names as keywords); ``logs_dir``
     receives TensorBoard logs when given. Returns ``{"train_accuracy", "eval_accuracy",
@@ -122,8 +149,14 @@ def run_train(
     scanned = data.scan(examples_dir, meta, progress)
     _check_classes_present(examples_dir, scanned, classes)
     eval_counts = _check_eval_split(examples_dir, meta, scanned.encoding)
-    plan = data.schedule(scanned.examples, p.epochs, p.batch_size, p.min_steps, p.max_steps)
+    tabular = meta["kind"] == "tabular"
+    fit_examples = scanned.examples - (data.held_back(scanned.examples) if tabular else 0)
+    plan = data.schedule(fit_examples, p.epochs, p.batch_size, p.min_steps, p.max_steps)
     encoding, input_shape = scanned.encoding, scanned.input_shape
+    weights = class_weights(scanned.class_counts, p.class_weights)
+    if weights:
+        log.info("class weights %s (%s)", dict(zip(classes, weights, strict=True)),
+                 p.class_weights)
 
     import keras
     import tensorflow as tf
@@ -135,14 +168,16 @@ def run_train(
         model = _user_model(p.module_file, user_build, input_shape, len(classes), hp, normalizer)
         family = f"module_file:{Path(p.module_file).name}"
     else:
-        model = models.build_model(meta["kind"], input_shape, len(classes), hp, normalizer)
+        blocks = string_blocks(encoding) if meta["kind"] == "tabular" else None
+        model = models.build_model(meta["kind"], input_shape, len(classes), hp, normalizer,
+                                   blocks)
         family = models.FAMILIES[meta["kind"]]
     log.info("training %s (%d parameters) on %d examples: %s", family, model.count_params(),
              scanned.examples, plan)
 
     with atomic_output_dir(model_dir) as out, _optional_atomic(logs_dir) as logs:
         history = _fit(model, examples_dir, meta, encoding, plan, p, logs, progress,
-                       scanned.examples, int(eval_counts.sum()))
+                       scanned.examples, int(eval_counts.sum()), weights)
         _export(model, out / SERVING_DIR, input_shape, len(classes))
         accuracy = _exported_accuracies(out, examples_dir, meta, encoding, progress)
         model_meta = {
@@ -161,6 +196,9 @@ def run_train(
                          "passes_per_epoch": plan.passes_per_epoch, "max_epochs": plan.epochs,
                          "min_epochs": plan.min_epochs},
             "label_smoothing": p.label_smoothing,
+            "class_weights": dict(zip(classes, weights, strict=True)) if weights else {},
+            "early_stopping_on": ("a held-back tenth of the train split" if tabular
+                                  else "the eval split"),
             "train_accuracy": accuracy["train"][0],
             "eval_accuracy": accuracy["eval"][0],
             "accuracy_examples": {split: n for split, (_, n) in accuracy.items()},
@@ -188,7 +226,28 @@ def run_train(
         "parameters": model_meta["parameters"],
         "model": str(model_dir),
         "warning": model_meta["warning"],
+        **_encoding_notes(encoding, model_meta["class_weights"], p.class_weights),
     }
+
+
+def _encoding_notes(encoding: dict[str, Any], weights: dict[str, float], mode: str
+                    ) -> dict[str, Any]:
+    """What train decided from the data, one line each: columns dropped, strings embedded,
+    columns log-transformed, class weights."""
+    notes: list[str] = [f"{name}: dropped, {why}"
+                        for name, why in encoding.get("dropped", {}).items()]
+    for column in encoding.get("columns", []) if encoding.get("kind") == "tabular" else []:
+        name = column["name"]
+        if column["dtype"] == "string" and column.get("oov"):
+            notes.append(f"{name}: {len(column['vocab'])} of {column['distinct']} values in the "
+                         "vocabulary (the rest out-of-vocabulary)"
+                         + (f", embedded in {column['embed']}" if column.get("embed") else ""))
+        elif column.get("log"):
+            notes.append(f"{name}: log-transformed (heavy tail)")
+    if weights:
+        notes.append(f"class weights ({mode}): "
+                     + ", ".join(f"{c} {w:g}" for c, w in weights.items()))
+    return {"decisions": notes} if notes else {}
 
 
 def _schedule_note(p: TrainParams, plan: data.Schedule) -> str:
@@ -350,14 +409,23 @@ def _optional_atomic(path: str):
 
 def _fit(model, examples_dir: str, meta: dict[str, Any], encoding: dict[str, Any],
          plan: data.Schedule, p: TrainParams, logs_dir, progress: Progress,
-         train_examples: int, eval_examples: int):
+         train_examples: int, eval_examples: int, weights: list[float] | None = None):
     """Fit on the streamed train split; early-stop on the loss over (at most
-    ``data.VALIDATION_EXAMPLES``) eval examples, restoring the best weights, never before
-    ``plan.min_epochs``."""
+    ``data.VALIDATION_EXAMPLES``) held-back examples, restoring the best weights, never before
+    ``plan.min_epochs``. Tabular data holds back a tenth of the train split for it (and
+    warms the learning rate up, then decays it along a cosine over the step budget); sensor
+    and image data early-stop on the eval split."""
     import keras
 
+    tabular = meta["kind"] == "tabular"
+    learning_rate: Any = p.learning_rate
+    if tabular:
+        warmup = min(200, plan.steps // 10)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            p.learning_rate / 10, max(1, plan.steps - warmup), alpha=0.05,
+            warmup_target=p.learning_rate, warmup_steps=warmup)
     model.compile(
-        optimizer=keras.optimizers.Adam(p.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=p.label_smoothing),
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,
@@ -374,13 +442,19 @@ def _fit(model, examples_dir: str, meta: dict[str, Any], encoding: dict[str, Any
     if logs_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logs_dir)))
     train = data.dataset(examples_dir, "train", meta, encoding, plan.batch_size, seed=p.seed,
-                         examples=train_examples)
+                         examples=train_examples, part="fit" if tabular else "all",
+                         class_weights=weights)
     if plan.passes_per_epoch > 1:  # a small split: several passes make one epoch
         train = train.repeat(plan.passes_per_epoch)
     elif plan.epochs == 1:  # one pass is more than the budget: a partial epoch
         train = train.take(plan.steps_per_epoch)
-    validation = data.dataset(examples_dir, "eval", meta, encoding, READ_BATCH,
-                              limit=data.VALIDATION_EXAMPLES, examples=eval_examples)
+    if tabular:
+        validation = data.dataset(examples_dir, "train", meta, encoding, READ_BATCH,
+                                  limit=data.VALIDATION_EXAMPLES, examples=train_examples,
+                                  part="held")
+    else:
+        validation = data.dataset(examples_dir, "eval", meta, encoding, READ_BATCH,
+                                  limit=data.VALIDATION_EXAMPLES, examples=eval_examples)
     return model.fit(train, validation_data=validation, epochs=plan.epochs, callbacks=callbacks,
                      shuffle=False, verbose=0)  # the stream is shuffled already
 

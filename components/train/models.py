@@ -78,10 +78,15 @@ def build_normalizer(mean, variance):
 
 
 def build_model(
-    kind: str, input_shape: tuple[int, ...], num_classes: int, hp: dict[str, Any], normalizer
+    kind: str, input_shape: tuple[int, ...], num_classes: int, hp: dict[str, Any], normalizer,
+    blocks: list[tuple[int, int, int]] | None = None,
 ):
-    """The built-in model for a data kind (``hp`` from :func:`resolve_hyperparameters`)."""
-    builders = {"image": _image_cnn, "sensor": _sensor_cnn, "tabular": _tabular_mlp}
+    """The built-in model for a data kind (``hp`` from :func:`resolve_hyperparameters`).
+    ``blocks`` are a tabular input's one-hot blocks (``_dataset.string_blocks``): those with an
+    embedding size get one."""
+    if kind == "tabular":
+        return _tabular_mlp(input_shape, num_classes, hp, normalizer, blocks or [])
+    builders = {"image": _image_cnn, "sensor": _sensor_cnn}
     return builders[kind](input_shape, num_classes, hp, normalizer)
 
 
@@ -152,13 +157,27 @@ def _sensor_cnn(input_shape, num_classes, hp, normalizer):
     return keras.Model(inputs, outputs, name="conv1d")
 
 
-def _tabular_mlp(input_shape, num_classes, hp, normalizer):
-    """A multi-layer perceptron over the encoded feature vector."""
+def _tabular_mlp(input_shape, num_classes, hp, normalizer, blocks):
+    """A multi-layer perceptron over the encoded feature vector; a wide one-hot block first
+    goes through an embedding: a Dense layer without bias on the block's slice (an embedding
+    lookup, as int8-safe StridedSlice and FullyConnected kernels)."""
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=input_shape, name="inputs")
     x = normalizer(inputs)
+    embedded = [(at, width, size) for at, width, size in blocks if size]
+    if embedded:
+        parts, at = [], 0
+        for start, width, size in embedded:
+            if start > at:
+                parts.append(x[:, at:start])
+            parts.append(layers.Dense(size, use_bias=False, name=f"embed{start}")(
+                x[:, start:start + width]))
+            at = start + width
+        if at < input_shape[0]:
+            parts.append(x[:, at:])
+        x = layers.Concatenate(name="embedded")(parts) if len(parts) > 1 else parts[0]
     for i, units in enumerate(hp["units"]):
         x = layers.Dense(units, activation="relu", name=f"dense{i}")(x)
     x = layers.Dropout(hp["dropout"], name="dropout")(x)

@@ -153,9 +153,9 @@ def test_same_seed_gives_the_same_model(trained, examples, tmp_path) -> None:
     again = tmp_path / "again"
     run_train(str(examples["tabular"]), str(again), epochs=FAMILIES["tabular"][1], seed=42,
               min_steps=50)
-    probe = np.random.default_rng(3).normal(size=(64, 5)).astype(np.float32)
-    np.testing.assert_array_equal(predict(str(model_dir), probe), predict(str(again), probe))
     first = json.loads((model_dir / MODEL_META).read_text())
+    probe = np.random.default_rng(3).normal(size=(64, *first["input_shape"])).astype(np.float32)
+    np.testing.assert_array_equal(predict(str(model_dir), probe), predict(str(again), probe))
     assert json.loads((again / MODEL_META).read_text()) == first
 
 
@@ -185,9 +185,9 @@ def test_module_file_replaces_build_model(examples, tmp_path) -> None:
     meta = json.loads((tmp_path / "model" / MODEL_META).read_text())
     assert meta["family"] == "module_file:my_model.py"
     assert meta["hyperparameters"] == {"width": 7}
-    # Dense(5->7) + Dense(7->2); the normaliser's mean and variance are constants measured by
-    # streaming the train split, not weights
-    assert summary["parameters"] == (5 * 7 + 7) + (7 * 2 + 2)
+    # Dense(6->7) + Dense(7->2) (x, y and colour's 3 values plus its out-of-vocabulary slot);
+    # the normaliser's mean and variance are constants, not weights
+    assert summary["parameters"] == (6 * 7 + 7) + (7 * 2 + 2)
     assert summary["eval_accuracy"] >= 0.8
 
 
