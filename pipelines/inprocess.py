@@ -14,9 +14,12 @@ What a subprocess gave for free, a step gets back here:
   ``_KFP_RUNTIME``, restored afterwards;
 - its output: Python's and the native libraries' writes to file descriptor 2 (TensorFlow's C++
   log lines) go where the step's printed lines go, the run log, as they did through the pipe;
-- the working folder and environment it started with, whatever it changed;
-- a failure that ends only the step: an exception (or ``sys.exit``) becomes the failed status
-  kfp.local reports, with the traceback in the log; Ctrl-C still stops the run.
+- the working folder, environment, umask, signal handlers (Ctrl-C still stops the run), import
+  path and file descriptors it started with, whatever it changed (a thread it leaves running
+  is named in the log: a process would have waited for it);
+- a failure that ends only the step: an exception (or ``sys.exit``, its message printed) becomes
+  the failed status kfp.local reports, with the traceback in the log; Ctrl-C still stops the
+  run.
 
 State a library keeps in memory (TensorFlow's graph, Keras's name counters) does carry over
 from one step to the next; the steps seed what they draw, and a test runs a failing pipeline and
@@ -28,8 +31,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -83,7 +88,7 @@ class StepCommand:
 
 
 def run_step(step: StepCommand, scratch: Path, log: TextIO | None = None) -> int:
-    """Run one step in this process; 0 on success, else 1 (as its exit status)."""
+    """Run one step in this process; its exit status (0 on success)."""
     from kfp.dsl.executor import Executor
 
     namespace: dict[str, Any] = {"__name__": f"edgeship_step_{step.function}"}
@@ -96,11 +101,22 @@ def run_step(step: StepCommand, scratch: Path, log: TextIO | None = None) -> int
             Executor(executor_input=step.executor_input,
                      function_to_execute=namespace[step.function]).execute()
         except SystemExit as stop:  # a step that exits ends itself, not the run
-            return 0 if stop.code in (0, None) else 1
+            return _exit_status(stop.code)
         except Exception:  # noqa: BLE001 - any error fails the step, as its process would
             traceback.print_exc(file=sys.stdout)
             return 1
     return 0
+
+
+def _exit_status(code: object) -> int:
+    """What a process's exit status would be for ``sys.exit(code)``: a message is printed and
+    is status 1, as Python does."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code)
+    return 1
 
 
 @contextlib.contextmanager
@@ -142,35 +158,59 @@ def patched_steps(*, in_process: bool, scratch: Path, log: TextIO | None = None,
 
 @contextlib.contextmanager
 def _as_if_a_new_process(scratch: Path, log: TextIO | None) -> Iterator[None]:
+    """What a step's own process would have kept to itself: the environment, working folder,
+    temporary folder, umask, signal handlers, import path and file descriptors 1 and 2."""
     saved_environ = dict(os.environ)
     saved_cwd = os.getcwd()
     saved_tempdir = tempfile.tempdir
+    saved_path = list(sys.path)
+    saved_umask = os.umask(0o022)
+    os.umask(saved_umask)
+    saved_signals = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    threads = set(threading.enumerate())
     os.environ["_KFP_RUNTIME"] = "true"
     os.environ["TMPDIR"] = str(scratch)
     tempfile.tempdir = str(scratch)
     try:
-        with _stderr_to(log):
+        with _descriptors_kept(log):
             yield
     finally:
         tempfile.tempdir = saved_tempdir
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_environ)
+        sys.path[:] = saved_path
+        os.umask(saved_umask)
+        for signum, handler in saved_signals.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+        left = [t.name for t in threading.enumerate() if t not in threads and t.is_alive()
+                and not t.daemon]
+        if left:  # a process would have waited for them; this one goes on
+            print(f"warning: the step left threads running: {', '.join(left)}")
+
+
+# The signals whose handlers decide how a run stops (Ctrl-C, a kill).
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _stderr_to(log: TextIO | None) -> Iterator[None]:
-    """Point file descriptor 2 at ``log`` (native libraries write there, not to sys.stderr)."""
-    if log is None:
-        yield
-        return
+def _descriptors_kept(log: TextIO | None) -> Iterator[None]:
+    """File descriptors 1 and 2 as they were after the step, whatever it closed or pointed
+    elsewhere; during it, 2 goes to ``log`` (native libraries write there, not to sys.stderr)."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    log.flush()
-    saved = os.dup(2)
-    os.dup2(log.fileno(), 2)
+    if log is not None:
+        log.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    if log is not None:
+        os.dup2(log.fileno(), 2)
     try:
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)

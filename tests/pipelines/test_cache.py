@@ -109,11 +109,14 @@ def test_a_failed_step_is_not_stored(run_chain) -> None:
 
 
 def test_changed_code_is_a_new_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = StepCache.open(tmp_path / "cache")
     executor_input = {"inputs": {"parameterValues": {"epochs": 3}}}
-    before = cache.key("train", "def train(): ...", executor_input)
-    monkeypatch.setattr(cache_module, "code_version", lambda: "an edited executor")
-    assert cache.key("train", "def train(): ...", executor_input) != before
+    before = StepCache.open(tmp_path / "cache").key("train", "def train(): ...", executor_input)
+    monkeypatch.setattr(cache_module, "LIBRARIES", ("tensorflow", "a-library-since-installed"))
+    upgraded = StepCache.open(tmp_path / "cache").key("train", "def train(): ...",
+                                                      executor_input)
+    monkeypatch.setattr(cache_module.importlib.metadata, "version", lambda name: "9.9")
+    edited = StepCache.open(tmp_path / "cache")
+    assert len({before, upgraded, edited.key("train", "def train(): ...", executor_input)}) == 3
 
 
 def test_push_is_never_cached(tmp_path: Path) -> None:
@@ -132,26 +135,119 @@ def test_content_hash_sees_names_and_bytes(tmp_path: Path) -> None:
     assert len({first, renamed, content_hash(folder)}) == 3
 
 
-def test_a_cache_folder_others_may_write_to_is_refused(tmp_path: Path) -> None:
-    """Another account able to write there could plant the model that push then signs."""
+def test_a_cache_folder_others_may_change_is_refused(tmp_path: Path) -> None:
+    """Another account able to write there, or to swap the folder for its own through a parent
+    it may write to, could plant the model that push then signs."""
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o777)
-    with pytest.raises(InputError, match="only you can write to"):
+    with pytest.raises(InputError, match="only you can change"):
         StepCache.open(shared)
+    with pytest.raises(InputError, match="can be changed by another account"):
+        StepCache.open(shared / "mine")
+    os.chmod(shared, 0o1777)  # sticky, as /tmp: others cannot rename what is ours
+    assert StepCache.open(shared / "mine")
     private = StepCache.open(tmp_path / "new")
     assert (private.root.stat().st_mode & 0o777) == 0o700
 
 
-def test_an_output_edited_in_its_run_folder_is_not_restored(run_chain) -> None:
-    """Stored outputs share their bytes (hard links) with the run folder: a file edited in place
-    there must not come back as what the step wrote."""
+def test_a_cache_path_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(InputError, match="cannot be the step cache"):
+        StepCache.open(tmp_path / "afile" / "cache")
+
+
+def test_an_output_edited_in_its_run_folder_changes_neither_the_cache_nor_another_run(
+        run_chain) -> None:
+    """The cache holds copies: a file curated where it lies stays the user's edit alone."""
     first, _ = run_chain()
+    second, _ = run_chain()
     rows = next(first.run_dir.rglob("rows"))
     with open(rows, "r+") as handle:  # in place, as an editor without a backup copy writes
         handle.write("XYZ")
-    again, statuses = run_chain()
-    # produce runs again; consume's stored result is still right for what produce now writes
+    third, statuses = run_chain()
+    assert statuses == {"produce": "CACHED", "consume": "CACHED"}
+    assert next(second.run_dir.rglob("rows")).read_text() == "abc"
+    assert next(third.run_dir.rglob("rows")).read_text() == "abc"
+
+
+def test_an_entry_changed_in_the_cache_is_dropped_and_the_step_runs(run_chain,
+                                                                   tmp_path: Path) -> None:
+    run_chain()
+    for stored in (tmp_path / "cache").rglob("rows"):
+        stored.write_text("planted")
+    result, statuses = run_chain()
     assert statuses == {"produce": "SUCCESS", "consume": "CACHED"}
-    assert next(again.run_dir.rglob("rows")).read_text() == "abc"
-    assert again.steps[-1].summary["text"] == "abc!"
+    assert next(result.run_dir.rglob("rows")).read_text() == "abc"
+
+
+def test_a_damaged_entry_is_a_miss_not_an_error(run_chain, tmp_path: Path) -> None:
+    run_chain()
+    for output in (tmp_path / "cache").glob("*/executor_output.json"):
+        output.unlink()
+    for meta in (tmp_path / "cache").glob("*/entry.json"):
+        meta.write_text("{not json")
+        break
+    result, statuses = run_chain()
+    assert not result.error and statuses == {"produce": "SUCCESS", "consume": "SUCCESS"}
+    _, statuses = run_chain()  # stored anew
+    assert statuses == {"produce": "CACHED", "consume": "CACHED"}
+
+
+def test_a_new_file_in_a_linked_folder_or_a_new_empty_folder_is_new_data(tmp_path: Path) -> None:
+    """Ingest reads class folders through symbolic links and fails on an empty one: the key
+    sees what ingest sees."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.png").write_bytes(b"1")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "dog").symlink_to(elsewhere)
+    (photos / "loop").symlink_to(photos)  # a link loop ends
+    first = content_hash(photos)
+    (elsewhere / "b.png").write_bytes(b"2")
+    more = content_hash(photos)
+    (photos / "bird").mkdir()
+    assert len({first, more, content_hash(photos)}) == 3
+
+
+def test_a_fifo_named_as_data_is_not_cached_and_never_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "data.csv"
+    os.mkfifo(fifo)
+    cache = StepCache.open(tmp_path / "cache")
+    assert cache.key("ingest", "def ingest(): ...",
+                     {"inputs": {"parameterValues": {"data_path": str(fifo)}}}) is None
+
+
+def test_only_parameters_that_name_files_are_read(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A label called `target` beside a build folder of that name is a column name."""
+    (tmp_path / "target").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cache = StepCache.open(tmp_path / "cache")
+    key = cache.key("ingest", "src", {"inputs": {"parameterValues": {"label": "target"}}})
+    (tmp_path / "target" / "big.bin").write_bytes(b"x")
+    assert cache.key("ingest", "src", {"inputs": {"parameterValues": {"label": "target"}}}) == key
+
+
+def test_every_path_parameter_of_the_steps_is_read_by_content() -> None:
+    import dataclasses
+
+    from edgeship.components.evaluate.executor import EvaluateParams
+    from edgeship.components.ingest.executor import IngestParams
+    from edgeship.components.quantize.executor import QuantizeParams
+    from edgeship.components.train.executor import TrainParams
+    from edgeship.components.validate.executor import ValidateParams
+
+    named = {f.name for params in (IngestParams, ValidateParams, TrainParams, EvaluateParams,
+                                   QuantizeParams)
+             for f in dataclasses.fields(params)
+             if f.name.endswith(("_path", "_file", "_dir"))}
+    assert named <= cache_module.PATH_PARAMETERS
+
+
+def test_metadata_cannot_pose_as_the_run_folder() -> None:
+    run = "/runs/one"
+    assert cache_module._placed({"a": "%r/x"}, run) != cache_module._placed({"a": f"{run}/x"}, run)
+    assert cache_module._placed({"a": f"{run}/x"}, run) == cache_module._placed(
+        {"a": "/runs/two/x"}, "/runs/two")

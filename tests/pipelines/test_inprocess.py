@@ -4,6 +4,7 @@ a process of its own (temporary folder, environment, working folder, file descri
 # No `from __future__ import annotations`: kfp reads the components' annotations as types.
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,7 @@ def _tiny_pipelines():
     @dsl.component(base_image="python:3.11")
     def mess_up(how: str) -> str:
         import os
+        import signal
         import sys
         import tempfile
 
@@ -52,22 +54,34 @@ def _tiny_pipelines():
         os.environ.pop("EDGESHIP_KEPT", None)
         os.chdir("/")
         tempfile.tempdir = "/nonexistent"
+        os.umask(0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.path.insert(0, "/planted")
         os.write(2, b"a native library writes this to fd 2\n")
         if how == "raise":
             raise RuntimeError("this step fails")
         if how == "exit":
-            sys.exit(3)
+            sys.exit("config.yaml: no such file")
+        if how == "close":
+            os.close(1)
+            os.close(2)
         return "done"
 
     @dsl.component(base_image="python:3.11")
     def observe() -> str:
         import json
         import os
+        import signal
+        import sys
         import tempfile
 
+        umask = os.umask(0)
+        os.umask(umask)
         return json.dumps({"cwd": os.getcwd(), "tmp": tempfile.gettempdir(),
                            "leaked": os.environ.get("EDGESHIP_LEAKED", ""),
-                           "kept": os.environ.get("EDGESHIP_KEPT", "")})
+                           "kept": os.environ.get("EDGESHIP_KEPT", ""), "umask": umask,
+                           "sigint": signal.getsignal(signal.SIGINT) == signal.default_int_handler,
+                           "planted": "/planted" in sys.path})
 
     @dsl.pipeline(name="mess")
     def mess(how: str = "raise") -> None:
@@ -81,9 +95,10 @@ def _tiny_pipelines():
 
 
 @pytest.mark.parametrize(("how", "status"), [("raise", "FAILURE"), ("exit", "FAILURE"),
-                                              ("return", "SUCCESS")])
+                                              ("return", "SUCCESS"), ("close", "SUCCESS")])
 def test_a_step_cannot_change_what_the_next_step_sees(
-        how: str, status: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        how: str, status: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
     from edgeship.pipelines import local, registry
 
     mess, look = _tiny_pipelines()
@@ -91,6 +106,8 @@ def test_a_step_cannot_change_what_the_next_step_sees(
     monkeypatch.setitem(registry.PIPELINES, "look", look)
     monkeypatch.setenv("EDGESHIP_KEPT", "kept")
     monkeypatch.chdir(tmp_path)
+    umask = os.umask(0o022)  # the usual one, whatever this shell has
+    request.addfinalizer(lambda: os.umask(umask))
     workdir = tmp_path / "work"
 
     messed = local.run_local("mess", {"how": how}, workdir)
@@ -100,11 +117,14 @@ def test_a_step_cannot_change_what_the_next_step_sees(
 
     assert not seen.error, seen.error
     assert seen.steps[0].summary == {
-        "cwd": str(tmp_path), "tmp": str(workdir / "tmp"), "leaked": "", "kept": "kept"}
+        "cwd": str(tmp_path), "tmp": str(workdir / "tmp"), "leaked": "", "kept": "kept",
+        "umask": 0o022, "sigint": True, "planted": False}
     log = (workdir / "run.log").read_text()
     assert "a native library writes this to fd 2" in log  # in the log, not the terminal
     if how == "raise":
         assert "RuntimeError: this step fails" in log
+    if how == "exit":
+        assert "config.yaml: no such file" in log  # sys.exit's message, as Python prints it
 
 
 @pytest.mark.parametrize("runner", ["in-process", "kfp-local"])
