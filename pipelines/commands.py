@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import time
@@ -101,6 +102,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     arguments = parse_params(args.param, declared)
     if args.data:
         arguments["data_path"] = str(Path(args.data).resolve())
+        # a user's data publishes under its own name, not the bundled data's
+        named = model_name_from(Path(args.data))
+        if named:
+            arguments.setdefault("model_name", named)
     if args.label:
         if "label" not in declared:
             raise InputError(f"--label: the {args.pipeline} pipeline takes labels from folders")
@@ -155,6 +160,9 @@ def _run_tfx(args: argparse.Namespace) -> int:
         raise
     if args.channel:  # --channel wins over a --param, as on the KFP route
         params["push__channel"] = args.channel
+    named = model_name_from(Path(args.data)) if args.data else ""
+    if named:  # as on the KFP route: a user's data publishes under its own name
+        params.setdefault("push__model_name", named)
     keys = _checked_keys(Path(args.keys).resolve()) if args.keys else _demo_keys(workdir)
     bucket = args.bucket or (workdir / "bucket").as_uri()
     data = str(Path(args.data).resolve()) if args.data else None
@@ -187,6 +195,15 @@ def _output_to(log: Path) -> Generator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+def model_name_from(data: Path) -> str:
+    """A model name from a data file's stem or a folder's name ('Plant Sensors 2026.csv':
+    'plant-sensors-2026'): what ``edgeship.contract.check_name`` accepts, or '' when nothing
+    of it is usable."""
+    stem = data.resolve().stem if data.is_file() else data.resolve().name
+    name = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip(".-_")[:64].rstrip(".-_")
+    return name if name and name[0].isalnum() else ""
 
 
 def _checked_keys(keys: Path) -> str:

@@ -32,13 +32,16 @@ def sensor_pipeline(pipeline_root: str, metadata_path: str, bucket_url: str, key
                ("ingest", "validate", "train", "evaluate", "quantize", "push")]
     if unknown:
         raise TypeError(f"unknown step parameter(s) {', '.join(unknown)}: use <step>__<name>")
-    ingest = Ingest(**step("ingest", kind="sensor", data_path=data_path, label="label",
-                           group_column="machine_id", time_column="time"))
+    ingest_params = step("ingest", kind="sensor", data_path=data_path, label="label",
+                         group_column="machine_id", time_column="time")
+    ingest = Ingest(**ingest_params)
     examples = ingest.outputs["examples"]
     validate = Validate(examples=examples, **step("validate"))
     train = Train(examples=examples, **step("train"))
     evaluate = Evaluate(examples=examples, model=train.outputs["model"],
-                        **step("evaluate", slice_feature="machine_id", min_accuracy=0.8))
+                        # accuracy per recording group, whatever the user's column is called
+                        **step("evaluate", slice_feature=ingest_params["group_column"],
+                               min_accuracy=0.8))
     quantize = Quantize(model=train.outputs["model"], examples=examples,
                         model_blessing=evaluate.outputs["blessing"], **step("quantize"))
     push = EdgePusher(quantized=quantize.outputs["quantized"],

@@ -129,6 +129,39 @@ def test_bucket_and_keys_given_as_params_are_used(tmp_path: Path, monkeypatch) -
     assert not (workdir / "keys").exists()
 
 
+@pytest.mark.parametrize(("data", "given", "published"), [
+    ("Plant Sensors 2026.csv", [], "plant-sensors-2026"),
+    ("photos", [], "photos"),
+    ("__.csv", [], None),  # nothing usable: the pipeline's own default
+    ("plant.csv", ["--param", "model_name=motor"], "motor"),  # the user's word wins
+])
+def test_a_users_data_publishes_under_its_own_name(tmp_path: Path, monkeypatch, data: str,
+                                                   given: list[str],
+                                                   published: str | None) -> None:
+    from edgeship import cli
+    from edgeship.contract import check_name
+    from edgeship.pipelines import local, report
+
+    seen = {}
+
+    def fake_run_local(name, arguments, workdir, progress, runner, cache):
+        seen.update(arguments)
+        return types.SimpleNamespace(ok=True)
+
+    monkeypatch.setattr(local, "run_local", fake_run_local)
+    monkeypatch.setattr(report, "format_run", lambda result: "")
+    path = tmp_path / data
+    if data.endswith(".csv"):
+        path.write_text("x,label\n1,a\n")
+    else:
+        path.mkdir()
+    argv = ["run", "tabular", "--data", str(path), "--workdir", str(tmp_path / "run"), *given]
+    assert cli.main([*argv, "--param", f"keys_dir={tmp_path / 'keys'}"]) == 0
+    assert seen.get("model_name") == published
+    if published:
+        assert check_name("model", published) == published
+
+
 def test_pipeline_names_of_the_cli_are_the_registered_pipelines() -> None:
     from edgeship.pipelines.commands import PIPELINE_NAMES
     from edgeship.pipelines.registry import PIPELINES

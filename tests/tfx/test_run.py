@@ -117,3 +117,31 @@ def test_channel_wins_over_a_param_as_on_the_kfp_route(tmp_path: Path, monkeypat
                      "--channel", "beta", "--param", "channel=alpha", "--param",
                      "epochs=2"]) == 0
     assert seen == {"push__channel": "beta", "train__epochs": 2}
+
+
+def test_a_users_recordings_slice_by_their_own_group_column(tmp_path: Path) -> None:
+    """The docs' `--param group_column=session` once failed at evaluate: "slice_feature
+    'machine_id' is not a feature"."""
+    from edgeship.tfx.pipeline import sensor_pipeline
+
+    pipeline = sensor_pipeline(str(tmp_path / "root"), str(tmp_path / "m.sqlite"), "file:///b",
+                               "keys", ingest__group_column="session")
+    evaluate = next(c for c in pipeline.components if c.id == "Evaluate")
+    assert evaluate.exec_properties["slice_feature"] == "session"
+
+
+def test_a_users_data_publishes_under_its_own_name(tmp_path: Path, monkeypatch) -> None:
+    from edgeship import cli
+    from edgeship.tfx import run
+
+    seen: dict[str, object] = {}
+
+    def fake_run_sensor(workdir, data, label, bucket, keys, params) -> str:
+        seen.update(params)
+        return "table"
+
+    monkeypatch.setattr(run, "run_sensor", fake_run_sensor)
+    (tmp_path / "Line 4.csv").write_text("t,x,state\n")
+    assert cli.main(["run", "sensor", "--orchestrator", "tfx", "--workdir", str(tmp_path / "w"),
+                     "--data", str(tmp_path / "Line 4.csv")]) == 0
+    assert seen == {"push__model_name": "line-4"}
