@@ -20,7 +20,7 @@ TensorFlow, TFDV and tfx_bsl are imported inside functions: importing this modul
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from tensorflow_metadata.proto.v0 import statistics_pb2
@@ -45,10 +45,13 @@ def statistics(
     import tensorflow as tf
     import tensorflow_data_validation as tfdv
     from tensorflow_data_validation.statistics import stats_impl
+    from tensorflow_data_validation.statistics.generators import stats_generator
     from tfx_bsl.coders import example_coder
 
     options = tfdv.StatsOptions()
-    generators = stats_impl.get_generators(options, in_memory=True)
+    # in memory, TFDV returns combiner generators only (its generate_statistics_in_memory casts)
+    generators = cast(list[stats_generator.CombinerStatsGenerator],
+                      stats_impl.get_generators(options, in_memory=True))
     accumulators = [generator.create_accumulator() for generator in generators]
     decoder = example_coder.ExamplesToRecordBatchDecoder()
     dataset = tf.data.TFRecordDataset(list(files), compression_type="GZIP").batch(BATCH_ROWS)

@@ -364,10 +364,13 @@ def _example_count(examples_dir: str | os.PathLike, files: dict[str, list[str]])
     counts = read_examples_meta(examples_dir).get("counts")
     if not isinstance(counts, dict):
         return None
-    values = [counts.get(split) for split in files]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
-        return None
-    return sum(values)
+    total = 0
+    for split in files:
+        value = counts.get(split)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return None
+        total += value
+    return total
 
 
 def _statistics_in_memory(

@@ -150,9 +150,10 @@ def blessed_run(setup):
 def failed_run(setup):
     """Weak candidate vs good baseline through the executor: both thresholds fail.
 
-    Small input batches make TFMA merge partial results, as it does on a distributed runner.
+    Small input batches make TFMA merge partial results, as it does on a distributed runner:
+    this run takes the Beam path (the blessed run, small, takes the in-memory one).
     """
-    from edgeship.components.evaluate import _tfma
+    from edgeship.components.evaluate import _tfma, executor
     from edgeship.components.evaluate.executor import run_evaluate
 
     out = setup["root"] / "failed"
@@ -160,6 +161,7 @@ def failed_run(setup):
     max_decrease = round((setup["acc_good"] - setup["acc_weak"]) / 2, 4)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_tfma, "ROWS_PER_BATCH", 7)
+        patch.setattr(executor, "LEAN_MAX_EXAMPLES", -1)
         summary = run_evaluate(
             str(setup["examples"]),
             str(setup["weak"]),
