@@ -134,21 +134,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_tfx(args: argparse.Namespace) -> int:
-    """The sensor chain under TFX (edgeship.tfx), in TFX's environment: no kfp imported."""
-    if args.pipeline != "sensor":
-        raise InputError(f"--orchestrator tfx runs the sensor pipeline, not {args.pipeline}")
+    """The pipeline under TFX (edgeship.tfx), in TFX's environment: no kfp imported. The flags
+    mean what they mean on the KFP route, and win over a --param as they do there."""
     if importlib.util.find_spec("tfx") is None:
         raise InputError("--orchestrator tfx needs TFX (tfx is missing): pip install "
                          "'edgeship[tfx]' on Python 3.10, or make tfx")
-    workdir = (Path(args.workdir) if args.workdir else
-               Path(".edgeship/runs") / f"sensor-tfx-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    if args.label and args.pipeline == "vision":
+        raise InputError(f"--label: the {args.pipeline} pipeline takes labels from folders")
+    if args.data:
+        from edgeship.pipelines.local import require_data
+
+        require_data(args.data)
+    workdir = (Path(args.workdir) if args.workdir else Path(".edgeship/runs") /
+               f"{args.pipeline}-tfx-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     created = not workdir.exists()
     workdir.mkdir(parents=True, exist_ok=True)
     quiet = contextlib.nullcontext() if args.debug else _output_to(workdir / "run.log")
     try:
         with quiet:  # importing TFX prints TensorFlow's and Google's clients' lines
             try:
-                from edgeship.tfx.run import parse_params, run_sensor
+                from edgeship.tfx.run import parse_params, run_pipeline
             except ImportError as err:  # TFX is there, but not all it needs (e.g. TFMA)
                 raise InputError(f"--orchestrator tfx needs TFX's stack ({err.name} is "
                                  "missing): pip install 'edgeship[tfx]' on Python 3.10, or "
@@ -163,13 +168,16 @@ def _run_tfx(args: argparse.Namespace) -> int:
     named = model_name_from(Path(args.data)) if args.data else ""
     if named:  # as on the KFP route: a user's data publishes under its own name
         params.setdefault("push__model_name", named)
-    keys = _checked_keys(Path(args.keys).resolve()) if args.keys else _demo_keys(workdir)
-    bucket = args.bucket or (workdir / "bucket").as_uri()
+    # --bucket/--keys win; otherwise a --param value; otherwise a demo bucket and keys
+    given_bucket, given_keys = params.pop("push__bucket_url", ""), params.pop("push__keys_dir", "")
+    bucket = str(args.bucket or given_bucket or (workdir / "bucket").as_uri())
+    keys = (_checked_keys(Path(args.keys).resolve()) if args.keys else
+            str(given_keys) if given_keys else _demo_keys(workdir))
     data = str(Path(args.data).resolve()) if args.data else None
-    print(f"edgeship run sensor --orchestrator tfx: working in {workdir} (the steps' output "
-          "goes to run.log)", flush=True)
+    print(f"edgeship run {args.pipeline} --orchestrator tfx: working in {workdir} (the steps' "
+          "output goes to run.log)", flush=True)
     with contextlib.nullcontext() if args.debug else _output_to(workdir / "run.log"):
-        table = run_sensor(workdir, data, args.label, bucket, keys, params)
+        table = run_pipeline(args.pipeline, workdir, data, args.label, bucket, keys, params)
     print(table)
     print(f"bucket: {bucket}")
     return 0

@@ -1,4 +1,5 @@
-"""``edgeship run sensor --orchestrator tfx``: the sensor chain under TFX's LocalDagRunner.
+"""``edgeship run sensor|tabular|vision --orchestrator tfx``: the pipeline under TFX's
+LocalDagRunner.
 
 Everything the run writes lands under the work folder: ``pipeline_root/``, ML Metadata in
 ``metadata.sqlite`` (so a second run into the same folder reuses TFX's cache) and, unless
@@ -32,25 +33,25 @@ COMPONENTS = ("Ingest", "Validate", "Train", "Evaluate", "Quantize", "EdgePusher
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs as ``STEP__NAME`` keys for :func:`sensor_pipeline`, each value read
+    """``KEY=VALUE`` pairs as ``STEP__NAME`` keys for the pipeline functions, each value read
     as its step's parameter type: the grammar of the KFP route
     (:func:`edgeship.components.params.parse_step_params`)."""
     return parse_step_params(pairs, STEP_PARAMS)
 
 
-def run_sensor(workdir: Path, data_path: str | None, label: str | None, bucket_url: str,
-               keys_dir: str, params: dict[str, Any]) -> str:
-    """Run the chain; return the summary table."""
-    from edgeship.tfx.pipeline import run_local, sensor_pipeline
+def run_pipeline(kind: str, workdir: Path, data_path: str | None, label: str | None,
+                 bucket_url: str, keys_dir: str, params: dict[str, Any]) -> str:
+    """Run pipeline ``kind`` (``sensor``, ``tabular`` or ``vision``: the KFP route's names);
+    return the summary table. ``label`` is ingest's label column (a CSV's)."""
+    from edgeship.tfx.pipeline import PIPELINES, run_local
 
     data = {"data_path": data_path} if data_path else {}
-    if label:
-        params = {"ingest__label": label, **params}
+    if label:  # --label wins over a --param, as on the KFP route
+        params = {**params, "ingest__label": label}
     started = time.monotonic()
-    run_local(sensor_pipeline(str(workdir / "pipeline_root"), str(workdir / "metadata.sqlite"),
+    run_local(PIPELINES[kind](str(workdir / "pipeline_root"), str(workdir / "metadata.sqlite"),
                               bucket_url=bucket_url, keys_dir=keys_dir, **data, **params))
     return summary(workdir / "metadata.sqlite", time.monotonic() - started)
-
 
 
 def summary(metadata_path: Path, seconds: float) -> str:

@@ -10,7 +10,8 @@ from edgeship.cli import main
 @pytest.mark.parametrize("pipeline, message", [
     ("sensor", "edgeship: error: --orchestrator tfx needs TFX (tfx is missing): "
                "pip install 'edgeship[tfx]' on Python 3.10, or make tfx"),
-    ("tabular", "edgeship: error: --orchestrator tfx runs the sensor pipeline, not tabular"),
+    ("tabular", "edgeship: error: --orchestrator tfx needs TFX (tfx is missing): "
+                "pip install 'edgeship[tfx]' on Python 3.10, or make tfx"),
 ])
 def test_the_tfx_orchestrator_says_what_it_needs(tmp_path, capsys, pipeline, message) -> None:
     assert main(["run", pipeline, "--orchestrator", "tfx", "--workdir", str(tmp_path)]) == 1

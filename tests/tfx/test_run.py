@@ -1,4 +1,4 @@
-"""``edgeship run sensor --orchestrator tfx``: TFX's LocalDagRunner from the command line."""
+"""``edgeship run PIPELINE --orchestrator tfx``: TFX's LocalDagRunner from the command line."""
 
 from __future__ import annotations
 
@@ -108,11 +108,11 @@ def test_channel_wins_over_a_param_as_on_the_kfp_route(tmp_path: Path, monkeypat
 
     seen: dict[str, object] = {}
 
-    def fake_run_sensor(workdir, data, label, bucket, keys, params) -> str:
+    def fake_run_pipeline(kind, workdir, data, label, bucket, keys, params) -> str:
         seen.update(params)
         return "table"
 
-    monkeypatch.setattr(run, "run_sensor", fake_run_sensor)
+    monkeypatch.setattr(run, "run_pipeline", fake_run_pipeline)
     assert cli.main(["run", "sensor", "--orchestrator", "tfx", "--workdir", str(tmp_path),
                      "--channel", "beta", "--param", "channel=alpha", "--param",
                      "epochs=2"]) == 0
@@ -136,11 +136,11 @@ def test_a_users_data_publishes_under_its_own_name(tmp_path: Path, monkeypatch) 
 
     seen: dict[str, object] = {}
 
-    def fake_run_sensor(workdir, data, label, bucket, keys, params) -> str:
+    def fake_run_pipeline(kind, workdir, data, label, bucket, keys, params) -> str:
         seen.update(params)
         return "table"
 
-    monkeypatch.setattr(run, "run_sensor", fake_run_sensor)
+    monkeypatch.setattr(run, "run_pipeline", fake_run_pipeline)
     (tmp_path / "Line 4.csv").write_text("t,x,state\n")
     assert cli.main(["run", "sensor", "--orchestrator", "tfx", "--workdir", str(tmp_path / "w"),
                      "--data", str(tmp_path / "Line 4.csv")]) == 0
