@@ -145,3 +145,80 @@ def test_a_users_data_publishes_under_its_own_name(tmp_path: Path, monkeypatch) 
     assert cli.main(["run", "sensor", "--orchestrator", "tfx", "--workdir", str(tmp_path / "w"),
                      "--data", str(tmp_path / "Line 4.csv")]) == 0
     assert seen == {"push__model_name": "line-4"}
+
+
+def _planned(monkeypatch, *argv: str) -> dict[str, dict]:
+    """``edgeship run ARGV`` up to the pipeline TFX would run: each step's parameters."""
+    from edgeship import cli
+    from edgeship.tfx import pipeline, run
+
+    planned: dict[str, dict] = {}
+
+    def fake_run_local(made) -> None:
+        planned["name"] = {"pipeline": made.pipeline_info.pipeline_name}
+        planned.update({c.id: dict(c.exec_properties) for c in made.components})
+
+    monkeypatch.setattr(pipeline, "run_local", fake_run_local)
+    monkeypatch.setattr(run, "summary", lambda metadata_path, seconds: "table")
+    assert cli.main(["run", *argv, "--orchestrator", "tfx"]) == 0
+    return planned
+
+
+def test_a_users_table_runs_the_tabular_pipeline(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "Penguins.csv").write_text("bill,island,species\n1,a,x\n")
+    planned = _planned(monkeypatch, "tabular", "--workdir", str(tmp_path / "w"), "--data",
+                       str(tmp_path / "Penguins.csv"), "--label", "species", "--param",
+                       "slice_feature=island", "--param", "epochs=2")
+    assert planned["name"] == {"pipeline": "edgeship-tabular"}
+    assert planned["Ingest"]["kind"] == "tabular"
+    assert planned["Ingest"]["data_path"] == str(tmp_path / "Penguins.csv")
+    assert planned["Ingest"]["label"] == "species"
+    assert planned["Train"]["epochs"] == 2
+    assert planned["Evaluate"]["slice_feature"] == "island"
+    assert planned["EdgePusher"]["model_name"] == "penguins"
+    assert planned["EdgePusher"]["bucket_url"] == (tmp_path / "w" / "bucket").as_uri()
+    assert planned["EdgePusher"]["keys_dir"] == str(tmp_path / "w" / "keys")
+
+
+def test_an_image_folder_runs_the_vision_pipeline(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    planned = _planned(monkeypatch, "vision", "--workdir", str(tmp_path / "w"), "--data",
+                       str(tmp_path / "photos"), "--param", "image_size=32")
+    assert planned["name"] == {"pipeline": "edgeship-vision"}
+    assert planned["Ingest"]["kind"] == "image"
+    assert planned["Ingest"]["image_size"] == 32
+    assert planned["Train"]["epochs"] == 20
+    assert planned["EdgePusher"]["model_name"] == "photos"
+
+
+def test_the_flags_win_over_a_param_as_on_the_kfp_route(tmp_path: Path, monkeypatch) -> None:
+    """--bucket and --label once lost to ``--param bucket_url=``/``label=`` (TFX took the
+    param last); a --param keys_dir is used as it is, and no demo keys are made."""
+    from edgeship.edge_pusher import keys
+
+    keys.init_keys(tmp_path / "mine")
+    planned = _planned(monkeypatch, "tabular", "--workdir", str(tmp_path / "w"), "--bucket",
+                       "file:///flag", "--param", "bucket_url=file:///param", "--label", "y",
+                       "--param", "label=z", "--param", f"keys_dir={tmp_path / 'mine'}")
+    assert planned["EdgePusher"]["bucket_url"] == "file:///flag"
+    assert planned["Ingest"]["label"] == "y"
+    assert planned["EdgePusher"]["keys_dir"] == str(tmp_path / "mine")
+    assert not (tmp_path / "w" / "keys").exists()
+    param_bucket = _planned(monkeypatch, "sensor", "--workdir", str(tmp_path / "w2"),
+                            "--param", "bucket_url=file:///param")
+    assert param_bucket["EdgePusher"]["bucket_url"] == "file:///param"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["vision", "--label", "kind"], "edgeship: error: --label: the vision pipeline takes "
+                                    "labels from folders"),
+    (["tabular", "--data", "nowhere.csv"], "edgeship: error: nowhere.csv: no such file or "
+                                           "folder"),
+])
+def test_a_wrong_flag_is_one_line_and_leaves_nothing(tmp_path: Path, argv, message) -> None:
+    result = subprocess.run([sys.executable, "-m", "edgeship", "run", *argv, "--orchestrator",
+                             "tfx", "--workdir", str(tmp_path / "run")], capture_output=True,
+                            text=True, env=subprocess_env(), timeout=600, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [message]
+    assert not (tmp_path / "run").exists()
