@@ -222,3 +222,48 @@ def test_a_wrong_flag_is_one_line_and_leaves_nothing(tmp_path: Path, argv, messa
     assert result.returncode == 1, result.stderr[-3000:]
     assert result.stderr.strip().splitlines() == [message]
     assert not (tmp_path / "run").exists()
+
+
+def _table(path: Path, rows: int = 600) -> None:
+    """A small table whose label follows its features (a number and a string) with a margin,
+    so that int8's rounding flips no eval example (one of ~130 is 0.75 points of the 1-point
+    budget)."""
+    import random
+
+    rng = random.Random(5)
+    lines = ["temperature,site,outcome"]
+    for i in range(rows):
+        site = ("north", "south", "east")[i % 3]
+        score = rng.choice((-1, 1)) * rng.uniform(3, 12)
+        temperature = 21 + score - (4 if site == "north" else 0)
+        lines.append(f"{temperature:.2f},{site},{'hot' if score > 0 else 'cold'}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow
+def test_a_users_table_runs_end_to_end_under_tfx(tmp_path: Path) -> None:
+    """``edgeship run tabular --orchestrator tfx`` on a user's CSV: every step runs, the model
+    publishes under the file's name and a device activates it; TensorFlow's and absl's lines
+    stay in run.log, the terminal shows the table only."""
+    from edgeship.device import Agent
+
+    _table(tmp_path / "plant.csv")
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeship", "run", "tabular", "--orchestrator", "tfx",
+         "--workdir", str(tmp_path / "w"), "--data", str(tmp_path / "plant.csv"), "--label",
+         "outcome", "--param", "epochs=2"],
+        capture_output=True, text=True, env=subprocess_env(), timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert set(_states(result.stdout).values()) == {"COMPLETE"}, result.stdout
+    rows = _rows(result.stdout)
+    assert "BLESSED: accuracy" in rows["Evaluate"]
+    assert "pushed v1 to " in rows["EdgePusher"] and "models/plant/stable/1" in \
+        rows["EdgePusher"]
+    assert result.stderr == ""
+    log = (tmp_path / "w" / "run.log").read_text()
+    for noise in ("absl", "tensorflow"):
+        assert noise in log.lower() and noise not in result.stdout.lower(), noise
+    agent = Agent(str(tmp_path / "device"), str(tmp_path / "w" / "bucket"), device_id="d-1",
+                  trusted_root=str(tmp_path / "w" / "keys" / "root_history" / "1.root.json"))
+    assert agent.poll_once().action == "updated"
+    assert agent.status()["active"]["name"] == "plant"
