@@ -47,8 +47,8 @@ def register_run(sub: Subparsers) -> None:
         "--orchestrator",
         choices=("kfp", "tfx"),
         default="kfp",
-        help="kfp.local (default), or TFX's LocalDagRunner (sensor only; in TFX's environment, "
-        "see docs/tfx.md)",
+        help="kfp.local (default), or TFX's LocalDagRunner (in TFX's environment, see "
+        "docs/tfx.md)",
     )
     run.add_argument(
         "--runner",
