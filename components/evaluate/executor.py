@@ -3,7 +3,8 @@
 Inputs: an Examples artifact (``Split-eval/`` + ``examples_meta.json``), a model
 (``Format-Serving/`` SavedModel + ``model_meta.json``) and optionally a baseline model. Each
 model's serving signature is run here on the eval split, encoded with that model's own recorded
-encoding; TFMA then computes the metrics from label + predicted probabilities (see ``_tfma``).
+encoding; TFMA then computes the metrics from label + predicted probabilities (see ``_tfma``),
+or, up to ``LEAN_MAX_EXAMPLES``, ``_in_memory`` computes and writes the same without Beam.
 Outputs:
 
     evaluation_dir/  TFMA's files (metrics-*, plots-*, validations.tfrecord, eval_config.json),
