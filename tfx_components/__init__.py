@@ -1,4 +1,5 @@
-"""edgeship.tfx: edgeship's steps as TFX components, and the sensor chain as a TFX pipeline.
+"""edgeship.tfx: edgeship's steps as TFX components, and its three pipelines as TFX pipelines
+(``edgeship.tfx.pipeline``; ``edgeship run PIPELINE --orchestrator tfx``).
 
 Needs TFX (``pip install 'edgeship[tfx]'`` on Python 3.10: TFX 1.16, the newest that installs
 on glibc 2.36, supports Python < 3.11). TFX and kfp cannot share one environment (protobuf 3
