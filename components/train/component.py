@@ -62,7 +62,7 @@ def train(
         label_smoothing: Share of each label spread evenly over all classes; it keeps the
             logits in a range an int8 output quantizes well. 0 turns it off. Example: ``0.1``.
         class_weights: "auto" weighs each class by the square root of n / (K * n_class) when
-            the commonest class holds more than 60 % of the train split; "balanced" by
+            the commonest class holds more than 90 % of the train split; "balanced" by
             n / (K * n_class) always; "none" never. The summary's "decisions" says which.
 
     Returns:

@@ -118,15 +118,16 @@ def test_string_blocks_place_each_one_hot_block() -> None:
 
 def test_class_weights_only_on_a_skewed_split_square_root_balanced() -> None:
     assert class_weights(np.array([50, 50]), "auto") is None
-    assert class_weights(np.array([60, 40]), "auto") is None
-    assert class_weights(np.array([80, 20]), "none") is None
-    auto = class_weights(np.array([80, 20]), "auto")
+    assert class_weights(np.array([76, 24]), "auto") is None  # flights: weights cost accuracy
+    assert class_weights(np.array([90, 10]), "auto") is None
+    assert class_weights(np.array([95, 5]), "none") is None
+    auto = class_weights(np.array([96, 4]), "auto")
     balanced = class_weights(np.array([80, 20]), "balanced")
     assert auto is not None and balanced is not None
     assert balanced[1] / balanced[0] == pytest.approx(4.0, rel=1e-3)
-    assert auto[1] / auto[0] == pytest.approx(2.0, rel=1e-3)
-    for weights in (auto, balanced):  # the average example weighs 1
-        assert (np.array(weights) * [80, 20]).sum() == pytest.approx(100, rel=1e-3)
+    assert auto[1] / auto[0] == pytest.approx(math.sqrt(24), rel=1e-3)
+    assert (np.array(auto) * [96, 4]).sum() == pytest.approx(100, rel=1e-3)
+    assert (np.array(balanced) * [80, 20]).sum() == pytest.approx(100, rel=1e-3)
     with_empty = class_weights(np.array([90, 10, 0]), "balanced")
     assert with_empty is not None and with_empty[2] == 0.0
 
@@ -186,9 +187,9 @@ def test_a_trained_model_with_an_embedding_converts_to_full_int8(tmp_path: Path)
 
     examples = _examples(tmp_path, n=800, skew=0.7)
     summary = run_train(str(examples), str(tmp_path / "model"), epochs=3, min_steps=60,
-                        max_steps=200)
+                        max_steps=200, class_weights="balanced")
     meta = json.loads((tmp_path / "model" / MODEL_META).read_text())
-    assert meta["class_weights"] and any("class weights (auto)" in line
+    assert meta["class_weights"] and any("class weights (balanced)" in line
                                          for line in summary["decisions"])
     assert any(line.startswith("shop: 40 of 40 values") and "embedded in" in line
                for line in summary["decisions"])
