@@ -46,7 +46,7 @@ TRAIN = "train"
 # computed with a Beam pipeline; at or below it in memory (``_in_memory``), which gives the same
 # statistics. Measured on this project's 2-core machine (docs/benchmarks.md, "Lean paths"), one
 # split, Beam's in-process runner against the in-memory generators: 142 rows 3.5 s vs 0.35 s,
-# 10,000 rows 2.6 s vs 1.2 s, 100,000 rows 5.2 s vs 2.1 s, 1,000,000 rows 18.8 s vs 7.0 s. Beam's
+# 10,000 rows 4.0 s vs 0.45 s, 100,000 rows 8.5 s vs 2.9 s, 1,000,000 rows 18.8 s vs 7.0 s. Beam's
 # fixed cost (2.5-4 s) dominates well past 100,000 rows and the in-process runner never caught
 # up, so the bound is the largest size measured: beyond it Beam, whose runner can be
 # distributed, as before. A run naming a Beam runner in beam_pipeline_args always gets Beam.
