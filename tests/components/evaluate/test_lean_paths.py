@@ -8,6 +8,7 @@ The files are compared field by field: every metric of every slice and model (fl
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -46,7 +47,8 @@ def tfma_files(out: str) -> dict[str, Any]:
         "attributions": sorted(json_format.MessageToJson(a, sort_keys=True)
                                for a in w.load_and_deserialize_attributions(out)),
         "validation": json_format.MessageToDict(w.load_and_deserialize_validation_result(out)),
-        "eval_config": Path(out, "eval_config.json").read_text(),
+        # parsed: a proto map's order in JSON (model_locations) varies from run to run in TFMA
+        "eval_config": json.loads(Path(out, "eval_config.json").read_text()),
     }
 
 
