@@ -114,10 +114,10 @@ def test_a_failed_run_in_the_same_process_does_not_change_the_next_runs_results(
     script = (
         "import sys\n"
         "from edgeship.cli import main\n"
-        f"failed = main(['run', 'sensor', '--workdir', {str(tmp_path / 'failed')!r}, "
-        f"'--param', 'keys_dir={tmp_path / 'no-keys'}'])\n"
+        f"failed = main(['run', 'sensor', '--no-cache', '--workdir', "
+        f"{str(tmp_path / 'failed')!r}, '--param', 'keys_dir={tmp_path / 'no-keys'}'])\n"
         "print('=== second run')\n"
-        f"good = main(['run', 'sensor', '--workdir', {str(tmp_path / 'good')!r}])\n"
+        f"good = main(['run', 'sensor', '--no-cache', '--workdir', {str(tmp_path / 'good')!r}])\n"
         "print('=== exit', failed, good)\n"
     )
     both = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
