@@ -10,11 +10,13 @@ numpy, following TFMA's own code line for line where it has quirks:
 - ``sparse_categorical_accuracy``: correct / examples in float32, as the Keras metric TFMA
   wraps computes it;
 - ``precision`` / ``recall`` binarized per class id at ``top_k=1``: TFMA sets every score but
-  the top one to -inf (``metric_util.top_k_indices``, whose ties we reuse), buckets the scores
-  into a calibration histogram of 10,000 buckets on [0, 1] (-inf in bucket 0) and, for the
-  single threshold -inf, counts as predicted positive the examples above the lowest non-empty
-  bucket, or every example when only one bucket is non-empty (so a class that no example
-  predicts has recall 1.0: the quirk ``executor._per_class`` explains);
+  the top one to -inf (``metric_util.top_k_indices``, one example at a time as TFMA breaks
+  ties), buckets the scores into a calibration histogram of one bucket on [0, 1) (-inf below
+  it, a score of exactly 1.0 above it) and, for the single threshold -inf, counts as predicted
+  positive the examples above the lowest non-empty bucket, or every example when only one
+  bucket is non-empty (so a class that no example predicts has recall 1.0, the quirk
+  ``executor._per_class`` explains, and where some top scores are exactly 1.0 only those
+  count);
 - ``multi_class_confusion_matrix_plot``: arg-max counts at threshold 0.0, built as TFMA's
   ``Matrices`` value;
 - with a baseline, ``<metric>`` diffs (candidate minus baseline) on every metric, not plots.
@@ -38,8 +40,9 @@ import numpy as np
 
 from edgeship.components.evaluate import _tfma
 
-# TFMA's calibration histogram: calibration_histogram.DEFAULT_NUM_BUCKETS on [0, 1].
-HISTOGRAM_BUCKETS = 10_000
+# TFMA's calibration histogram for a single threshold <= 0 (binary_confusion_matrices sets
+# num_buckets=1): bucket 0 below 0 (-inf), 1 for [0, 1), 2 for a score of exactly 1.0 or more.
+HISTOGRAM_BUCKETS = 1
 SHARD = "-00000-of-00001.tfrecord"  # Beam's one shard, as TFMA names its output files
 
 
@@ -158,7 +161,10 @@ def _metrics(labels: np.ndarray, scores: np.ndarray, num_classes: int):
     correct = np.float32(np.sum(np.argmax(scores, axis=1) == labels))
     yield "sparse_categorical_accuracy", None, correct / np.float32(n) if n else np.float32("nan")
     if n:
-        rows, columns = metric_util.top_k_indices(1, scores)
+        # one example at a time, as TFMA calls it: argpartition breaks ties differently on a
+        # row than on a matrix (hypothesis found rows of equal scores where they differ)
+        columns = np.array([metric_util.top_k_indices(1, row)[0] for row in scores])
+        rows = np.arange(n)
         top = np.full(scores.shape, -np.inf)
         top[rows, columns] = scores[rows, columns]
     for class_id in range(num_classes):

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edgeship.components.artifacts import read_json
 from edgeship.components.evaluate import _in_memory, _tfma
@@ -186,3 +188,28 @@ def test_the_threshold_and_a_named_runner_pick_the_path(
     assert spy.paths == ["lean", "beam", "beam"]
     assert evaluate.lean_path(examples, []) is (examples <= evaluate.LEAN_MAX_EXAMPLES)
     assert not evaluate.lean_path(1, ["--runner", "DirectRunner"])
+
+
+@pytest.mark.slow  # each example runs TFMA's Beam pipeline (about 5 s)
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_small_split_gives_the_same_files_on_both_paths(data: st.DataObject,
+                                                            tmp_path_factory: Any) -> None:
+    """Labels, scores (ties, one-class answers, near-zero scores) and slices drawn at random:
+    the in-memory path, which the blessing then rests on, writes what TFMA writes."""
+    classes = data.draw(st.integers(2, 5), label="classes")
+    n = data.draw(st.integers(1, 40), label="examples")
+    labels = np.array(data.draw(st.lists(st.integers(0, classes - 1), min_size=n, max_size=n)))
+    weights = st.sampled_from([0.0, 1e-6, 0.25, 0.5, 1.0, 3.0])
+    raw = np.array(data.draw(st.lists(st.lists(weights, min_size=classes, max_size=classes),
+                                      min_size=n, max_size=n)), dtype=np.float64) + 1e-9
+    candidate = (raw / raw.sum(axis=1, keepdims=True)).astype(np.float32)
+    probabilities = {"candidate": candidate}
+    if data.draw(st.booleans(), label="baseline"):
+        probabilities["baseline"] = np.tile(candidate[0], (n, 1))
+    groups = data.draw(st.lists(st.sampled_from(["a", "b", None]), min_size=n, max_size=n))
+    sliced = data.draw(st.booleans(), label="sliced")
+    both(tmp_path_factory.mktemp("drawn"), labels, probabilities, "site" if sliced else "",
+         groups if sliced else None, min_accuracy=data.draw(st.sampled_from([0.0, 0.5])),
+         max_decrease=data.draw(st.sampled_from([None, 0.1])))
