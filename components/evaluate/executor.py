@@ -64,8 +64,8 @@ NO_CHANGE_THRESHOLD = -1.0  # max_accuracy_decrease: KFP has no None for a float
 # (``_in_memory``: the same files, checked against TFMA's), above it by TFMA in a Beam pipeline.
 # Measured on this project's shared 2-core machine (docs/benchmarks.md, "Lean paths"), 3 classes,
 # a baseline and a 10-value slice feature, in memory against TFMA with Beam's in-process runner:
-# 100 examples 0.12 s vs 5.7 s, 10,000 0.23 s vs 34 s, 50,000 (eval_examples' default sample)
-# 1.0 s vs 151 s, 200,000 2.0 s vs 743 s. TFMA's per-example cost, not Beam's start-up, grows
+# 100 examples 0.04 s vs 5.7 s, 10,000 0.17 s vs 34 s, 50,000 (eval_examples' default sample)
+# 1.1 s vs 151 s, 200,000 3.3 s vs 743 s. TFMA's per-example cost, not Beam's start-up, grows
 # with the rows: no crossover, so the bound is the largest size measured; beyond it (a larger
 # eval_examples) Beam, whose runner can be distributed. A named Beam runner always gets Beam.
 LEAN_MAX_EXAMPLES = 200_000
