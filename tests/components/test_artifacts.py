@@ -75,7 +75,7 @@ def test_ingest_into_the_folder_holding_its_csv_keeps_the_csv(tmp_path: Path) ->
     proj = tmp_path / "proj"
     proj.mkdir()
     csv = proj / "wine.csv"
-    csv.write_text("x,label\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20)))
+    csv.write_text("x,label\n" + "".join(f"{i % 5},{'ab'[i % 2]}\n" for i in range(20)))
     (proj / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match=REFUSED) as err:
         run_ingest("tabular", str(csv), str(proj))
