@@ -32,7 +32,6 @@ import numpy as np
 import numpy.typing as npt
 
 from edgeship import litert
-from edgeship.components.params import StepParams, is_int
 from edgeship.contract import (
     SCHEMA_VERSION,
     SelfTest,
@@ -46,6 +45,7 @@ from edgeship.edge_pusher.buckets import open_bucket
 from edgeship.edge_pusher.repository import Release, Repository
 from edgeship.errors import InputError, ModelLoadError, OtaError
 from edgeship.image import KEYS_DIR
+from edgeship.params import StepParams, is_int
 from edgeship.quantization_report import REPORT_JSON, read_report
 
 if TYPE_CHECKING:

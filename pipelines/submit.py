@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from edgeship.components.params import ParamKind
-from edgeship.components.params import parse_params as parse_pairs
 from edgeship.errors import InputError, RunFailed, UsageError
+from edgeship.params import ParamKind
+from edgeship.params import parse_params as parse_pairs
 from edgeship.subcommands import Subparsers
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ KFP_KINDS: dict[str, ParamKind] = {
 
 def parse_params(pairs: list[str], declared: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Turn ``KEY=VALUE`` strings into typed run parameters by the IR's declared types
-    (:func:`edgeship.components.params.parse_params`, the grammar ``run --orchestrator tfx``
+    (:func:`edgeship.params.parse_params`, the grammar ``run --orchestrator tfx``
     reads too).
 
     Unknown keys, repeated keys and missing required parameters are refused, each with a

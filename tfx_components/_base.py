@@ -1,6 +1,6 @@
 """How a step becomes a TFX component, once for all six.
 
-A step's parameters are its ``*Params`` dataclass (``edgeship.components.params``): the
+A step's parameters are its ``*Params`` dataclass (``edgeship.params``): the
 component's execution parameters are made from that dataclass, with its types and defaults,
 so nothing is spelled twice. The executor turns TFX's artifacts into folders and the
 execution properties back into the dataclass, and runs the step's own executor inside

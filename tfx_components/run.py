@@ -20,11 +20,11 @@ from typing import Any
 
 from edgeship.components.evaluate.executor import EvaluateParams
 from edgeship.components.ingest.executor import IngestParams
-from edgeship.components.params import StepParams, parse_step_params
 from edgeship.components.quantize.executor import QuantizeParams
 from edgeship.components.train.executor import TrainParams
 from edgeship.components.validate.executor import ValidateParams
 from edgeship.edge_pusher.push import PushParams
+from edgeship.params import StepParams, parse_step_params
 
 STEP_PARAMS: dict[str, type[StepParams]] = {
     "ingest": IngestParams, "validate": ValidateParams, "train": TrainParams,
@@ -35,7 +35,7 @@ COMPONENTS = ("Ingest", "Validate", "Train", "Evaluate", "Quantize", "EdgePusher
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs as ``STEP__NAME`` keys for the pipeline functions, each value read
     as its step's parameter type: the grammar of the KFP route
-    (:func:`edgeship.components.params.parse_step_params`)."""
+    (:func:`edgeship.params.parse_step_params`)."""
     return parse_step_params(pairs, STEP_PARAMS)
 
 

@@ -51,8 +51,8 @@ from edgeship.components.artifacts import (
     write_json,
 )
 from edgeship.components.evaluate import _in_memory, _tfma, evidence
-from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.errors import InputError
+from edgeship.params import StepParams, is_int, is_number, require
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from edgeship.components.artifacts import (
 )
 from edgeship.components.ingest import _csv, _images, _pipeline, _sensor, _tabular, datasets
 from edgeship.components.ingest._rows import BadRow
-from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.errors import InputError
+from edgeship.params import StepParams, is_int, is_number, require
 
 log = logging.getLogger(__name__)
 

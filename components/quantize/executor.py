@@ -28,13 +28,13 @@ from edgeship.components.artifacts import (
     write_blessing,
     write_json,
 )
-from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.components.quantize import edgetpu, inputs, int8, measure, sources
 from edgeship.components.quantize.convert import VARIANTS
 from edgeship.components.quantize.report import edgetpu_line, format_table, markdown
 from edgeship.components.quantize.sources import Sources
 from edgeship.contract import self_test_tolerance
 from edgeship.errors import InputError
+from edgeship.params import StepParams, is_int, is_number, require
 from edgeship.quantization_report import REPORT_JSON, REPORT_SCHEMA_VERSION
 
 log = logging.getLogger(__name__)

@@ -40,10 +40,10 @@ from edgeship.components.artifacts import (
     read_examples_meta,
     write_json,
 )
-from edgeship.components.params import StepParams, is_int, is_number, require
 from edgeship.components.progress import Progress, epoch_callback, of
 from edgeship.components.train import data, models
 from edgeship.errors import InputError
+from edgeship.params import StepParams, is_int, is_number, require
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from edgeship.components.artifacts import (
     read_examples_meta,
     split_dir,
 )
-from edgeship.components.params import StepParams, is_number, require
 from edgeship.components.validate import _in_memory
 from edgeship.errors import InputError
+from edgeship.params import StepParams, is_number, require
 
 if TYPE_CHECKING:
     from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2

@@ -1,5 +1,5 @@
 """``--param KEY=VALUE``: one grammar for ``run`` and ``submit`` (KFP, typed by the IR) and
-``run --orchestrator tfx`` (typed by the steps' dataclasses), from ``components.params``."""
+``run --orchestrator tfx`` (typed by the steps' dataclasses), from ``edgeship.params``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeship import cli
-from edgeship.components.params import StepParams, parse_step_params
 from edgeship.errors import UsageError
+from edgeship.params import StepParams, parse_step_params
 from edgeship.pipelines.submit import parse_params
 
 

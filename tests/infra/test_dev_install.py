@@ -25,7 +25,7 @@ MODULES = [
     "edgeship.cli",
     "edgeship.contract",
     "edgeship.components.quantize.executor",
-    "edgeship.components.params",
+    "edgeship.params",
     "edgeship.edge_pusher.repository",
     "edgeship.edge_pusher.fleet.status",
     "edgeship.device.agent",

@@ -43,7 +43,7 @@ class StepParams:
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Each parameter's default; parameters without one (required) are left out."""
-        found = {}
+        found: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.default is not dataclasses.MISSING:
                 found[f.name] = f.default
