@@ -108,12 +108,12 @@ def test_pipeline_commands_on_a_device_install_say_what_is_missing(tmp_path: Pat
     assert not (tmp_path / "run").exists()
 
 
-def test_bucket_and_keys_given_as_params_are_used(tmp_path: Path, monkeypatch) -> None:
-    """--param bucket_url/keys_dir reach the run; no demo keys are made beside them."""
-    from edgeship import cli
+@pytest.fixture
+def run_arguments(monkeypatch) -> dict:
+    """What `edgeship run` hands the local runner (which does not run)."""
     from edgeship.pipelines import local, report
 
-    seen = {}
+    seen: dict = {}
 
     def fake_run_local(name, arguments, workdir, progress, runner, cache):
         seen.update(arguments)
@@ -121,6 +121,14 @@ def test_bucket_and_keys_given_as_params_are_used(tmp_path: Path, monkeypatch) -
 
     monkeypatch.setattr(local, "run_local", fake_run_local)
     monkeypatch.setattr(report, "format_run", lambda result: "")
+    return seen
+
+
+def test_bucket_and_keys_given_as_params_are_used(tmp_path: Path, run_arguments: dict) -> None:
+    """--param bucket_url/keys_dir reach the run; no demo keys are made beside them."""
+    from edgeship import cli
+
+    seen = run_arguments
     workdir = tmp_path / "run"
     argv = ["run", "tabular", "--workdir", str(workdir), "--param", "bucket_url=s3://fleet/ota"]
     assert cli.main([*argv, "--param", f"keys_dir={tmp_path / 'keys'}"]) == 0
@@ -135,21 +143,13 @@ def test_bucket_and_keys_given_as_params_are_used(tmp_path: Path, monkeypatch) -
     ("__.csv", [], None),  # nothing usable: the pipeline's own default
     ("plant.csv", ["--param", "model_name=motor"], "motor"),  # the user's word wins
 ])
-def test_a_users_data_publishes_under_its_own_name(tmp_path: Path, monkeypatch, data: str,
-                                                   given: list[str],
+def test_a_users_data_publishes_under_its_own_name(tmp_path: Path, run_arguments: dict,
+                                                   data: str, given: list[str],
                                                    published: str | None) -> None:
     from edgeship import cli
     from edgeship.contract import check_name
-    from edgeship.pipelines import local, report
 
-    seen = {}
-
-    def fake_run_local(name, arguments, workdir, progress, runner, cache):
-        seen.update(arguments)
-        return types.SimpleNamespace(ok=True)
-
-    monkeypatch.setattr(local, "run_local", fake_run_local)
-    monkeypatch.setattr(report, "format_run", lambda result: "")
+    seen = run_arguments
     path = tmp_path / data
     if data.endswith(".csv"):
         path.write_text("x,label\n1,a\n")
