@@ -9,20 +9,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeship.components._dataset import build_encoding, load_split
+from edgeship.components._dataset import build_encoding, input_names, load_split
 from edgeship.components.artifacts import MODEL_META, SERVING_DIR, read_examples_meta, write_json
 from edgeship.components.quantize.executor import run_quantize
 from edgeship.errors import InputError
 from tests.helpers import builders, checks
 
+# Inputs of the model after train's encoding: x, y, and colour's vocabulary with its slot for
+# values train never saw (edgeship.components._dataset.input_names).
+WIDTH = 6
+
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory) -> tuple[Path, dict]:
-    """Tabular examples (5 input columns after encoding: x, y and a 3-value colour one-hot) and
-    the encoding train would record."""
+    """Tabular examples (x, y and a 3-value colour: WIDTH input columns after encoding) and the
+    encoding train would record."""
     folder = builders.tabular_examples(tmp_path_factory.mktemp("ex") / "examples", n=80)
     meta = read_examples_meta(folder)
     encoding = build_encoding(meta, load_split(folder, "train", meta)[0])
+    assert len(input_names(encoding)) == WIDTH, input_names(encoding)
     return folder, encoding
 
 
@@ -31,7 +36,7 @@ def save_module(model_dir: Path, encoding: dict, spec, body, signature: bool = T
     import tensorflow as tf
 
     module = tf.Module()
-    module.w = tf.Variable(np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32))
+    module.w = tf.Variable(np.random.default_rng(0).normal(size=(WIDTH, 2)).astype(np.float32))
     serve = tf.function(
         lambda inputs: {"probabilities": body(module, inputs)}, input_signature=[spec]
     )
@@ -49,7 +54,7 @@ def save_module(model_dir: Path, encoding: dict, spec, body, signature: bool = T
             "encoding": encoding,
             "input_name": "inputs",
             "output_name": "probabilities",
-            "input_shape": [5],
+            "input_shape": [WIDTH],
             "num_classes": 2,
         },
     )
@@ -92,7 +97,8 @@ def assert_nothing_written(root: Path) -> None:
 
 def test_model_without_serving_signature(examples, tmp_path) -> None:
     folder, encoding = examples
-    model = save_module(tmp_path / "model", encoding, float_spec([None, 5]), dense, signature=False)
+    model = save_module(tmp_path / "model", encoding, float_spec([None, WIDTH]), dense,
+                        signature=False)
     with pytest.raises(InputError, match="no 'serving_default' signature.*no variant") as err:
         quantize(model, folder, tmp_path)
     assert "\n" not in str(err.value)
@@ -106,7 +112,7 @@ def test_model_with_string_input(examples, tmp_path) -> None:
     model = save_module(
         tmp_path / "model",
         encoding,
-        tf.TensorSpec([None, 5], tf.string, name="inputs"),
+        tf.TensorSpec([None, WIDTH], tf.string, name="inputs"),
         lambda m, s: dense(m, tf.strings.to_number(s)),
     )
     with pytest.raises(InputError, match=r"'serving_default' takes strings \('inputs', serial"):
@@ -117,7 +123,7 @@ def test_model_with_string_input(examples, tmp_path) -> None:
 def test_model_with_dynamic_input_shape(examples, tmp_path) -> None:
     folder, encoding = examples
     model = save_module(
-        tmp_path / "model", encoding, float_spec([None, None]), lambda m, x: dense(m, x[:, :5])
+        tmp_path / "model", encoding, float_spec([None, None]), lambda m, x: dense(m, x[:, :WIDTH])
     )
     with pytest.raises(InputError, match=r"shape \[None, None\], not static.*no variant"):
         quantize(model, folder, tmp_path)
@@ -126,7 +132,7 @@ def test_model_with_dynamic_input_shape(examples, tmp_path) -> None:
 
 def test_op_without_int8_kernel_fails_int8_and_names_what_converts(examples, tmp_path) -> None:
     folder, encoding = examples
-    model = save_module(tmp_path / "model", encoding, float_spec([None, 5]), sine)
+    model = save_module(tmp_path / "model", encoding, float_spec([None, WIDTH]), sine)
     with pytest.raises(InputError) as err:
         quantize(model, folder, tmp_path)
     message = str(err.value)
@@ -162,7 +168,7 @@ def test_empty_calibration_split(examples, tmp_path) -> None:
         meta["classes"],
         {"train": [], "eval": rows},
     )
-    model = save_module(tmp_path / "model", encoding, float_spec([None, 5]), dense)
+    model = save_module(tmp_path / "model", encoding, float_spec([None, WIDTH]), dense)
     with pytest.raises(InputError, match="int8: .* split 'train' has no examples to calibrate"):
         quantize(model, empty, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["examples", "model"]
@@ -172,7 +178,7 @@ def test_model_for_other_classes_is_refused(examples, tmp_path) -> None:
     """Same number of classes in another order: every accuracy would be scored against the
     wrong labels, so nothing is measured."""
     folder, encoding = examples
-    model = save_module(tmp_path / "model", encoding, float_spec([None, 5]), dense)
+    model = save_module(tmp_path / "model", encoding, float_spec([None, WIDTH]), dense)
     meta = json.loads((model / MODEL_META).read_text())
     write_json(model / MODEL_META, {**meta, "classes": ["high", "low"]})
     with pytest.raises(InputError) as err:
@@ -188,7 +194,7 @@ def test_model_reading_a_feature_the_examples_lack(examples, tmp_path) -> None:
     folder, encoding = examples
     renamed = [{**c, "name": "ghost"} if c["name"] == "x" else c for c in encoding["columns"]]
     model = save_module(
-        tmp_path / "model", {**encoding, "columns": renamed}, float_spec([None, 5]), dense
+        tmp_path / "model", {**encoding, "columns": renamed}, float_spec([None, WIDTH]), dense
     )
     with pytest.raises(InputError, match=r"split 'eval': the model reads feature 'ghost'") as err:
         quantize(model, folder, tmp_path)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeship.components import _dataset
 from edgeship.components.quantize import int8
 from edgeship.components.quantize.executor import run_quantize
 from tests.helpers import builders
@@ -48,7 +49,12 @@ def badly_quantizing(tmp_path_factory) -> tuple[dict, Path]:
     examples = builders.write_examples(root / "examples", "tabular", FEATURES, ["a", "b", "c"],
                                        {"train": far_out_rows(3000, rng),
                                         "eval": far_out_rows(1500, rng)})
-    model = train_and_export(examples, root / "model", plain_mlp, epochs=40)
+    # train's encoding clips scaled inputs to +-5, which alone keeps these glitches from
+    # stretching the int8 ranges; the remedies are for what it does not catch (a model whose
+    # encoding does not clip): so here it does not
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_dataset, "CLIP", 0.0)
+        model = train_and_export(examples, root / "model", plain_mlp, epochs=40)
     run_quantize(str(model), str(examples), str(root / "q"), str(root / "b"), str(root / "r"),
                  variants=["float32", "int8"], latency_runs=5)
     return json.loads((root / "q" / "quantization_report.json").read_text()), root
